@@ -1,0 +1,3 @@
+"""NovaCron: serverless real-time monitoring for AWS."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,110 @@
+"""Series identity, label matchers and the read interface every query path goes through."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+METRIC_NAME = "__name__"
+
+# A series' labels, sorted by name, ``__name__`` included. Tuples so they hash and compare.
+Labels = tuple[tuple[str, str], ...]
+
+
+def series_id(labels: Labels) -> str:
+    """A stable 64-bit identity of a label set, as 16 hex digits.
+
+    The separator bytes cannot occur in valid UTF-8, so distinct label sets cannot collide by
+    concatenation.
+    """
+    h = hashlib.blake2b(digest_size=8)
+    for name, value in labels:
+        h.update(name.encode())
+        h.update(b"\xff")
+        h.update(value.encode())
+        h.update(b"\xfe")
+    return h.hexdigest()
+
+
+def metric_name(labels: Labels) -> str:
+    """The ``__name__`` of a label set, or ``""``."""
+    for name, value in labels:
+        if name == METRIC_NAME:
+            return value
+    return ""
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """One PromQL label matcher: ``name op "value"`` with op one of ``=``, ``!=``, ``=~``, ``!~``."""
+
+    name: str
+    op: str
+    value: str
+
+    def __post_init__(self) -> None:
+        if self.op not in ("=", "!=", "=~", "!~"):
+            raise ValueError(f"unknown matcher operator {self.op!r}")
+        if self.op in ("=~", "!~"):
+            _ = self.regex  # validate eagerly so bad regexes fail at parse time
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        # PromQL regexes are fully anchored.
+        return re.compile(f"^(?:{self.value})$", re.DOTALL)
+
+    def matches(self, value: str) -> bool:
+        """Whether a label value (``""`` when the label is absent) satisfies this matcher."""
+        if self.op == "=":
+            return value == self.value
+        if self.op == "!=":
+            return value != self.value
+        if self.op == "=~":
+            return self.regex.match(value) is not None
+        return self.regex.match(value) is None
+
+    def __str__(self) -> str:
+        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'{self.name}{self.op}"{escaped}"'
+
+
+def matches_all(labels: Labels, matchers: Sequence[Matcher]) -> bool:
+    """Whether a label set satisfies every matcher."""
+    as_dict = dict(labels)
+    return all(m.matches(as_dict.get(m.name, "")) for m in matchers)
+
+
+@dataclass
+class SeriesSamples:
+    """One series' samples in a time range, sorted by timestamp, one value per timestamp."""
+
+    labels: Labels
+    timestamps: npt.NDArray[np.int64]  # milliseconds since the epoch
+    values: npt.NDArray[np.float64]
+
+
+class SeriesReader(Protocol):
+    """What the query engine and the query API read from. Always scoped to one tenant."""
+
+    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesSamples]:
+        """Samples with ``start_ms <= t <= end_ms`` of every series matching all ``matchers``."""
+        ...
+
+    def series(self, matcher_sets: Sequence[Sequence[Matcher]]) -> list[Labels]:
+        """Label sets of the series matching any of the matcher sets."""
+        ...
+
+    def label_names(self, matcher_sets: Sequence[Sequence[Matcher]]) -> list[str]:
+        """Sorted label names (of the matching series, or of all series when no sets are given)."""
+        ...
+
+    def label_values(self, name: str, matcher_sets: Sequence[Sequence[Matcher]]) -> list[str]:
+        """Sorted values of one label (of the matching series, or of all series)."""
+        ...

@@ -1,0 +1,256 @@
+"""The one declaration of NovaCron's wiring.
+
+Streams, tables, buckets, queues, functions, which function consumes which stream and with which
+event-source-mapping settings, which HTTP route reaches which function, and which jobs run on a
+schedule. The CDK constructs (``infra/``) and the local runtime (``novacron.local``) are both derived
+from this module, so the cloud and the laptop cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Access(StrEnum):
+    """What a function may do with a resource; the CDK grants exactly this."""
+
+    READ = "read"
+    WRITE = "write"
+    READ_WRITE = "read_write"
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A Kinesis data stream."""
+
+    name: str
+    shards: int = 1
+    retention_hours: int = 24
+
+
+@dataclass(frozen=True)
+class Table:
+    """A DynamoDB table (on-demand). Keys are strings unless ``sort_key_type`` says otherwise."""
+
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+    ttl_attribute: str | None = None
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """An S3 bucket."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Queue:
+    """An SQS queue, used as a dead-letter / on-failure destination."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One permission of a function on one declared resource."""
+
+    resource: str
+    access: Access
+
+
+@dataclass(frozen=True)
+class Function:
+    """A Lambda function.
+
+    ``code`` is the folder under the repository root holding the handler module; ``handler`` is
+    ``module.function`` inside it, exactly as Lambda's runtime resolves it. ``environment`` maps an
+    environment variable to the *name of a declared resource*; the CDK passes the physical name and
+    the local runtime passes the local one.
+    """
+
+    name: str
+    code: str
+    handler: str
+    memory_mb: int = 512
+    timeout_s: int = 30
+    grants: tuple[Grant, ...] = ()
+    environment: dict[str, str] = field(default_factory=dict)
+    # Optional layers beyond the core one: "science" carries numpy and the PromQL parser.
+    layers: tuple[str, ...] = ("core",)
+
+
+@dataclass(frozen=True)
+class StreamConsumer:
+    """A Kinesis event source mapping, with Lambda's semantics."""
+
+    function: str
+    stream: str
+    batch_size: int = 100
+    batching_window_s: int = 1
+    starting_position: str = "TRIM_HORIZON"
+    report_batch_item_failures: bool = True
+    bisect_on_error: bool = True
+    max_retry_attempts: int = 5
+    max_record_age_s: int = 3600
+    parallelization_factor: int = 1
+    on_failure: str | None = None  # a declared Queue
+
+
+@dataclass(frozen=True)
+class Route:
+    """An HTTP API route (API Gateway HTTP API, payload format 2.0)."""
+
+    method: str
+    path: str
+    function: str
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A job invoked on a schedule (EventBridge Scheduler in AWS, a timer locally)."""
+
+    name: str
+    function: str
+    every_s: int
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """The whole declaration, with lookups used by both derivations."""
+
+    streams: tuple[Stream, ...]
+    tables: tuple[Table, ...]
+    buckets: tuple[Bucket, ...]
+    queues: tuple[Queue, ...]
+    functions: tuple[Function, ...]
+    consumers: tuple[StreamConsumer, ...]
+    routes: tuple[Route, ...]
+    schedules: tuple[Schedule, ...] = ()
+
+    def function(self, name: str) -> Function:
+        """The declared function called ``name``."""
+        for fn in self.functions:
+            if fn.name == name:
+                return fn
+        raise KeyError(f"no function named {name!r} in the wiring")
+
+    def resource_names(self) -> set[str]:
+        """Every declared resource name (streams, tables, buckets, queues)."""
+        groups: tuple[tuple[Stream | Table | Bucket | Queue, ...], ...] = (
+            self.streams,
+            self.tables,
+            self.buckets,
+            self.queues,
+        )
+        return {r.name for group in groups for r in group}
+
+    def routes_of(self, function: str) -> list[Route]:
+        """The routes served by ``function``."""
+        return [r for r in self.routes if r.function == function]
+
+
+# --- The declaration --------------------------------------------------------------------------
+
+METRICS_STREAM = "metrics"
+BLOCKS_TABLE = "blocks"
+INDEX_TABLE = "series-index"
+KEYS_TABLE = "api-keys"
+ARCHIVE_BUCKET = "archive"
+WRITER_DLQ = "metrics-writer-failures"
+
+INGEST = "ingest"
+WRITER = "metrics-writer"
+QUERY = "query"
+
+R, W, RW = Access.READ, Access.WRITE, Access.READ_WRITE
+
+_AUTH_ENV = {"NOVACRON_KEYS_TABLE": KEYS_TABLE}
+
+WIRING = Wiring(
+    streams=(Stream(METRICS_STREAM, shards=2, retention_hours=24),),
+    tables=(
+        Table(BLOCKS_TABLE, partition_key="pk", sort_key="sk", ttl_attribute="expires_at"),
+        Table(INDEX_TABLE, partition_key="pk", sort_key="sk"),
+        Table(KEYS_TABLE, partition_key="key_hash"),
+    ),
+    buckets=(Bucket(ARCHIVE_BUCKET),),
+    queues=(Queue(WRITER_DLQ),),
+    functions=(
+        Function(
+            INGEST,
+            code="functions/ingest",
+            handler="handler.lambda_handler",
+            memory_mb=1024,
+            timeout_s=29,
+            grants=(Grant(METRICS_STREAM, W), Grant(KEYS_TABLE, RW)),
+            environment={**_AUTH_ENV, "NOVACRON_METRICS_STREAM": METRICS_STREAM},
+        ),
+        Function(
+            WRITER,
+            code="functions/writer",
+            handler="handler.lambda_handler",
+            memory_mb=1024,
+            timeout_s=120,
+            grants=(
+                Grant(METRICS_STREAM, R),
+                Grant(BLOCKS_TABLE, W),
+                Grant(INDEX_TABLE, RW),
+                Grant(ARCHIVE_BUCKET, W),
+                Grant(WRITER_DLQ, W),
+            ),
+            environment={
+                "NOVACRON_BLOCKS_TABLE": BLOCKS_TABLE,
+                "NOVACRON_INDEX_TABLE": INDEX_TABLE,
+                "NOVACRON_ARCHIVE_BUCKET": ARCHIVE_BUCKET,
+            },
+            layers=("core", "science"),
+        ),
+        Function(
+            QUERY,
+            code="functions/query",
+            handler="handler.lambda_handler",
+            memory_mb=2048,
+            timeout_s=29,
+            grants=(Grant(BLOCKS_TABLE, R), Grant(INDEX_TABLE, R), Grant(KEYS_TABLE, RW)),
+            environment={
+                **_AUTH_ENV,
+                "NOVACRON_BLOCKS_TABLE": BLOCKS_TABLE,
+                "NOVACRON_INDEX_TABLE": INDEX_TABLE,
+            },
+            layers=("core", "science"),
+        ),
+    ),
+    consumers=(
+        StreamConsumer(
+            WRITER,
+            METRICS_STREAM,
+            batch_size=500,
+            batching_window_s=1,
+            report_batch_item_failures=True,
+            bisect_on_error=True,
+            max_retry_attempts=10,
+            max_record_age_s=6 * 3600,
+            on_failure=WRITER_DLQ,
+        ),
+    ),
+    routes=(
+        Route("POST", "/api/v1/write", INGEST),
+        Route("POST", "/api/v1/ingest", INGEST),
+        Route("GET", "/api/v1/query", QUERY),
+        Route("POST", "/api/v1/query", QUERY),
+        Route("GET", "/api/v1/query_range", QUERY),
+        Route("POST", "/api/v1/query_range", QUERY),
+        Route("GET", "/api/v1/series", QUERY),
+        Route("POST", "/api/v1/series", QUERY),
+        Route("GET", "/api/v1/labels", QUERY),
+        Route("POST", "/api/v1/labels", QUERY),
+        Route("GET", "/api/v1/label/{name}/values", QUERY),
+        Route("GET", "/api/v1/status/buildinfo", QUERY),
+        Route("GET", "/api/v1/admin/keys", QUERY),
+        Route("POST", "/api/v1/admin/keys", QUERY),
+        Route("DELETE", "/api/v1/admin/keys/{key_id}", QUERY),
+    ),
+)
