@@ -33,6 +33,16 @@ def series_id(labels: Labels) -> str:
     return h.hexdigest()
 
 
+# Series of a tenant are spread over this many partition buckets: one Kinesis partition key and one
+# hot-tier key range each. It is part of the storage layout, so it never changes for a deployment.
+PARTITION_BUCKETS = 64
+
+
+def partition_bucket(sid: str) -> int:
+    """The partition bucket of a series id."""
+    return int(sid, 16) % PARTITION_BUCKETS
+
+
 def metric_name(labels: Labels) -> str:
     """The ``__name__`` of a label set, or ``""``."""
     for name, value in labels:
@@ -97,14 +107,30 @@ class SeriesReader(Protocol):
         """Samples with ``start_ms <= t <= end_ms`` of every series matching all ``matchers``."""
         ...
 
-    def series(self, matcher_sets: Sequence[Sequence[Matcher]]) -> list[Labels]:
-        """Label sets of the series matching any of the matcher sets."""
+    def series(
+        self,
+        matcher_sets: Sequence[Sequence[Matcher]],
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[Labels]:
+        """Label sets of the series matching any of the matcher sets (seen within the bounds)."""
         ...
 
-    def label_names(self, matcher_sets: Sequence[Sequence[Matcher]]) -> list[str]:
+    def label_names(
+        self,
+        matcher_sets: Sequence[Sequence[Matcher]],
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[str]:
         """Sorted label names (of the matching series, or of all series when no sets are given)."""
         ...
 
-    def label_values(self, name: str, matcher_sets: Sequence[Sequence[Matcher]]) -> list[str]:
+    def label_values(
+        self,
+        name: str,
+        matcher_sets: Sequence[Sequence[Matcher]],
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[str]:
         """Sorted values of one label (of the matching series, or of all series)."""
         ...

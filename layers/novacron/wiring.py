@@ -174,7 +174,7 @@ WIRING = Wiring(
     tables=(
         Table(BLOCKS_TABLE, partition_key="pk", sort_key="sk", ttl_attribute="expires_at"),
         Table(INDEX_TABLE, partition_key="pk", sort_key="sk"),
-        Table(KEYS_TABLE, partition_key="key_hash"),
+        Table(KEYS_TABLE, partition_key="key_id"),
     ),
     buckets=(Bucket(ARCHIVE_BUCKET),),
     queues=(Queue(WRITER_DLQ),),
@@ -185,7 +185,7 @@ WIRING = Wiring(
             handler="handler.lambda_handler",
             memory_mb=1024,
             timeout_s=29,
-            grants=(Grant(METRICS_STREAM, W), Grant(KEYS_TABLE, RW)),
+            grants=(Grant(METRICS_STREAM, W), Grant(KEYS_TABLE, R)),
             environment={**_AUTH_ENV, "NOVACRON_METRICS_STREAM": METRICS_STREAM},
         ),
         Function(

@@ -1,0 +1,65 @@
+"""Ingest function: Prometheus remote write 1.0 and native JSON, onto the metrics stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from novacron.adapters.keys_table import DynamoKeyStore
+from novacron.adapters.kinesis import KinesisSink
+from novacron.auth import Role
+from novacron.config import IngestConfig
+from novacron.http import body_bytes, error_response, json_response, principal_of, require_role
+from novacron.ingest.service import IngestError, IngestResult, IngestService, IngestSettings
+
+config = IngestConfig.from_env()
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+settings = IngestSettings(config.max_decoded_bytes, config.max_sample_age_s, config.max_sample_future_s)
+service = IngestService(KinesisSink(config.metrics_stream), settings)
+app.use([require_role(DynamoKeyStore(config.keys_table, config.key_cache_ttl_s), lambda _m, _p: Role.INGEST)])
+
+
+def _record(result: IngestResult) -> None:
+    metrics.add_metric("SamplesAccepted", MetricUnit.Count, result.samples_accepted)
+    metrics.add_metric("SeriesRejected", MetricUnit.Count, len(result.rejected))
+
+
+@app.post("/api/v1/write")
+@tracer.capture_method
+def remote_write() -> Response:
+    event = app.current_event
+    result = service.remote_write(body_bytes(app), event.headers, principal_of(app).tenant)
+    _record(result)
+    if result.rejected:
+        return error_response(400, result.rejection_message())
+    return Response(204)
+
+
+@app.post("/api/v1/ingest")
+@tracer.capture_method
+def native_json() -> Response:
+    result = service.ingest_json(body_bytes(app), principal_of(app).tenant)
+    _record(result)
+    body = {"series_accepted": result.series_accepted, "samples_accepted": result.samples_accepted}
+    if result.rejected:
+        return json_response(400, {**body, "error": result.rejection_message(), "rejected": result.rejected[:100]})
+    return json_response(200, body)
+
+
+@app.exception_handler(IngestError)
+def refused(exc: IngestError) -> Response:
+    logger.info("request refused", extra={"status": exc.status, "reason": exc.message[:500]})
+    return error_response(exc.status, exc.message, exc.headers)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

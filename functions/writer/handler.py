@@ -1,0 +1,50 @@
+"""Metrics writer: metrics-stream records → hot-tier blocks, series index and raw archive."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from novacron.adapters.dynamo_tier import DynamoBlockStore, DynamoIndexStore
+from novacron.adapters.s3_archive import S3Archive
+from novacron.config import WriterConfig
+from novacron.storage.writer import MetricsWriter, WriterSettings, archive_stored_records
+
+config = WriterConfig.from_env()
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+writer = MetricsWriter(
+    DynamoBlockStore(config.blocks_table),
+    DynamoIndexStore(config.index_table),
+    WriterSettings(hot_retention_days=config.hot_retention_days),
+)
+archive = S3Archive(config.archive_bucket)
+processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
+
+
+@tracer.capture_method
+def write_record(record: KinesisStreamRecord) -> bytes:
+    data = record.kinesis.data_as_bytes()
+    stats = writer.write_record(data, record.kinesis.sequence_number)
+    metrics.add_metric("SamplesWritten", MetricUnit.Count, stats.samples)
+    metrics.add_metric("BlockBytes", MetricUnit.Bytes, stats.block_bytes)
+    return data
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    with processor(records=event["Records"], handler=write_record, lambda_context=context):
+        outcomes = processor.process()
+    stored = [(record.kinesis.sequence_number, data) for status, data, record in outcomes if status == "success"]
+    if stored:
+        shard = event["Records"][0]["eventID"].split(":")[0]
+        # Raising here fails the whole batch; block writes are idempotent, so the retry is safe.
+        archive_stored_records(archive, shard, stored)
+    return processor.response()

@@ -1,0 +1,162 @@
+"""API keys: format, hashing, roles and the authorization decision.
+
+A key looks like ``nck_<key id>_<secret>``. The key id is public (it names the key in listings and
+revocations); only a SHA-256 of the whole key is stored, so a leaked table does not leak keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+_KEY_RE = re.compile(r"^nck_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
+TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class Role(StrEnum):
+    """What a key may do. ``admin`` may do everything within its tenant."""
+
+    INGEST = "ingest"
+    READ = "read"
+    ADMIN = "admin"
+
+
+class AuthError(Exception):
+    """Authentication or authorization failed; ``status`` is 401 or 403."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """A stored key: never the key itself, only its hash."""
+
+    key_id: str
+    key_hash: str
+    tenant: str
+    role: Role
+    created_at: int
+    description: str = ""
+    revoked_at: int | None = None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of a request."""
+
+    tenant: str
+    role: Role
+    key_id: str
+
+
+class KeyStore(Protocol):
+    """Where key records live (DynamoDB in AWS and locally, a dict in tests)."""
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        """The record of ``key_id`` or None."""
+        ...
+
+    def put(self, record: KeyRecord) -> None:
+        """Store a record (overwrites)."""
+        ...
+
+    def revoke(self, key_id: str, tenant: str, at: int) -> bool:
+        """Mark a key of ``tenant`` revoked; False when no such key exists in that tenant."""
+        ...
+
+    def list(self, tenant: str) -> list[KeyRecord]:
+        """Every key of a tenant."""
+        ...
+
+
+def hash_key(api_key: str) -> str:
+    """The stored form of a key."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def generate_key() -> str:
+    """A new random API key."""
+    return f"nck_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
+
+
+def key_id_of(api_key: str) -> str:
+    """The public id embedded in a key; raises ValueError for something that is not a key."""
+    match = _KEY_RE.match(api_key)
+    if match is None:
+        raise ValueError("not a NovaCron API key (expected nck_<id>_<secret>)")
+    return match.group(1)
+
+
+def validate_tenant(tenant: str) -> str:
+    """Return ``tenant`` if it is a valid tenant id, else raise ValueError."""
+    if not TENANT_RE.match(tenant):
+        raise ValueError(
+            f"invalid tenant {tenant!r}: use 1-63 lower-case letters, digits and '-', starting with a letter or digit"
+        )
+    return tenant
+
+
+def new_key_record(api_key: str, tenant: str, role: Role | str, created_at: int, description: str = "") -> KeyRecord:
+    """The record to store for ``api_key``."""
+    return KeyRecord(
+        key_id=key_id_of(api_key),
+        key_hash=hash_key(api_key),
+        tenant=validate_tenant(tenant),
+        role=Role(role),
+        created_at=created_at,
+        description=description,
+    )
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header; AuthError(401) otherwise."""
+    if not authorization:
+        raise AuthError(401, "missing Authorization header: send 'Authorization: Bearer <api key>'")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError(401, "malformed Authorization header: expected 'Bearer <api key>'")
+    return token.strip()
+
+
+def authenticate(authorization: str | None, store: KeyStore) -> Principal:
+    """Resolve the caller of a request from its Authorization header."""
+    token = bearer_token(authorization)
+    try:
+        key_id = key_id_of(token)
+    except ValueError:
+        raise AuthError(401, "invalid API key") from None
+    record = store.get(key_id)
+    # Compare hashes in constant time; an unknown id and a wrong secret give the same answer.
+    if record is None or not hmac.compare_digest(record.key_hash, hash_key(token)):
+        raise AuthError(401, "invalid API key")
+    if record.revoked_at is not None:
+        raise AuthError(401, f"API key {key_id} has been revoked")
+    return Principal(tenant=record.tenant, role=record.role, key_id=key_id)
+
+
+def authorize(principal: Principal, needed: Role) -> None:
+    """Raise AuthError(403) unless the principal's role allows ``needed``."""
+    if principal.role is Role.ADMIN or principal.role is needed:
+        return
+    raise AuthError(
+        403, f"API key {principal.key_id} has role '{principal.role}', this route needs role '{needed}' or 'admin'"
+    )
+
+
+def register_key(api_key: str, tenant: str, role: Role | str, table_name: str, description: str = "") -> KeyRecord:
+    """Store ``api_key`` in the keys table (bootstrap helper for the CLI and the local runtime)."""
+    import time
+
+    from novacron.adapters.keys_table import DynamoKeyStore
+
+    record = new_key_record(api_key, tenant, role, int(time.time()), description)
+    DynamoKeyStore(table_name).put(record)
+    return record

@@ -1,0 +1,57 @@
+"""Function configuration: one pydantic model per function, read once at the handler's edge.
+
+Values come from ``NOVACRON_*`` environment variables (``NOVACRON_METRICS_STREAM`` → ``metrics_stream``);
+the wiring declaration decides which resource names each function receives.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_PREFIX = "NOVACRON_"
+
+
+class _FunctionConfig(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
+        """Build the config from ``NOVACRON_*`` variables (``os.environ`` by default)."""
+        source = os.environ if env is None else env
+        values = {k[len(_PREFIX) :].lower(): v for k, v in source.items() if k.startswith(_PREFIX)}
+        return cls.model_validate(values)
+
+
+class IngestConfig(_FunctionConfig):
+    """The ingest function."""
+
+    keys_table: str
+    metrics_stream: str
+    key_cache_ttl_s: float = Field(30.0, ge=0)
+    max_sample_age_s: int = Field(2 * 3600, gt=0)
+    max_sample_future_s: int = Field(600, ge=0)
+    max_decoded_bytes: int = Field(64 * 1024 * 1024, gt=0)
+
+
+class WriterConfig(_FunctionConfig):
+    """The metrics writer."""
+
+    blocks_table: str
+    index_table: str
+    archive_bucket: str
+    hot_retention_days: int = Field(15, gt=0)
+
+
+class QueryConfig(_FunctionConfig):
+    """The query function."""
+
+    keys_table: str
+    blocks_table: str
+    index_table: str
+    key_cache_ttl_s: float = Field(30.0, ge=0)
+    lookback_s: int = Field(300, gt=0)
+    max_samples: int = Field(50_000_000, gt=0)

@@ -1,0 +1,74 @@
+"""What the HTTP-facing handlers share: authentication, request bodies and parameters, errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+from novacron.auth import AuthError, KeyStore, Principal, Role, authenticate, authorize
+
+PRINCIPAL = "principal"
+
+
+def require_role(store: KeyStore, role_for: Callable[[str, str], Role]) -> Callable[..., Response]:
+    """A resolver middleware: authenticate every request and check the role its route needs."""
+
+    def middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+        event = app.current_event
+        try:
+            principal = authenticate(event.headers.get("authorization"), store)
+            authorize(principal, role_for(event.http_method, event.path))
+        except AuthError as exc:
+            headers = {"WWW-Authenticate": 'Bearer realm="novacron"'} if exc.status == 401 else {}
+            return error_response(exc.status, exc.message, headers)
+        app.append_context(**{PRINCIPAL: principal})
+        return next_middleware(app)
+
+    return middleware
+
+
+def principal_of(app: APIGatewayHttpResolver) -> Principal:
+    """The caller authenticated by ``require_role``."""
+    principal = app.context.get(PRINCIPAL)
+    if not isinstance(principal, Principal):
+        raise RuntimeError("route reached without authentication middleware")
+    return principal
+
+
+def body_bytes(app: APIGatewayHttpResolver) -> bytes:
+    """The raw request body (HTTP APIs base64-encode binary bodies)."""
+    event = app.current_event
+    body = event.body or ""
+    if event.is_base64_encoded:
+        return base64.b64decode(body)
+    return body.encode()
+
+
+def request_params(app: APIGatewayHttpResolver) -> dict[str, list[str]]:
+    """Query-string and form parameters, multi-valued, as Prometheus's API reads them.
+
+    The raw query string is parsed here because API Gateway joins repeated parameters with commas,
+    which would corrupt ``match[]`` selectors that contain commas themselves.
+    """
+    params = parse_qs(app.current_event.raw_query_string or "", keep_blank_values=True)
+    content_type = (app.current_event.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if app.current_event.http_method == "POST" and content_type == "application/x-www-form-urlencoded":
+        for key, values in parse_qs(body_bytes(app).decode(errors="replace"), keep_blank_values=True).items():
+            params.setdefault(key, []).extend(values)
+    return params
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """A plain-text error, the form remote-write clients log verbatim."""
+    return Response(status, content_types.TEXT_PLAIN, message + "\n", headers=headers or {})
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response."""
+    return Response(status, content_types.APPLICATION_JSON, json.dumps(body, separators=(",", ":")), headers=headers)

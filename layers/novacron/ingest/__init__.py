@@ -1,0 +1,1 @@
+"""Ingest: decode what senders send, validate it, and pack it into stream records."""

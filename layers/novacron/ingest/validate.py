@@ -1,0 +1,130 @@
+"""Series validation: the rules a label set must meet before NovaCron accepts it.
+
+Validation depends only on a series' labels, and senders repeat the same series every scrape, so
+results are cached by the labels' wire bytes: a warm function validates each series once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from novacron.protocols.remote_write_pb import TimeSeries
+from novacron.series import METRIC_NAME, Labels, partition_bucket, series_id
+
+METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-series limits. Defaults follow what Prometheus-compatible backends commonly enforce."""
+
+    max_label_name_length: int = 1024
+    max_label_value_length: int = 4096
+    max_labels_per_series: int = 64
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of validating one label set: a series with its partition bucket, or an error."""
+
+    labels: Labels
+    series_id: str = ""
+    bucket: int = -1  # -1 when the series is invalid
+    error: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return self.bucket >= 0
+
+
+def format_labels(labels: Labels | list[tuple[str, str]]) -> str:
+    """Prometheus-style text of a label set, for messages: ``name{a="b"}``."""
+    name = ""
+    rest = []
+    for key, value in labels:
+        if key == METRIC_NAME and not name:
+            name = value
+        else:
+            rest.append(f"{key}={_quote(value)}")
+    return f"{name}{{{', '.join(rest)}}}"
+
+
+def _quote(value: str) -> str:
+    shown = value if len(value) <= 120 else value[:117] + "..."
+    return '"' + shown.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def check_labels(pairs: list[tuple[str, str]], limits: Limits) -> str | None:
+    """Why a label set is unacceptable, or None. Pairs are in the order received."""
+    if len(pairs) > limits.max_labels_per_series:
+        return f"series has {len(pairs)} labels, more than the limit of {limits.max_labels_per_series}"
+    previous = ""
+    has_name = False
+    for name, value in pairs:
+        if not name:
+            return "series has a label with an empty name"
+        if len(name) > limits.max_label_name_length:
+            return f"label name {name[:40]!r}... is {len(name)} bytes, more than the limit of {limits.max_label_name_length}"
+        if len(value.encode()) > limits.max_label_value_length:
+            return (
+                f"label {name!r} has a value of {len(value.encode())} bytes, "
+                f"more than the limit of {limits.max_label_value_length}"
+            )
+        if name == previous:
+            return f"duplicate label name {name!r}"
+        if name < previous:
+            return f"labels are not sorted by name ({name!r} comes after {previous!r})"
+        previous = name
+        if name == METRIC_NAME:
+            has_name = True
+            if not METRIC_NAME_RE.match(value):
+                return f"invalid metric name {value!r}: must match [a-zA-Z_:][a-zA-Z0-9_:]*"
+        elif not LABEL_NAME_RE.match(name):
+            return f"invalid label name {name!r}: must match [a-zA-Z_][a-zA-Z0-9_]*"
+        elif name.startswith("__"):
+            return f"label name {name!r} is reserved: names starting with '__' are for internal use"
+    if not has_name:
+        return "series has no metric name (__name__ label)"
+    return None
+
+
+class _VerdictCache(dict[bytes, "Verdict"]):
+    """A bounded memo whose misses compute the verdict."""
+
+    def __init__(self, compute: Callable[[bytes], Verdict], max_size: int) -> None:
+        super().__init__()
+        self._compute = compute
+        self._max_size = max_size
+
+    def __missing__(self, key: bytes) -> Verdict:
+        if len(self) >= self._max_size:
+            self.clear()  # full is rare (a million series in one function) and refills cheaply
+        verdict = self[key] = self._compute(key)
+        return verdict
+
+
+class SeriesValidator:
+    """Validates label sets given as wire bytes, remembering the answers."""
+
+    def __init__(self, limits: Limits | None = None, cache_size: int = 1_000_000) -> None:
+        self.limits = limits or Limits()
+        self._cache = _VerdictCache(self._check_uncached, cache_size)
+        # A plain dict lookup on a hit, so ``map(validator.check, ...)`` runs at C speed when warm.
+        self.check: Callable[[bytes], Verdict] = self._cache.__getitem__
+
+    def _check_uncached(self, label_bytes: bytes) -> Verdict:
+        try:
+            parsed = TimeSeries.FromString(label_bytes)
+        except Exception:  # invalid UTF-8 surfaces here as a protobuf decode error
+            return Verdict((), error="series labels are not valid protobuf with UTF-8 strings")
+        # Prometheus treats an empty label value as an absent label.
+        pairs = [(label.name, label.value) for label in parsed.labels if label.value != ""]
+        problem = check_labels(pairs, self.limits)
+        labels: Labels = tuple(pairs)
+        if problem is not None:
+            return Verdict(labels, error=f"{problem}: {format_labels(pairs)}")
+        sid = series_id(labels)
+        return Verdict(labels, sid, partition_bucket(sid))

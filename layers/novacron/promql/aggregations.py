@@ -1,0 +1,207 @@
+"""Aggregation operators (``sum``, ``topk``, ``quantile``…), vectorised over groups and steps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from novacron.promql.errors import ExecutionError
+from novacron.promql.format import format_float
+from novacron.promql.labels import drop, group_ids, keep_only, with_label
+from novacron.promql.values import F64, Mask, Scalar, String, Value, Vector
+from novacron.promql.windows import kahan_inc
+from novacron.series import Labels
+
+
+def _grouping(labels: Labels, names: list[str], without: bool) -> Labels:
+    return drop(labels, names) if without else keep_only(labels, names)
+
+
+class _Groups:
+    """Rows sorted by group, with each row's rank inside its group, for level-by-level loops."""
+
+    def __init__(self, vec: Vector, keys: list[Labels]) -> None:
+        self.ids, self.keys = group_ids(keys)
+        self.order = np.argsort(self.ids, kind="stable")
+        sorted_ids = self.ids[self.order]
+        starts = np.searchsorted(sorted_ids, np.arange(len(self.keys)))
+        self.rank = np.empty(len(vec), dtype=np.intp)
+        self.rank[self.order] = np.arange(len(vec)) - starts[sorted_ids]
+        self.shape = (len(self.keys), vec.values.shape[1])
+
+    def levels(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per rank ``j``: the rows of rank ``j`` and their group ids (each group at most once)."""
+        out = []
+        for j in range(int(self.rank.max(initial=-1)) + 1):
+            rows = np.nonzero(self.rank == j)[0]
+            out.append((rows, self.ids[rows]))
+        return out
+
+
+def _sum_like(vec: Vector, g: _Groups, avg: bool) -> tuple[F64, Mask]:
+    total, comp, count = np.zeros(g.shape), np.zeros(g.shape), np.zeros(g.shape)
+    seen = np.zeros(g.shape, dtype=bool)
+    for rows, ids in g.levels():
+        v, p = vec.values[rows], vec.present[rows]
+        first = p & ~seen[ids]
+        t, c = kahan_inc(v, total[ids], comp[ids])
+        total[ids] = np.where(first, v, np.where(p, t, total[ids]))
+        comp[ids] = np.where(first, 0.0, np.where(p, c, comp[ids]))
+        count[ids] += p
+        seen[ids] |= p
+    result = np.where(np.isinf(total), total, total + comp)
+    if avg:
+        result = result / np.maximum(count, 1)
+    return result, seen
+
+
+def _variance(vec: Vector, g: _Groups) -> tuple[F64, Mask]:
+    # Welford's online algorithm, in Prometheus's order.
+    mean, m2, count = np.zeros(g.shape), np.zeros(g.shape), np.zeros(g.shape)
+    for rows, ids in g.levels():
+        v, p = vec.values[rows], vec.present[rows]
+        first = p & (count[ids] == 0)
+        n = count[ids] + p
+        delta = v - mean[ids]
+        new_mean = mean[ids] + delta / np.maximum(n, 1)
+        new_m2 = m2[ids] + delta * (v - new_mean)
+        mean[ids] = np.where(first, v, np.where(p, new_mean, mean[ids]))
+        m2[ids] = np.where(first, 0.0, np.where(p, new_m2, m2[ids]))
+        count[ids] = n
+    return m2 / np.maximum(count, 1), count > 0
+
+
+def _extreme(vec: Vector, g: _Groups, pick: Callable[[F64, F64], F64]) -> tuple[F64, Mask]:
+    result = np.full(g.shape, np.nan)
+    seen = np.zeros(g.shape, dtype=bool)
+    for rows, ids in g.levels():
+        v, p = vec.values[rows], vec.present[rows]
+        cur = result[ids]
+        result[ids] = np.where(p, np.where(seen[ids], pick(cur, v), v), cur)
+        seen[ids] |= p
+    return result, seen
+
+
+def _count(vec: Vector, g: _Groups) -> tuple[F64, Mask]:
+    count = np.zeros(g.shape)
+    np.add.at(count, g.ids, vec.present)
+    return count, count > 0
+
+
+def _sorted_columns(vec: Vector, rows: np.ndarray, descending: bool, nan_first: bool = False) -> np.ndarray:
+    """Per step, the rows ordered by value (NaN after numbers unless ``nan_first``), absent last."""
+    v, p = vec.values[rows], vec.present[rows]
+    category = np.where(~p, 2, np.where(np.isnan(v), -1 if nan_first else 1, 0))
+    key = np.where(category == 0, -v if descending else v, 0.0)
+    return np.lexsort((key, category), axis=0)
+
+
+def _param_ints(param: Value | None, steps: int) -> np.ndarray:
+    if not isinstance(param, Scalar):
+        raise ExecutionError("expected a scalar parameter")
+    values = param.values
+    if np.any(np.isnan(values)):
+        raise ExecutionError("Parameter value is NaN")
+    big = np.abs(values) >= 2.0**63
+    if np.any(big):
+        raise ExecutionError(f"Scalar value {format_float(float(values[big][0]))} overflows int64")
+    return np.trunc(values).astype(np.int64)
+
+
+def _topk(vec: Vector, g: _Groups, k: np.ndarray, descending: bool) -> Vector:
+    keep = np.zeros(vec.present.shape, dtype=bool)
+    for gid in range(len(g.keys)):
+        rows = np.nonzero(g.ids == gid)[0]
+        order = _sorted_columns(vec, rows, descending)
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(len(rows))[:, None], axis=0)
+        keep[rows] = (rank < k[None, :]) & vec.present[rows]
+    return Vector(list(vec.labels), vec.values, keep)
+
+
+def _quantile(vec: Vector, g: _Groups, q: F64) -> tuple[F64, Mask]:
+    result = np.full(g.shape, np.nan)
+    seen = np.zeros(g.shape, dtype=bool)
+    for gid in range(len(g.keys)):
+        rows = np.nonzero(g.ids == gid)[0]
+        order = _sorted_columns(vec, rows, descending=False, nan_first=True)
+        ordered = np.take_along_axis(vec.values[rows], order, axis=0)
+        n = vec.present[rows].sum(axis=0)
+        rank = q * (n - 1)
+        lower = np.clip(np.floor(rank), 0, None).astype(np.int64)
+        upper = np.minimum(np.maximum(n - 1, 0), lower + 1)
+        lower = np.minimum(lower, np.maximum(n - 1, 0))
+        weight = rank - np.floor(rank)
+        cols = np.arange(g.shape[1])
+        value = ordered[lower, cols] * (1 - weight) + ordered[upper, cols] * weight
+        value = np.where(q < 0, -np.inf, np.where(q > 1, np.inf, value))
+        result[gid] = np.where(np.isnan(q), np.nan, value)
+        seen[gid] = n > 0
+    return result, seen
+
+
+def _count_values(vec: Vector, label: str, names: list[str], without: bool) -> Vector:
+    if not _valid_label_name(label):
+        raise ExecutionError(f'invalid label name "{label}"')
+    names = [n for n in names if n != label] if without else [*names, label]
+    rows, cols = np.nonzero(vec.present)
+    uniq, inverse = np.unique(vec.values[rows, cols], return_inverse=True)
+    text = [format_float(float(v)) for v in uniq]
+    pair_keys: dict[tuple[int, int], int] = {}
+    out_keys: dict[Labels, int] = {}
+    cell_out = np.empty(len(rows), dtype=np.intp)
+    for i, pair in enumerate(zip(rows.tolist(), inverse.tolist(), strict=True)):
+        if pair not in pair_keys:
+            labels = _grouping(with_label(vec.labels[pair[0]], label, text[pair[1]]), names, without)
+            pair_keys[pair] = out_keys.setdefault(labels, len(out_keys))
+        cell_out[i] = pair_keys[pair]
+    counts = np.zeros((len(out_keys), vec.values.shape[1]))
+    np.add.at(counts, (cell_out, cols), 1.0)
+    return Vector(list(out_keys), counts, counts > 0)
+
+
+def _valid_label_name(name: str) -> bool:
+    # Prometheus 3 accepts any non-empty UTF-8 label name.
+    return name != ""
+
+
+def aggregate(op: str, vec: Vector, names: list[str], without: bool, param: Value | None) -> Vector:
+    """Apply aggregation ``op`` grouping by ``names`` (or all but ``names`` when ``without``)."""
+    steps = vec.values.shape[1]
+    if op == "count_values":
+        if not isinstance(param, String):
+            raise ExecutionError("count_values expects a string parameter")
+        return _count_values(vec, param.value, names, without)
+    g = _Groups(vec, [_grouping(lb, names, without) for lb in vec.labels])
+    if op in ("topk", "bottomk"):
+        return _topk(vec, g, _param_ints(param, steps), descending=op == "topk")
+    if op == "limitk":
+        k = _param_ints(param, steps)
+        keep = (g.rank[:, None] < k[None, :]) & vec.present
+        return Vector(list(vec.labels), vec.values, keep)
+    if op == "sum":
+        values, present = _sum_like(vec, g, avg=False)
+    elif op == "avg":
+        values, present = _sum_like(vec, g, avg=True)
+    elif op == "count":
+        values, present = _count(vec, g)
+    elif op == "group":
+        _, present = _count(vec, g)
+        values = np.ones(g.shape)
+    elif op == "min":
+        values, present = _extreme(vec, g, np.fmin)
+    elif op == "max":
+        values, present = _extreme(vec, g, np.fmax)
+    elif op in ("stddev", "stdvar"):
+        values, present = _variance(vec, g)
+        if op == "stddev":
+            values = np.sqrt(values)
+    elif op == "quantile":
+        if not isinstance(param, Scalar):
+            raise ExecutionError("quantile expects a scalar parameter")
+        values, present = _quantile(vec, g, param.values)
+    else:
+        raise ExecutionError(f"aggregation {op!r} is not supported yet")
+    return Vector(list(g.keys), values, present)
+
+

@@ -1,0 +1,1 @@
+"""Wire protocols NovaCron speaks: decoders and encoders, no AWS."""

@@ -1,0 +1,87 @@
+"""Prometheus remote write 1.0 protobuf messages, declared in code.
+
+The schema is Prometheus's ``prompb`` (remote.proto / types.proto), built as a descriptor at import
+time so that no generated code and no ``protoc`` are needed. Field numbers are the wire contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+_F = descriptor_pb2.FieldDescriptorProto
+_PACKAGE = "novacron.prompb"
+
+
+def _field(name: str, number: int, kind: int, *, repeated: bool = False, type_name: str = "") -> _F:
+    label = _F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL
+    field = _F(name=name, number=number, type=kind, label=label)  # type: ignore[arg-type]
+    if type_name:
+        field.type_name = f".{_PACKAGE}.{type_name}"
+    return field
+
+
+def _message(name: str, *fields: _F) -> descriptor_pb2.DescriptorProto:
+    return descriptor_pb2.DescriptorProto(name=name, field=list(fields))
+
+
+def _build() -> descriptor_pool.DescriptorPool:
+    proto = descriptor_pb2.FileDescriptorProto(name="novacron/prompb.proto", package=_PACKAGE, syntax="proto3")
+    proto.message_type.extend(
+        [
+            _message("Label", _field("name", 1, _F.TYPE_STRING), _field("value", 2, _F.TYPE_STRING)),
+            _message("Sample", _field("value", 1, _F.TYPE_DOUBLE), _field("timestamp", 2, _F.TYPE_INT64)),
+            _message(
+                "Exemplar",
+                _field("labels", 1, _F.TYPE_MESSAGE, repeated=True, type_name="Label"),
+                _field("value", 2, _F.TYPE_DOUBLE),
+                _field("timestamp", 3, _F.TYPE_INT64),
+            ),
+            _message(
+                "TimeSeries",
+                _field("labels", 1, _F.TYPE_MESSAGE, repeated=True, type_name="Label"),
+                _field("samples", 2, _F.TYPE_MESSAGE, repeated=True, type_name="Sample"),
+                _field("exemplars", 3, _F.TYPE_MESSAGE, repeated=True, type_name="Exemplar"),
+                # Native histograms (field 4) are recognised only to refuse them clearly; their
+                # contents are not parsed until remote write 2.0 support lands.
+                _field("histograms", 4, _F.TYPE_BYTES, repeated=True),
+            ),
+            _message(
+                "MetricMetadata",
+                _field("type", 1, _F.TYPE_INT32),
+                _field("metric_family_name", 2, _F.TYPE_STRING),
+                _field("help", 4, _F.TYPE_STRING),
+                _field("unit", 5, _F.TYPE_STRING),
+            ),
+            _message(
+                "WriteRequest",
+                _field("timeseries", 1, _F.TYPE_MESSAGE, repeated=True, type_name="TimeSeries"),
+                _field("metadata", 3, _F.TYPE_MESSAGE, repeated=True, type_name="MetricMetadata"),
+            ),
+            # The same wire bytes seen one level deep only: each series stays an opaque byte string,
+            # which the columnar decoder in ``wire.py`` reads without a Python object per sample.
+            _message(
+                "RawWriteRequest",
+                _field("timeseries", 1, _F.TYPE_BYTES, repeated=True),
+                _field("metadata", 3, _F.TYPE_BYTES, repeated=True),
+            ),
+        ]
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return pool
+
+
+_POOL = _build()
+
+
+def _cls(name: str) -> Any:
+    return message_factory.GetMessageClass(_POOL.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
+
+
+WriteRequest: Any = _cls("WriteRequest")
+TimeSeries: Any = _cls("TimeSeries")
+Label: Any = _cls("Label")
+Sample: Any = _cls("Sample")
+RawWriteRequest: Any = _cls("RawWriteRequest")

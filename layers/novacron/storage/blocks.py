@@ -1,0 +1,119 @@
+"""The hot tier's block: many series' samples in one DynamoDB item, columnar and compressed.
+
+Samples are sorted by (series, timestamp). Timestamps are stored as deltas, values XOR-ed with the
+previous value (unchanged gauges become zeros), and both are byte-shuffled (the n-th byte of every
+number together) before zstd, which turns the regularity of monitoring data into long runs.
+
+Layout before compression::
+
+    b"NCB1" | u32 n_series | u32 n_samples | u64 series[n_series] | u32 count[n_series]
+            | shuffled i64 timestamp deltas | shuffled u64 value xors
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import cramjam
+import numpy as np
+import numpy.typing as npt
+
+_MAGIC = b"NCB1"
+_HEAD = struct.Struct("<4sII")
+
+# A block spans at most this much time, so a range read knows how far back to look for blocks
+# that overlap its start (blocks are keyed by their first timestamp).
+MAX_BLOCK_SPAN_MS = 10 * 60 * 1000
+# DynamoDB items are limited to 400 KB; this many samples stay well below it even uncompressed.
+MAX_BLOCK_SAMPLES = 16_000
+
+
+class BlockFormatError(ValueError):
+    """Bytes that are not a block."""
+
+
+@dataclass
+class Block:
+    """Decoded block contents. Series ``i`` owns samples ``offsets[i]:offsets[i+1]``."""
+
+    series: npt.NDArray[np.uint64]
+    offsets: npt.NDArray[np.int64]
+    timestamps: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+
+    @property
+    def min_ts(self) -> int:
+        return int(self.timestamps.min())
+
+    @property
+    def max_ts(self) -> int:
+        return int(self.timestamps.max())
+
+
+def _shuffle(words: npt.NDArray[np.uint64]) -> bytes:
+    return np.ascontiguousarray(words.view(np.uint8).reshape(-1, 8).T).tobytes()
+
+
+def _unshuffle(data: bytes, count: int) -> npt.NDArray[np.uint64]:
+    planes = np.frombuffer(data, dtype=np.uint8).reshape(8, count)
+    return np.ascontiguousarray(planes.T).view(np.uint64).reshape(-1)
+
+
+def encode_block(block: Block) -> bytes:
+    """Serialize and compress a block (its samples must be sorted by series, then time)."""
+    n_series = len(block.series)
+    n_samples = len(block.timestamps)
+    deltas = np.diff(block.timestamps, prepend=np.int64(0)).astype(np.int64)
+    bits = block.values.view(np.uint64)
+    xors = bits ^ np.concatenate([np.zeros(1, dtype=np.uint64), bits[:-1]])
+    counts = np.diff(block.offsets).astype("<u4")
+    raw = b"".join(
+        [
+            _HEAD.pack(_MAGIC, n_series, n_samples),
+            block.series.astype("<u8").tobytes(),
+            counts.tobytes(),
+            _shuffle(deltas.view(np.uint64)),
+            _shuffle(xors),
+        ]
+    )
+    return bytes(cramjam.zstd.compress(raw, level=3))
+
+
+def decode_block(data: bytes) -> Block:
+    """Decompress and deserialize a block."""
+    try:
+        raw = bytes(cramjam.zstd.decompress(data))
+        magic, n_series, n_samples = _HEAD.unpack_from(raw)
+    except Exception as exc:
+        raise BlockFormatError(f"not a block: {exc}") from None
+    if magic != _MAGIC or len(raw) != _HEAD.size + 12 * n_series + 16 * n_samples:
+        raise BlockFormatError("block header does not match its contents")
+    pos = _HEAD.size
+    series = np.frombuffer(raw, dtype="<u8", count=n_series, offset=pos).astype(np.uint64)
+    pos += 8 * n_series
+    counts = np.frombuffer(raw, dtype="<u4", count=n_series, offset=pos).astype(np.int64)
+    pos += 4 * n_series
+    deltas = _unshuffle(raw[pos : pos + 8 * n_samples], n_samples).view(np.int64)
+    pos += 8 * n_samples
+    xors = _unshuffle(raw[pos : pos + 8 * n_samples], n_samples)
+    offsets = np.zeros(n_series + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    values = np.bitwise_xor.accumulate(xors).view(np.float64) if n_samples else np.zeros(0, dtype=np.float64)
+    return Block(series, offsets, np.cumsum(deltas), values)
+
+
+def block_sort_key(min_ts: int, sequence: str, part: int) -> str:
+    """The sort key of a block: its first timestamp, then where it came from (for idempotency)."""
+    return f"{min_ts:013d}#{sequence}#{part:03d}"
+
+
+def block_partition_key(tenant: str, bucket: int) -> str:
+    """The partition key of a tenant's bucket in the hot tier."""
+    return f"{tenant}#{bucket:02d}"
+
+
+def sort_key_range(start_ms: int, end_ms: int) -> tuple[str, str]:
+    """Sort-key bounds of the blocks that can hold samples in [start_ms, end_ms]."""
+    low = max(0, start_ms - MAX_BLOCK_SPAN_MS)
+    return f"{low:013d}", f"{max(0, end_ms):013d}#~"

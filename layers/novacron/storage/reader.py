@@ -1,0 +1,172 @@
+"""Reading the hot tier: matchers → series (through the index) → blocks (one Query per bucket)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from novacron.series import METRIC_NAME, Labels, Matcher, SeriesSamples, matches_all, partition_bucket
+from novacron.storage.blocks import block_partition_key, decode_block, sort_key_range
+from novacron.storage.writer import DAY_MS, BlockStore, IndexStore, SeriesEntry, day_of
+
+# Without explicit bounds, label and series lookups look at this much recent history.
+DEFAULT_LOOKUP_MS = 2 * DAY_MS
+# A range beyond this many days is refused rather than fanned out into thousands of index reads.
+MAX_INDEX_DAYS = 62
+
+
+class QueryTooLarge(ValueError):
+    """A read would touch more of the index than allowed."""
+
+
+@dataclass
+class ReadStats:
+    """What a reader has fetched: for benchmarks and the query API's stats."""
+
+    index_queries: int = 0
+    block_queries: int = 0
+    blocks: int = 0
+    block_bytes: int = 0
+    samples: int = 0
+
+
+class HotTierReader:
+    """A SeriesReader over the hot tier, scoped to one tenant."""
+
+    def __init__(
+        self,
+        tenant: str,
+        blocks: BlockStore,
+        index: IndexStore,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.tenant = tenant
+        self.blocks = blocks
+        self.index = index
+        self.clock_ms = clock_ms
+        self.stats = ReadStats()
+
+    # --- SeriesReader ---------------------------------------------------------------------
+
+    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesSamples]:
+        entries = self._matching(matchers, start_ms, end_ms)
+        if not entries:
+            return []
+        by_bucket: dict[int, list[SeriesEntry]] = {}
+        for entry in entries:
+            by_bucket.setdefault(partition_bucket(entry.series_id), []).append(entry)
+        low, high = sort_key_range(start_ms, end_ms)
+        out = []
+        for bucket, wanted in sorted(by_bucket.items()):
+            ids = np.array(sorted(int(e.series_id, 16) for e in wanted), dtype=np.uint64)
+            ts_parts, val_parts, owner_parts = [], [], []
+            self.stats.block_queries += 1
+            for payload in self.blocks.query_blocks(block_partition_key(self.tenant, bucket), low, high):
+                self.stats.blocks += 1
+                self.stats.block_bytes += len(payload)
+                block = decode_block(payload)
+                counts = np.diff(block.offsets)
+                row_series = np.repeat(block.series, counts)
+                keep = np.isin(row_series, ids) & (block.timestamps >= start_ms) & (block.timestamps <= end_ms)
+                if keep.any():
+                    owner_parts.append(row_series[keep])
+                    ts_parts.append(block.timestamps[keep])
+                    val_parts.append(block.values[keep])
+            if not ts_parts:
+                continue
+            owners = np.concatenate(owner_parts)
+            stamps = np.concatenate(ts_parts)
+            values = np.concatenate(val_parts)
+            order = np.lexsort((stamps, owners))
+            owners, stamps, values = owners[order], stamps[order], values[order]
+            # The same sample can be stored twice when a sender resent it; keep one per timestamp.
+            first = np.ones(len(stamps), dtype=bool)
+            first[1:] = (owners[1:] != owners[:-1]) | (stamps[1:] != stamps[:-1])
+            owners, stamps, values = owners[first], stamps[first], values[first]
+            labels_of = {int(e.series_id, 16): e.labels for e in wanted}
+            bounds = np.flatnonzero(np.diff(owners)) + 1
+            for a, b in zip([0, *bounds.tolist()], [*bounds.tolist(), len(owners)], strict=True):
+                out.append(SeriesSamples(labels_of[int(owners[a])], stamps[a:b].copy(), values[a:b].copy()))
+            self.stats.samples += len(stamps)
+        out.sort(key=lambda s: s.labels)
+        return out
+
+    def series(
+        self,
+        matcher_sets: Sequence[Sequence[Matcher]],
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[Labels]:
+        start_ms, end_ms = self._bounds(start_ms, end_ms)
+        found: dict[str, Labels] = {}
+        for matchers in matcher_sets:
+            for entry in self._matching(matchers, start_ms, end_ms):
+                found[entry.series_id] = entry.labels
+        return sorted(found.values())
+
+    def label_names(
+        self,
+        matcher_sets: Sequence[Sequence[Matcher]],
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[str]:
+        start_ms, end_ms = self._bounds(start_ms, end_ms)
+        if matcher_sets:
+            return sorted({name for labels in self.series(matcher_sets, start_ms, end_ms) for name, _ in labels})
+        return sorted({name for day in self._days(start_ms, end_ms) for name, _ in self._pairs(day, None)})
+
+    def label_values(
+        self,
+        name: str,
+        matcher_sets: Sequence[Sequence[Matcher]],
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[str]:
+        start_ms, end_ms = self._bounds(start_ms, end_ms)
+        if matcher_sets:
+            values = {dict(labels).get(name, "") for labels in self.series(matcher_sets, start_ms, end_ms)}
+            return sorted(v for v in values if v)
+        return sorted({value for day in self._days(start_ms, end_ms) for _, value in self._pairs(day, name)})
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _bounds(self, start_ms: int | None, end_ms: int | None) -> tuple[int, int]:
+        end = self.clock_ms() if end_ms is None else end_ms
+        start = end - DEFAULT_LOOKUP_MS if start_ms is None else start_ms
+        return start, end
+
+    def _days(self, start_ms: int, end_ms: int) -> list[str]:
+        if end_ms < start_ms:
+            return []
+        first, last = start_ms // DAY_MS, end_ms // DAY_MS
+        if last - first + 1 > MAX_INDEX_DAYS:
+            raise QueryTooLarge(
+                f"time range covers {last - first + 1} days; at most {MAX_INDEX_DAYS} days can be looked up at once"
+            )
+        return [day_of(d * DAY_MS) for d in range(first, last + 1)]
+
+    def _pairs(self, day: str, name: str | None) -> list[tuple[str, str]]:
+        self.stats.index_queries += 1
+        return self.index.label_pairs(self.tenant, day, name)
+
+    def _matching(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesEntry]:
+        """Index entries of the series matching all matchers, seen between start and end."""
+        days = self._days(start_ms, end_ms)
+        name_matchers = [m for m in matchers if m.name == METRIC_NAME]
+        found: dict[str, SeriesEntry] = {}
+        for day in days:
+            exact = [m.value for m in name_matchers if m.op == "="]
+            if exact:
+                metrics = set(exact[:1])
+            else:
+                metrics = {value for _, value in self._pairs(day, METRIC_NAME)}
+            metrics = {m for m in metrics if all(nm.matches(m) for nm in name_matchers)}
+            for metric in sorted(metrics):
+                self.stats.index_queries += 1
+                for entry in self.index.series_of_metric(self.tenant, day, metric):
+                    if entry.series_id not in found and matches_all(entry.labels, matchers):
+                        found[entry.series_id] = entry
+        return list(found.values())

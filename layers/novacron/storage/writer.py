@@ -1,0 +1,275 @@
+"""The metrics writer: stream records in, hot-tier blocks, series index entries and archive objects out.
+
+Every key written is derived from the record's content and its Kinesis sequence number, so a
+retried or replayed record rewrites the same items and leaves exactly one copy of each sample.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+import numpy as np
+
+from novacron.ingest.validate import SeriesValidator
+from novacron.protocols.wire import DecodedSeries, decode_series
+from novacron.records import decode_record
+from novacron.series import Labels, metric_name
+from novacron.storage.blocks import (
+    MAX_BLOCK_SAMPLES,
+    MAX_BLOCK_SPAN_MS,
+    Block,
+    block_partition_key,
+    block_sort_key,
+    encode_block,
+)
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class BlockItem:
+    """One hot-tier item."""
+
+    pk: str
+    sk: str
+    data: bytes
+    samples: int
+    min_ts: int
+    max_ts: int
+    expires_at: int  # epoch seconds, DynamoDB TTL
+
+
+@dataclass(frozen=True)
+class SeriesEntry:
+    """A series seen on a day: what the index stores for label and series lookups."""
+
+    tenant: str
+    day: str  # YYYY-MM-DD (UTC)
+    series_id: str
+    labels: Labels
+
+    @property
+    def metric(self) -> str:
+        return metric_name(self.labels)
+
+
+class BlockStore(Protocol):
+    """The hot tier."""
+
+    def put_blocks(self, items: Sequence[BlockItem]) -> None:
+        """Write items (overwriting items with the same keys)."""
+        ...
+
+    def query_blocks(self, pk: str, sk_low: str, sk_high: str) -> Iterable[bytes]:
+        """Block payloads of ``pk`` with ``sk_low <= sk <= sk_high``."""
+        ...
+
+
+class IndexStore(Protocol):
+    """The series index."""
+
+    def put_series(self, entries: Sequence[SeriesEntry], expires_at: int) -> None:
+        """Record series (idempotent)."""
+        ...
+
+    def series_of_metric(self, tenant: str, day: str, metric: str) -> list[SeriesEntry]:
+        """Series of one metric seen on one day."""
+        ...
+
+    def label_pairs(self, tenant: str, day: str, name: str | None = None) -> list[tuple[str, str]]:
+        """(name, value) pairs seen on one day, optionally of one label name only."""
+        ...
+
+
+class ArchiveStore(Protocol):
+    """The raw archive."""
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store an object (overwriting the same key)."""
+        ...
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    """How long data lives in the hot tier and the index."""
+
+    hot_retention_days: int = 15
+
+
+@dataclass
+class WriteStats:
+    """What one record turned into."""
+
+    series: int = 0
+    samples: int = 0
+    blocks: int = 0
+    block_bytes: int = 0
+    new_index_entries: int = 0
+    invalid_series: list[str] = field(default_factory=list)
+
+
+def day_of(ms: int) -> str:
+    """The UTC day of a timestamp, as the index keys it."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
+class MetricsWriter:
+    """Turns metrics-stream records into stored data."""
+
+    def __init__(
+        self,
+        blocks: BlockStore,
+        index: IndexStore,
+        settings: WriterSettings | None = None,
+        validator: SeriesValidator | None = None,
+    ) -> None:
+        self.blocks = blocks
+        self.index = index
+        self.settings = settings or WriterSettings()
+        self.validator = validator or SeriesValidator()
+        self._indexed: set[tuple[str, str, str]] = set()  # (tenant, day, series id) known to be stored
+
+    def write_record(self, data: bytes, sequence: str) -> WriteStats:
+        """Store one stream record. Raises RecordFormatError/WireFormatError for a poison record."""
+        record = decode_record(data)
+        items, entries, stats = self.build(record.tenant, decode_series(record.contents), sequence)
+        new_entries = [e for e in entries if (e.tenant, e.day, e.series_id) not in self._indexed]
+        # Index first: a block must never be readable without its series being findable.
+        if new_entries:
+            self.index.put_series(new_entries, self._expiry(max(i.max_ts for i in items)))
+            self._indexed.update((e.tenant, e.day, e.series_id) for e in new_entries)
+        self.blocks.put_blocks(items)
+        stats.new_index_entries = len(new_entries)
+        return stats
+
+    def build(
+        self, tenant: str, decoded: DecodedSeries, sequence: str
+    ) -> tuple[list[BlockItem], list[SeriesEntry], WriteStats]:
+        """Blocks and index entries of one record's series (no I/O)."""
+        stats = WriteStats()
+        verdicts = [self.validator.check(lb) for lb in decoded.label_bytes]
+        keep = [i for i, v in enumerate(verdicts) if v.valid]
+        stats.invalid_series = [v.error for v in verdicts if not v.valid]
+        if not keep:
+            return [], [], stats
+        counts = np.diff(decoded.offsets)
+        ids = np.array([int(verdicts[i].series_id, 16) for i in keep], dtype=np.uint64)
+        buckets = np.array([verdicts[i].bucket for i in keep], dtype=np.int64)
+        # One row per sample: (bucket, series, timestamp, value), then sorted into block order.
+        owner = np.repeat(np.arange(len(keep)), counts[keep])
+        sample_index = np.concatenate(
+            [np.arange(decoded.offsets[i], decoded.offsets[i + 1]) for i in keep]
+        ).astype(np.int64)
+        ts = decoded.timestamps[sample_index]
+        vals = decoded.values[sample_index]
+        row_bucket, row_series = buckets[owner], ids[owner]
+        order = np.lexsort((ts, row_series, row_bucket))
+        ts, vals, row_bucket, row_series = ts[order], vals[order], row_bucket[order], row_series[order]
+        # Duplicate timestamps within a series keep the last value received, as Prometheus does.
+        last = np.ones(len(ts), dtype=bool)
+        last[:-1] = (row_series[1:] != row_series[:-1]) | (ts[1:] != ts[:-1])
+        ts, vals, row_bucket, row_series = ts[last], vals[last], row_bucket[last], row_series[last]
+
+        items: list[BlockItem] = []
+        for bucket in np.unique(row_bucket).tolist():
+            sel = row_bucket == bucket
+            items.extend(self._bucket_blocks(tenant, int(bucket), sequence, row_series[sel], ts[sel], vals[sel]))
+        entries = []
+        for i in keep:
+            a, b = int(decoded.offsets[i]), int(decoded.offsets[i + 1])
+            if a == b:
+                continue
+            span = decoded.timestamps[a:b]
+            for day in sorted({day_of(int(span.min())), day_of(int(span.max()))}):
+                entries.append(SeriesEntry(tenant, day, verdicts[i].series_id, verdicts[i].labels))
+        stats.series = len(keep)
+        stats.samples = len(ts)
+        stats.blocks = len(items)
+        stats.block_bytes = sum(len(i.data) for i in items)
+        return items, entries, stats
+
+    def _bucket_blocks(
+        self,
+        tenant: str,
+        bucket: int,
+        sequence: str,
+        series: np.ndarray,
+        ts: np.ndarray,
+        vals: np.ndarray,
+    ) -> list[BlockItem]:
+        """Split one bucket's rows into blocks of bounded time span and size."""
+        # Aligned span windows bound every block's time range; a record rarely spans more than one.
+        window = ts // MAX_BLOCK_SPAN_MS
+        items = []
+        part = 0
+        for w in np.unique(window).tolist():
+            in_window = np.flatnonzero(window == w)
+            w_series, w_ts, w_vals = series[in_window], ts[in_window], vals[in_window]
+            # Rows are already in (series, time) order within the window.
+            order = np.lexsort((w_ts, w_series))
+            w_series, w_ts, w_vals = w_series[order], w_ts[order], w_vals[order]
+            for start in range(0, len(w_ts), MAX_BLOCK_SAMPLES):
+                s_series = w_series[start : start + MAX_BLOCK_SAMPLES]
+                s_ts = w_ts[start : start + MAX_BLOCK_SAMPLES]
+                s_vals = w_vals[start : start + MAX_BLOCK_SAMPLES]
+                uniq, first = np.unique(s_series, return_index=True)
+                offsets = np.append(first, len(s_series)).astype(np.int64)
+                block = Block(uniq.astype(np.uint64), offsets, s_ts.astype(np.int64), s_vals.astype(np.float64))
+                min_ts, max_ts = int(s_ts.min()), int(s_ts.max())
+                items.append(
+                    BlockItem(
+                        pk=block_partition_key(tenant, bucket),
+                        sk=block_sort_key(min_ts, sequence, part),
+                        data=encode_block(block),
+                        samples=len(s_ts),
+                        min_ts=min_ts,
+                        max_ts=max_ts,
+                        expires_at=self._expiry(max_ts),
+                    )
+                )
+                part += 1
+        return items
+
+    def _expiry(self, max_ts_ms: int) -> int:
+        return max_ts_ms // 1000 + self.settings.hot_retention_days * 86_400
+
+
+def archive_key(tenant: str, received_ms: int, shard_id: str, first_sequence: str, last_sequence: str) -> str:
+    """Where a batch of raw records lands in the archive: partitioned by tenant, date and hour."""
+    stamp = datetime.fromtimestamp(received_ms / 1000, UTC)
+    return (
+        f"raw/tenant={tenant}/date={stamp:%Y-%m-%d}/hour={stamp:%H}/"
+        f"{shard_id}-{first_sequence}-{last_sequence}.ncr"
+    )
+
+
+def archive_object(records: Sequence[bytes]) -> bytes:
+    """Raw stream records, each prefixed by its length (u32 little-endian)."""
+    return b"".join(len(r).to_bytes(4, "little") + r for r in records)
+
+
+def labels_json(labels: Labels) -> str:
+    """Compact JSON of a label set, as the index stores it."""
+    return json.dumps(dict(labels), separators=(",", ":"), sort_keys=True)
+
+
+def archive_stored_records(archive: ArchiveStore, shard_id: str, stored: Sequence[tuple[str, bytes]]) -> list[str]:
+    """Archive the records of a batch that were stored, one object per tenant; returns the keys.
+
+    Keys are made of the shard and the first and last sequence numbers, so a retried batch
+    rewrites the same objects.
+    """
+    by_tenant: dict[str, list[tuple[str, bytes, int]]] = {}
+    for sequence, data in stored:
+        record = decode_record(data)
+        by_tenant.setdefault(record.tenant, []).append((sequence, data, record.received_ms))
+    keys = []
+    for tenant, records in sorted(by_tenant.items()):
+        key = archive_key(tenant, records[0][2], shard_id, records[0][0], records[-1][0])
+        archive.put(key, archive_object([data for _, data, _ in records]))
+        keys.append(key)
+    return keys
