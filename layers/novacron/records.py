@@ -9,6 +9,7 @@ ingest side uses. Layout (zstd-compressed as a whole)::
 
 from __future__ import annotations
 
+import itertools
 import struct
 from dataclasses import dataclass
 
@@ -72,15 +73,17 @@ def decode_record(data: bytes) -> SeriesRecord:
     if version != _VERSION:
         raise RecordFormatError(f"unknown record version {version}")
     pos = _HEAD.size
-    tenant = raw[pos : pos + tenant_len].decode()
-    pos += tenant_len
-    if len(raw) < pos + _MID.size:
+    if len(raw) < pos + tenant_len + _MID.size:
         raise RecordFormatError("record header is truncated")
+    tenant = raw[pos : pos + tenant_len].decode(errors="replace")
+    pos += tenant_len
     received_ms, n = _MID.unpack_from(raw, pos)
     pos += _MID.size
+    if len(raw) < pos + 4 * n:
+        raise RecordFormatError("record length table does not match its body")
     lengths = np.frombuffer(raw, dtype="<u4", count=n, offset=pos).astype(np.int64)
     pos += 4 * n
     if pos + int(lengths.sum()) != len(raw):
         raise RecordFormatError("record length table does not match its body")
     bounds = (pos + np.concatenate([[0], np.cumsum(lengths)])).tolist()
-    return SeriesRecord(tenant, received_ms, [raw[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+    return SeriesRecord(tenant, received_ms, [raw[a:b] for a, b in itertools.pairwise(bounds)])

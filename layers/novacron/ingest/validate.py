@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from novacron.protocols.remote_write_pb import TimeSeries
+from novacron.protocols.remote_write_pb import RawLabels
 from novacron.series import METRIC_NAME, Labels, partition_bucket, series_id
 
 METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -91,6 +91,17 @@ def check_labels(pairs: list[tuple[str, str]], limits: Limits) -> str | None:
     return None
 
 
+def _utf8_problem(raw_pairs: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in raw_pairs:
+        for what, data in (("name", name), ("value", value)):
+            try:
+                data.decode()
+            except UnicodeDecodeError:
+                shown = name.decode(errors="replace")
+                return f"label {what} of {shown!r} is not valid UTF-8"
+    return None
+
+
 class _VerdictCache(dict[bytes, "Verdict"]):
     """A bounded memo whose misses compute the verdict."""
 
@@ -117,12 +128,13 @@ class SeriesValidator:
 
     def _check_uncached(self, label_bytes: bytes) -> Verdict:
         try:
-            parsed = TimeSeries.FromString(label_bytes)
-        except Exception:  # invalid UTF-8 surfaces here as a protobuf decode error
-            return Verdict((), error="series labels are not valid protobuf with UTF-8 strings")
+            parsed = RawLabels.FromString(label_bytes)
+        except Exception as exc:  # the protobuf runtime's DecodeError
+            return Verdict((), error=f"series labels are not valid protobuf: {exc}")
         # Prometheus treats an empty label value as an absent label.
-        pairs = [(label.name, label.value) for label in parsed.labels if label.value != ""]
-        problem = check_labels(pairs, self.limits)
+        raw_pairs = [(label.name, label.value) for label in parsed.labels if label.value != b""]
+        pairs = [(n.decode(errors="replace"), v.decode(errors="replace")) for n, v in raw_pairs]
+        problem = _utf8_problem(raw_pairs) or check_labels(pairs, self.limits)
         labels: Labels = tuple(pairs)
         if problem is not None:
             return Verdict(labels, error=f"{problem}: {format_labels(pairs)}")

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 MAX_LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invoke limit, both directions
 API_ID = "local"
+_MAX_DRAIN_BYTES = 64 * 1024 * 1024  # oversized bodies up to this size are read and dropped
 
 NOT_FOUND = (404, {"message": "Not Found"})
 TOO_LARGE = (413, {"message": "Request Entity Too Large"})
@@ -324,8 +325,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
         except _BodyTooLargeError:
-            # The rest of the body is unread, so this connection cannot carry another request.
-            self.close_connection = True
             response = json_response(*TOO_LARGE)
         else:
             response = self.server.gateway.handle(
@@ -347,8 +346,21 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return self._read_chunked()
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_REQUEST_BYTES:
+            # Read and drop a moderately oversized body so that the client, still sending, gets the
+            # 413 instead of a broken pipe; beyond that, just hang up.
+            if length <= _MAX_DRAIN_BYTES:
+                self._discard(length)
+            else:
+                self.close_connection = True
             raise _BodyTooLargeError
         return self.rfile.read(length) if length > 0 else b""
+
+    def _discard(self, length: int) -> None:
+        while length > 0:
+            got = len(self.rfile.read(min(length, 1 << 20)))
+            if got == 0:
+                break
+            length -= got
 
     def _read_chunked(self) -> bytes:
         chunks: list[bytes] = []
@@ -359,12 +371,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if size == 0:
                 break
             total += size
-            if total > MAX_REQUEST_BYTES:
+            if total > _MAX_DRAIN_BYTES:
+                self.close_connection = True
                 raise _BodyTooLargeError
-            chunks.append(self.rfile.read(size))
+            chunk = self.rfile.read(size)
+            if total <= MAX_REQUEST_BYTES:
+                chunks.append(chunk)
             self.rfile.readline(16)  # the CRLF after each chunk
         while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):
             pass  # trailers: not passed on, as API Gateway does not either
+        if total > MAX_REQUEST_BYTES:
+            raise _BodyTooLargeError
         return b"".join(chunks)
 
     def _write(self, response: HttpResponse) -> None:

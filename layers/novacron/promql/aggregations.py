@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
 from novacron.promql.errors import ExecutionError
 from novacron.promql.format import format_float
 from novacron.promql.labels import drop, group_ids, keep_only, with_label
@@ -203,5 +204,3 @@ def aggregate(op: str, vec: Vector, names: list[str], without: bool, param: Valu
     else:
         raise ExecutionError(f"aggregation {op!r} is not supported yet")
     return Vector(list(g.keys), values, present)
-
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from novacron.promql.errors import ExecutionError
 from novacron.promql.labels import collisions, drop, group_ids, keep_only, merge_same_labels, with_label
 from novacron.promql.values import F64, Mask, Scalar, Vector, drop_name

@@ -6,9 +6,10 @@ import re
 from collections.abc import Callable
 
 import numpy as np
+
 from novacron.promql.errors import ExecutionError
 from novacron.promql.labels import drop, group_ids, with_label
-from novacron.promql.values import F64, I64, Scalar, String, Value, Vector, drop_name
+from novacron.promql.values import F64, I64, Mask, Scalar, String, Value, Vector, drop_name
 from novacron.series import Labels
 
 # Arguments arrive evaluated; ``steps`` are the evaluation timestamps in milliseconds.
@@ -120,20 +121,22 @@ def _date_part(part: str, secs: I64) -> I64:
     month = t.astype("datetime64[M]")
     year = t.astype("datetime64[Y]")
     if part == "year":
-        return year.astype(np.int64) + 1970
+        return np.asarray(year.astype(np.int64) + 1970, dtype=np.int64)
     if part == "month":
-        return month.astype(np.int64) % 12 + 1
+        return np.asarray(month.astype(np.int64) % 12 + 1, dtype=np.int64)
     if part == "day_of_month":
-        return (day - month.astype("datetime64[D]")).astype(np.int64) + 1
+        return np.asarray((day - month.astype("datetime64[D]")).astype(np.int64) + 1, dtype=np.int64)
     if part == "day_of_year":
-        return (day - year.astype("datetime64[D]")).astype(np.int64) + 1
+        return np.asarray((day - year.astype("datetime64[D]")).astype(np.int64) + 1, dtype=np.int64)
     if part == "day_of_week":
-        return (day.astype(np.int64) + 4) % 7  # 1970-01-01 was a Thursday; Sunday is 0
+        return np.asarray((day.astype(np.int64) + 4) % 7, dtype=np.int64)  # 1970-01-01 was a Thursday; Sunday is 0
     if part == "days_in_month":
-        return ((month + 1).astype("datetime64[D]") - month.astype("datetime64[D]")).astype(np.int64)
+        return np.asarray(
+            ((month + 1).astype("datetime64[D]") - month.astype("datetime64[D]")).astype(np.int64), dtype=np.int64
+        )
     if part == "hour":
-        return (t - day).astype(np.int64) // 3600
-    return (t - day).astype(np.int64) % 3600 // 60  # minute
+        return np.asarray((t - day).astype(np.int64) // 3600, dtype=np.int64)
+    return np.asarray((t - day).astype(np.int64) % 3600 // 60, dtype=np.int64)  # minute
 
 
 def _sort(descending: bool) -> InstantFn:
@@ -218,14 +221,14 @@ def _parse_le(text: str) -> float | None:
         return None
 
 
-def _almost_equal(a: F64, b: F64, eps: float) -> F64:
+def _almost_equal(a: F64, b: F64, eps: float) -> Mask:
     min_normal = 2.2250738585072014e-308
     abs_sum = np.abs(a) + np.abs(b)
     diff = np.abs(a - b)
     tiny = (a == 0) | (b == 0) | (abs_sum < min_normal)
     with np.errstate(all="ignore"):
         rel = diff / np.minimum(abs_sum, np.finfo(np.float64).max)
-    return (a == b) | np.where(tiny, diff < eps * min_normal, rel < eps)
+    return np.asarray((a == b) | np.where(tiny, diff < eps * min_normal, rel < eps), dtype=bool)
 
 
 def bucket_quantile(q: F64, upper: F64, counts: F64) -> F64:
@@ -256,20 +259,20 @@ def bucket_quantile(q: F64, upper: F64, counts: F64) -> F64:
         value = np.where((b == 0) & (upper[0] <= 0), upper[0], value)
         result = np.where(observations == 0, np.nan, value)
     result = np.where(q < 0, -np.inf, np.where(q > 1, np.inf, result))
-    return np.where(np.isnan(q), np.nan, result)
+    return np.asarray(np.where(np.isnan(q), np.nan, result), dtype=np.float64)
 
 
 def _histogram_quantile(args: list[Value], steps: I64) -> Value:
     q, vec = _scalar(args[0]), _vec(args[1])
-    rows = [(i, _parse_le(dict(lb).get("le", ""))) for i, lb in enumerate(vec.labels)]
-    rows = [(i, le) for i, le in rows if le is not None and not np.isnan(le)]
+    parsed = [(i, _parse_le(dict(lb).get("le", ""))) for i, lb in enumerate(vec.labels)]
+    rows = [(i, le) for i, le in parsed if le is not None and not np.isnan(le)]
     ids, keys = group_ids([drop(vec.labels[i], ["le"]) for i, _ in rows])
     cols = vec.values.shape[1]
     values = np.full((len(keys), cols), np.nan)
     present = np.zeros((len(keys), cols), dtype=bool)
     for gid in range(len(keys)):
         members = [rows[k] for k in np.nonzero(ids == gid)[0]]
-        uppers = np.array(sorted({le for _, le in members if le is not None}))
+        uppers = np.array(sorted({le for _, le in members}))
         counts = np.zeros((len(uppers), cols))
         have = np.zeros((len(uppers), cols), dtype=bool)
         for i, le in members:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+
 from novacron.promql.errors import ExecutionError
 from novacron.promql.values import Vector
 from novacron.series import METRIC_NAME, Labels

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+
 from novacron.series import METRIC_NAME, Labels, SeriesSamples
 
 F64 = npt.NDArray[np.float64]
@@ -18,7 +19,8 @@ STALE_NAN_BITS = 0x7FF0000000000002
 
 def is_stale(values: F64) -> Mask:
     """Which values are Prometheus staleness markers (a NaN with a specific bit pattern)."""
-    return np.asarray(values, dtype=np.float64).view(np.uint64) == np.uint64(STALE_NAN_BITS)
+    stale: Mask = np.asarray(values, dtype=np.float64).view(np.uint64) == np.uint64(STALE_NAN_BITS)
+    return stale
 
 
 def drop_name(labels: Labels) -> Labels:

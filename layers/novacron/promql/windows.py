@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
 from novacron.promql.errors import ExecutionError
 from novacron.promql.values import F64, I64, Mask
 from novacron.series import SeriesSamples
@@ -52,7 +53,7 @@ def _window_sum(values: F64, lo: I64, n: I64) -> F64:
         t, c = kahan_inc(_at(values, lo + j), total, comp)
         total = np.where(m, t, total)
         comp = np.where(m, c, comp)
-    return np.where(np.isinf(total), total, total + comp)
+    return np.asarray(np.where(np.isinf(total), total, total + comp), dtype=np.float64)
 
 
 def extrapolated(is_counter: bool, is_rate: bool) -> RangeFn:
@@ -160,7 +161,7 @@ def _pair_count(indicator: Mask) -> Callable[[I64, I64], F64]:
         # indicator[k] compares samples k+1 and k; pairs fully inside [lo, hi) are k in [lo, hi-1).
         a = np.clip(lo, 0, len(csum) - 1)
         b = np.clip(hi - 1, 0, len(csum) - 1)
-        return np.maximum(csum[b] - csum[a], 0).astype(np.float64)
+        return np.asarray(np.maximum(csum[b] - csum[a], 0), dtype=np.float64)
 
     return count
 
@@ -312,9 +313,7 @@ def mad_over_time(s: SeriesSamples, window_end: I64, range_ms: int, args: list[F
     return out, hi > lo
 
 
-def double_exponential_smoothing(
-    s: SeriesSamples, window_end: I64, range_ms: int, args: list[F64]
-) -> Result:
+def double_exponential_smoothing(s: SeriesSamples, window_end: I64, range_ms: int, args: list[F64]) -> Result:
     """Holt's linear smoothing (``holt_winters`` before Prometheus 3) of each window."""
     sf, tf = args[0], args[1]
     if np.any((sf <= 0) | (sf >= 1)):

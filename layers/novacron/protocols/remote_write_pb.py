@@ -61,6 +61,16 @@ def _build() -> descriptor_pool.DescriptorPool:
             ),
             # The same wire bytes seen one level deep only: each series stays an opaque byte string,
             # which the columnar decoder in ``wire.py`` reads without a Python object per sample.
+            # Labels with their strings as bytes, so invalid UTF-8 can be reported per label.
+            _message("RawLabel", _field("name", 1, _F.TYPE_BYTES), _field("value", 2, _F.TYPE_BYTES)),
+            _message("RawLabels", _field("labels", 1, _F.TYPE_MESSAGE, repeated=True, type_name="RawLabel")),
+            # A series with its label fields kept as bytes, for the decoder's general path.
+            _message(
+                "RawTimeSeries",
+                _field("labels", 1, _F.TYPE_BYTES, repeated=True),
+                _field("samples", 2, _F.TYPE_MESSAGE, repeated=True, type_name="Sample"),
+                _field("histograms", 4, _F.TYPE_BYTES, repeated=True),
+            ),
             _message(
                 "RawWriteRequest",
                 _field("timeseries", 1, _F.TYPE_BYTES, repeated=True),
@@ -85,3 +95,5 @@ TimeSeries: Any = _cls("TimeSeries")
 Label: Any = _cls("Label")
 Sample: Any = _cls("Sample")
 RawWriteRequest: Any = _cls("RawWriteRequest")
+RawLabels: Any = _cls("RawLabels")
+RawTimeSeries: Any = _cls("RawTimeSeries")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from novacron.protocols.remote_write_pb import TimeSeries
+from novacron.protocols.remote_write_pb import RawTimeSeries
 
 _LABEL_TAG = 0x0A  # field 1, length-delimited
 _SAMPLE_TAG = 0x12  # field 2, length-delimited
@@ -145,10 +145,11 @@ def _walk_labels(padded: npt.NDArray[np.uint8], starts: Int64Array, ends: Int64A
 
 def _decode_slow(content: bytes) -> tuple[bytes, Int64Array, Float64Array, bool]:
     try:
-        ts = TimeSeries.FromString(content)
-    except Exception as exc:  # the protobuf runtime raises DecodeError, or ValueError for bad UTF-8
+        ts = RawTimeSeries.FromString(content)
+    except Exception as exc:  # the protobuf runtime's DecodeError
         raise WireFormatError(f"series is not a valid TimeSeries message: {exc}") from None
-    labels = TimeSeries(labels=ts.labels).SerializeToString()
+    # Label strings stay bytes here: UTF-8 is the validator's concern, so it can name the label.
+    labels = RawTimeSeries(labels=ts.labels).SerializeToString()
     stamps = np.fromiter((s.timestamp for s in ts.samples), dtype=np.int64, count=len(ts.samples))
     values = np.fromiter((s.value for s in ts.samples), dtype=np.float64, count=len(ts.samples))
     return labels, stamps, values, len(ts.histograms) > 0

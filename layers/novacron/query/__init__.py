@@ -1,0 +1,1 @@
+"""The query side: Prometheus HTTP API logic and series readers."""

@@ -1,0 +1,70 @@
+"""An in-memory ``SeriesReader`` over numpy arrays, for tests, benchmarks and local experiments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from novacron.series import Labels, Matcher, SeriesSamples, matches_all
+
+
+class InMemorySeriesReader:
+    """Holds whole series in memory; ``select`` slices them with ``searchsorted``."""
+
+    def __init__(self) -> None:
+        self._series: dict[Labels, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
+
+    def add(
+        self,
+        labels: Mapping[str, str],
+        timestamps_ms: Iterable[int] | npt.NDArray[np.int64],
+        values: Iterable[float] | npt.NDArray[np.float64],
+    ) -> None:
+        """Add samples to a series (created on first use); samples are kept sorted, last write wins."""
+        key: Labels = tuple(sorted((k, v) for k, v in labels.items() if v != ""))
+        ts = np.asarray(list(timestamps_ms) if not isinstance(timestamps_ms, np.ndarray) else timestamps_ms)
+        vs = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=np.float64)
+        if ts.shape != vs.shape:
+            raise ValueError("timestamps and values must have the same length")
+        if key in self._series:
+            old_ts, old_vs = self._series[key]
+            ts, vs = np.concatenate((old_ts, ts)), np.concatenate((old_vs, vs))
+        # Stable sort then keep the last of equal timestamps, so later writes win.
+        order = np.argsort(ts, kind="stable")
+        ts, vs = ts[order].astype(np.int64), vs[order]
+        last = np.append(ts[1:] != ts[:-1], True) if len(ts) else np.zeros(0, dtype=bool)
+        self._series[key] = (ts[last], vs[last])
+
+    def _matching(self, matchers: Sequence[Matcher]) -> list[Labels]:
+        return sorted(lb for lb in self._series if matches_all(lb, matchers))
+
+    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesSamples]:
+        """Samples with ``start_ms <= t <= end_ms`` of every matching series that has any."""
+        out = []
+        for lb in self._matching(matchers):
+            ts, vs = self._series[lb]
+            lo = int(np.searchsorted(ts, start_ms, side="left"))
+            hi = int(np.searchsorted(ts, end_ms, side="right"))
+            if hi > lo:
+                out.append(SeriesSamples(lb, ts[lo:hi].copy(), vs[lo:hi].copy()))
+        return out
+
+    def series(self, matcher_sets: Sequence[Sequence[Matcher]]) -> list[Labels]:
+        """Label sets matching any of the matcher sets, sorted."""
+        found: set[Labels] = set()
+        for matchers in matcher_sets:
+            found.update(self._matching(matchers))
+        return sorted(found)
+
+    def _scope(self, matcher_sets: Sequence[Sequence[Matcher]]) -> list[Labels]:
+        return self.series(matcher_sets) if matcher_sets else list(self._series)
+
+    def label_names(self, matcher_sets: Sequence[Sequence[Matcher]]) -> list[str]:
+        """Sorted label names of the matching series (of all series without matcher sets)."""
+        return sorted({name for lb in self._scope(matcher_sets) for name, _ in lb})
+
+    def label_values(self, name: str, matcher_sets: Sequence[Sequence[Matcher]]) -> list[str]:
+        """Sorted values of label ``name`` among the matching series (or all series)."""
+        return sorted({v for lb in self._scope(matcher_sets) for n, v in lb if n == name})

@@ -1,0 +1,97 @@
+"""In-memory stand-ins for the adapters, for tests of the logic layer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from novacron.auth import KeyRecord
+from novacron.ingest.service import StreamUnavailable
+from novacron.records import StreamRecord
+from novacron.storage.writer import BlockItem, SeriesEntry
+
+
+class ListSink:
+    """A StreamSink keeping records in a list; can be told to fail."""
+
+    def __init__(self, fail_with: StreamUnavailable | None = None) -> None:
+        self.records: list[StreamRecord] = []
+        self.fail_with = fail_with
+
+    def put(self, records: Sequence[StreamRecord]) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.records.extend(records)
+
+
+class MemoryBlockStore:
+    """A BlockStore over a dict keyed like the table."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], BlockItem] = {}
+        self.puts = 0
+
+    def put_blocks(self, items: Sequence[BlockItem]) -> None:
+        for item in items:
+            self.puts += 1
+            self.items[(item.pk, item.sk)] = item
+
+    def query_blocks(self, pk: str, sk_low: str, sk_high: str) -> Iterable[bytes]:
+        for (item_pk, item_sk), item in sorted(self.items.items()):
+            if item_pk == pk and sk_low <= item_sk <= sk_high:
+                yield item.data
+
+
+class MemoryIndexStore:
+    """An IndexStore over a dict."""
+
+    def __init__(self) -> None:
+        self.series: dict[tuple[str, str, str, str], SeriesEntry] = {}
+        self.puts = 0
+
+    def put_series(self, entries: Sequence[SeriesEntry], expires_at: int) -> None:
+        for entry in entries:
+            self.puts += 1
+            self.series[(entry.tenant, entry.day, entry.metric, entry.series_id)] = entry
+
+    def series_of_metric(self, tenant: str, day: str, metric: str) -> list[SeriesEntry]:
+        return [e for (t, d, m, _), e in sorted(self.series.items()) if (t, d, m) == (tenant, day, metric)]
+
+    def label_pairs(self, tenant: str, day: str, name: str | None = None) -> list[tuple[str, str]]:
+        pairs = {
+            pair for (t, d, _, _), e in self.series.items() if (t, d) == (tenant, day) for pair in e.labels
+        }
+        return sorted(p for p in pairs if name is None or p[0] == name)
+
+
+class MemoryArchive:
+    """An ArchiveStore over a dict."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, key: str, data: bytes) -> None:
+        self.objects[key] = data
+
+
+class MemoryKeyStore:
+    """A KeyStore over a dict."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, KeyRecord] = {}
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        return self.records.get(key_id)
+
+    def put(self, record: KeyRecord) -> None:
+        self.records[record.key_id] = record
+
+    def revoke(self, key_id: str, tenant: str, at: int) -> bool:
+        record = self.records.get(key_id)
+        if record is None or record.tenant != tenant:
+            return False
+        self.records[key_id] = replace(record, revoked_at=at)
+        return True
+
+    def list(self, tenant: str) -> list[KeyRecord]:
+        return [r for r in self.records.values() if r.tenant == tenant]

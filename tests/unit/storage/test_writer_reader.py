@@ -1,0 +1,162 @@
+"""The writer and the reader over in-memory stores: idempotency, isolation, ranges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from novacron.records import encode_record
+from novacron.series import Matcher
+from novacron.storage.blocks import MAX_BLOCK_SPAN_MS
+from novacron.storage.reader import HotTierReader, QueryTooLarge
+from novacron.storage.writer import MetricsWriter, archive_stored_records
+from tests.builders import timeseries
+from tests.fakes import MemoryArchive, MemoryBlockStore, MemoryIndexStore
+
+NOW = 1_790_000_000_000
+
+
+@pytest.fixture
+def blocks() -> MemoryBlockStore:
+    return MemoryBlockStore()
+
+
+@pytest.fixture
+def index() -> MemoryIndexStore:
+    return MemoryIndexStore()
+
+
+@pytest.fixture
+def writer(blocks: MemoryBlockStore, index: MemoryIndexStore) -> MetricsWriter:
+    return MetricsWriter(blocks, index)
+
+
+def record(tenant: str, series: list, received: int = NOW) -> bytes:
+    return encode_record(tenant, received, [s.SerializeToString() for s in series])
+
+
+def reader(tenant: str, blocks: MemoryBlockStore, index: MemoryIndexStore) -> HotTierReader:
+    return HotTierReader(tenant, blocks, index, clock_ms=lambda: NOW)
+
+
+def up(instance: str, samples: list[tuple[int, float]]):
+    return timeseries({"__name__": "up", "job": "node", "instance": instance}, samples)
+
+
+def test_replaying_a_record_leaves_each_sample_once(writer, blocks, index) -> None:
+    # Given a record with two series
+    data = record("acme", [up("a", [(NOW - 15000, 1.0), (NOW, 2.0)]), up("b", [(NOW, 3.0)])])
+    # When it is written twice (a retried batch) under the same sequence number
+    writer.write_record(data, "49590338271490256608559692538361571095921575989136588898")
+    items_after_first = dict(blocks.items)
+    writer.write_record(data, "49590338271490256608559692538361571095921575989136588898")
+    # Then the same items were rewritten, not added to
+    assert blocks.items.keys() == items_after_first.keys()
+    stored = sum(item.samples for item in blocks.items.values())
+    assert stored == 3
+    # And a fresh writer (cold start) rewrites the same keys too
+    MetricsWriter(blocks, index).write_record(data, "49590338271490256608559692538361571095921575989136588898")
+    assert blocks.items.keys() == items_after_first.keys()
+
+
+def test_reader_returns_samples_by_matchers(writer, blocks, index) -> None:
+    # Given samples of three instances written in two records
+    writer.write_record(record("acme", [up("a", [(NOW - 60000, 1.0)]), up("b", [(NOW - 60000, 5.0)])]), "1")
+    writer.write_record(record("acme", [up("a", [(NOW, 2.0)]), up("c", [(NOW, 9.0)])]), "2")
+    # When selecting instances matching a regex
+    got = reader("acme", blocks, index).select(
+        [Matcher("__name__", "=", "up"), Matcher("instance", "=~", "a|b")], NOW - 120000, NOW
+    )
+    # Then both series come back with their samples in time order
+    assert [dict(s.labels)["instance"] for s in got] == ["a", "b"]
+    assert got[0].timestamps.tolist() == [NOW - 60000, NOW]
+    assert got[0].values.tolist() == [1.0, 2.0]
+    assert got[1].values.tolist() == [5.0]
+
+
+def test_resent_samples_are_returned_once(writer, blocks, index) -> None:
+    # Given a sender that resent the same sample in a new request (a new record)
+    writer.write_record(record("acme", [up("a", [(NOW, 1.0)])]), "1")
+    writer.write_record(record("acme", [up("a", [(NOW, 1.0)])]), "2")
+    # When read, Then the sample appears once
+    (series,) = reader("acme", blocks, index).select([Matcher("__name__", "=", "up")], NOW - 1000, NOW)
+    assert series.timestamps.tolist() == [NOW]
+
+
+def test_tenants_never_see_each_other(writer, blocks, index) -> None:
+    # Given the same series written by two tenants with different values
+    writer.write_record(record("acme", [up("a", [(NOW, 1.0)])]), "1")
+    writer.write_record(record("globex", [up("a", [(NOW, 2.0)])]), "2")
+    # When each tenant reads
+    acme = reader("acme", blocks, index).select([Matcher("__name__", "=", "up")], NOW - 1000, NOW)
+    globex = reader("globex", blocks, index).select([Matcher("__name__", "=", "up")], NOW - 1000, NOW)
+    nobody = reader("initech", blocks, index)
+    # Then each sees only its own
+    assert [s.values.tolist() for s in acme] == [[1.0]]
+    assert [s.values.tolist() for s in globex] == [[2.0]]
+    assert nobody.select([Matcher("__name__", "=~", ".+")], NOW - 1000, NOW) == []
+    assert nobody.label_names([]) == []
+
+
+def test_a_record_spanning_windows_splits_into_bounded_blocks(writer, blocks, index) -> None:
+    # Given one series with an hour of 15 s samples in one record
+    samples = [(NOW - 3600_000 + i * 15000, float(i)) for i in range(241)]
+    writer.write_record(record("acme", [up("a", samples)]), "7")
+    # Then no block spans more than the block span, and all samples read back
+    assert all(item.max_ts - item.min_ts < MAX_BLOCK_SPAN_MS for item in blocks.items.values())
+    (series,) = reader("acme", blocks, index).select([Matcher("instance", "=", "a")], NOW - 3600_000, NOW)
+    assert series.values.tolist() == [float(i) for i in range(241)]
+    # And a narrow range returns only its samples
+    (narrow,) = reader("acme", blocks, index).select([Matcher("instance", "=", "a")], NOW - 30000, NOW)
+    assert narrow.values.tolist() == [238.0, 239.0, 240.0]
+
+
+def test_duplicate_timestamps_in_one_record_keep_the_last(writer, blocks, index) -> None:
+    writer.write_record(record("acme", [up("a", [(NOW, 1.0), (NOW, 2.0)])]), "1")
+    (series,) = reader("acme", blocks, index).select([Matcher("instance", "=", "a")], NOW - 1, NOW)
+    assert series.values.tolist() == [2.0]
+
+
+def test_label_lookups(writer, blocks, index) -> None:
+    # Given two metrics
+    writer.write_record(
+        record("acme", [up("a", [(NOW, 1.0)]), timeseries({"__name__": "load", "host": "h1"}, [(NOW, 0.5)])]), "1"
+    )
+    r = reader("acme", blocks, index)
+    # Then names, values and series are found, optionally restricted by matchers
+    assert r.label_names([]) == ["__name__", "host", "instance", "job"]
+    assert r.label_values("__name__", []) == ["load", "up"]
+    assert r.label_values("instance", [[Matcher("__name__", "=", "up")]]) == ["a"]
+    assert r.series([[Matcher("host", "!=", "")]]) == [(("__name__", "load"), ("host", "h1"))]
+
+
+def test_huge_ranges_are_refused(writer, blocks, index) -> None:
+    with pytest.raises(QueryTooLarge, match="days"):
+        reader("acme", blocks, index).select([Matcher("__name__", "=", "up")], 0, NOW)
+
+
+def test_index_is_written_once_per_series_and_day(writer, blocks, index) -> None:
+    writer.write_record(record("acme", [up("a", [(NOW, 1.0)])]), "1")
+    writer.write_record(record("acme", [up("a", [(NOW + 15000, 1.0)])]), "2")
+    assert index.puts == 1
+
+
+def test_archive_objects_are_keyed_for_idempotency() -> None:
+    # Given two stored records of two tenants in one batch
+    archive = MemoryArchive()
+    stored = [("100", record("acme", [up("a", [(NOW, 1.0)])])), ("101", record("globex", [up("a", [(NOW, 1.0)])]))]
+    # When archived twice
+    keys = archive_stored_records(archive, "shardId-000000000000", stored)
+    archive_stored_records(archive, "shardId-000000000000", stored)
+    # Then one object per tenant, partitioned by tenant/date/hour, exists
+    assert sorted(archive.objects) == sorted(keys)
+    assert keys[0].startswith("raw/tenant=acme/date=2026-09-21/hour=")
+    assert keys[0].endswith("shardId-000000000000-100-100.ncr")
+    assert len(keys) == 2
+
+
+def test_values_survive_bit_for_bit(writer, blocks, index) -> None:
+    stale = float(np.array([0x7FF0000000000002], dtype=np.uint64).view(np.float64)[0])
+    writer.write_record(record("acme", [up("a", [(NOW - 1, stale), (NOW, -0.0)])]), "1")
+    (series,) = reader("acme", blocks, index).select([Matcher("instance", "=", "a")], NOW - 10, NOW)
+    assert series.values.view(np.uint64).tolist() == [0x7FF0000000000002, 0x8000000000000000]
