@@ -42,7 +42,7 @@ def write_record(record: KinesisStreamRecord) -> bytes:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with processor(records=event["Records"], handler=write_record, lambda_context=context):
         outcomes = processor.process()
-    stored = [(record.kinesis.sequence_number, data) for status, data, record in outcomes if status == "success"]
+    stored = [(rec["kinesis"]["sequenceNumber"], data) for status, data, rec in outcomes if status == "success"]
     if stored:
         shard = event["Records"][0]["eventID"].split(":")[0]
         # Raising here fails the whole batch; block writes are idempotent, so the retry is safe.

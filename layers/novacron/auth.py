@@ -160,3 +160,31 @@ def register_key(api_key: str, tenant: str, role: Role | str, table_name: str, d
     record = new_key_record(api_key, tenant, role, int(time.time()), description)
     DynamoKeyStore(table_name).put(record)
     return record
+
+
+OPERATOR_TENANT = "default"
+
+
+def may_manage(principal: Principal, tenant: str, operator_tenant: str = OPERATOR_TENANT) -> bool:
+    """Whether an admin may manage keys of ``tenant``: its own, or any if it is the operator's."""
+    return principal.role is Role.ADMIN and principal.tenant in (tenant, operator_tenant)
+
+
+def issue_key(store: KeyStore, tenant: str, role: Role | str, now: int, description: str = "") -> tuple[str, KeyRecord]:
+    """Create, store and return a new key; the key itself is shown once and never stored."""
+    api_key = generate_key()
+    record = new_key_record(api_key, tenant, role, now, description)
+    store.put(record)
+    return api_key, record
+
+
+def key_summary(record: KeyRecord) -> dict[str, object]:
+    """What the API shows of a key: never its hash."""
+    return {
+        "key_id": record.key_id,
+        "tenant": record.tenant,
+        "role": str(record.role),
+        "description": record.description,
+        "created_at": record.created_at,
+        "revoked_at": record.revoked_at,
+    }

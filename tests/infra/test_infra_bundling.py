@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
@@ -64,7 +65,9 @@ def test_pip_failure_is_a_clear_bundling_error(tmp_path: Path, monkeypatch):
     req = tmp_path / "requirements.txt"
     req.write_text("numpy==2.2.6\n")
     monkeypatch.setitem(LAYERS, "offline", LayerSpec("offline", req))
-    # An index on a closed local port: pip fails fast, no network is touched.
+    # No pip config (no local wheelhouse / extra index) and an index on a closed local port:
+    # pip fails fast, and no network is touched.
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
     monkeypatch.setenv("PIP_RETRIES", "0")
     monkeypatch.setenv("PIP_TIMEOUT", "2")

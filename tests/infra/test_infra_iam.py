@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from infra.permissions import Kind, actions_for
-from novacron.wiring import Access, Grant, WIRING
+from novacron.wiring import WIRING, Access
 
 pytestmark = pytest.mark.infra
 
@@ -123,7 +123,12 @@ def test_read_grants_are_read_only(synthesized):
                 assert not _actions_on(synthesized, decl.name, grant.resource) & write_actions, grant
 
 
-def test_writer_only_appends_to_the_archive(synthesized):
-    grant = Grant("archive", Access.WRITE)
-    assert grant in WIRING.function("metrics-writer").grants
-    assert _actions_on(synthesized, "metrics-writer", "archive") == {"s3:PutObject", "s3:AbortMultipartUpload"}
+def test_bucket_write_grants_only_put_objects(synthesized):
+    res = synthesized.stack.resources
+    for decl in WIRING.functions:
+        for grant in decl.grants:
+            if grant.access is Access.WRITE and grant.resource in res.buckets:
+                assert _actions_on(synthesized, decl.name, grant.resource) == {
+                    "s3:PutObject",
+                    "s3:AbortMultipartUpload",
+                }

@@ -40,6 +40,7 @@ _MAX_DRAIN_BYTES = 64 * 1024 * 1024  # oversized bodies up to this size are read
 NOT_FOUND = (404, {"message": "Not Found"})
 TOO_LARGE = (413, {"message": "Request Entity Too Large"})
 INTERNAL_ERROR = (500, {"message": "Internal Server Error"})
+BAD_REQUEST = (400, {"message": "Bad Request"})
 
 _TEXT_TYPES = {
     "application/json",
@@ -128,9 +129,7 @@ def is_text(content_type: str | None, content_encoding: str | None) -> bool:
     if not content_type:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
-    return (
-        media.startswith("text/") or media in _TEXT_TYPES or media.endswith("+json") or media.endswith("+xml")
-    )
+    return media.startswith("text/") or media in _TEXT_TYPES or media.endswith("+json") or media.endswith("+xml")
 
 
 def join_multi(pairs: Iterable[tuple[str, str]], lower: bool = False) -> dict[str, str]:
@@ -158,9 +157,7 @@ def http_api_event(
 ) -> dict[str, Any]:
     """An API Gateway HTTP API payload-format-2.0 event."""
     pairs = list(headers)
-    cookies = [
-        c.strip() for name, value in pairs if name.lower() == "cookie" for c in value.split(";") if c.strip()
-    ]
+    cookies = [c.strip() for name, value in pairs if name.lower() == "cookie" for c in value.split(";") if c.strip()]
     header_map = join_multi(((k, v) for k, v in pairs if k.lower() != "cookie"), lower=True)
     now = now or datetime.now(UTC)
     request_id = request_id or base64.b64encode(uuid.uuid4().bytes[:10]).decode()
@@ -227,8 +224,9 @@ class HttpResponse:
 
 
 def json_response(status: int, payload: Any) -> HttpResponse:
-    """A JSON response (used for API Gateway's own errors)."""
-    return HttpResponse(status, [("Content-Type", "application/json")], json.dumps(payload).encode())
+    """A compact JSON response, byte for byte like API Gateway's own errors."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return HttpResponse(status, [("Content-Type", "application/json")], body)
 
 
 def to_http_response(result: Any) -> HttpResponse:
@@ -326,6 +324,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             body = self._read_body()
         except _BodyTooLargeError:
             response = json_response(*TOO_LARGE)
+        except ValueError:
+            # An unparsable Content-Length or chunk size: the stream position is unknown now.
+            self.close_connection = True
+            response = json_response(*BAD_REQUEST)
         else:
             response = self.server.gateway.handle(
                 method=self.command,
@@ -337,9 +339,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 protocol=self.request_version,
             )
         self._write(response)
-        log.info(
-            "%s %s %d %.1fms", self.command, raw_path, response.status, (time.perf_counter() - started) * 1000
-        )
+        log.info("%s %s %d %.1fms", self.command, raw_path, response.status, (time.perf_counter() - started) * 1000)
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():

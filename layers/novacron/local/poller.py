@@ -411,9 +411,7 @@ class KinesisPoller:
         failed_at: int | None
         try:
             response = self.function.invoke(event)
-            failed_at = (
-                first_failed_index(response, batch) if self.consumer.report_batch_item_failures else None
-            )
+            failed_at = first_failed_index(response, batch) if self.consumer.report_batch_item_failures else None
             error = None if failed_at is None else "partial batch failure"
         except Exception as exc:
             failed_at, error = None, f"{type(exc).__name__}: {exc}"
@@ -424,9 +422,7 @@ class KinesisPoller:
         attempt = segment.attempts + 1
 
         if error is None:
-            log.debug(
-                "%s %s: %s, attempt %d: ok in %.1f ms", self.name, state.shard_id, span, attempt, elapsed_ms
-            )
+            log.debug("%s %s: %s, attempt %d: ok in %.1f ms", self.name, state.shard_id, span, attempt, elapsed_ms)
             self._commit(state, len(batch))
             state.stats.records_delivered += len(batch)
             state.segments.pop(0)
@@ -472,9 +468,7 @@ class KinesisPoller:
         state.stats.checkpoint = state.buffer[count - 1].sequence_number
         del state.buffer[:count]
 
-    def _give_up(
-        self, state: _ShardState, records: list[KinesisRecord], condition: str, segment: _Segment
-    ) -> None:
+    def _give_up(self, state: _ShardState, records: list[KinesisRecord], condition: str, segment: _Segment) -> None:
         state.stats.records_discarded += len(records)
         message = on_failure_record(
             records,

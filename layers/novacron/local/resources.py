@@ -141,9 +141,9 @@ def create_resources(clients: Any, wiring: Wiring, prefix: str = DEFAULT_PREFIX)
         name = physical_name(queue.name, prefix)
         url = sqs.create_queue(QueueName=name)["QueueUrl"]
         queue_urls[queue.name] = url
-        queue_arns[queue.name] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        queue_arns[queue.name] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         log.debug("created queue %s", name)
 
     log.info(

@@ -115,9 +115,7 @@ class LocalRuntime:
                 stream_name=physical_name(consumer.stream, self.prefix),
                 stream_arn=self.resources.stream_arns[consumer.stream],
                 sqs=sqs,
-                on_failure_url=self.resources.queue_urls[consumer.on_failure]
-                if consumer.on_failure
-                else None,
+                on_failure_url=self.resources.queue_urls[consumer.on_failure] if consumer.on_failure else None,
                 settings=self._poller_settings,
             )
             self.pollers.append(poller)
@@ -130,9 +128,7 @@ class LocalRuntime:
         for schedule in self.wiring.schedules:
             if schedule.function not in self.functions:
                 continue
-            timer = ScheduleTimer(
-                schedule, self.functions[schedule.function], self.prefix, self._schedule_time_scale
-            )
+            timer = ScheduleTimer(schedule, self.functions[schedule.function], self.prefix, self._schedule_time_scale)
             self.timers.append(timer)
             timer.start()
 
@@ -143,9 +139,7 @@ class LocalRuntime:
                 loaded[fn.name] = LocalFunction(fn, self._handler_overrides[fn.name], self.prefix)
                 continue
             if self._allow_missing and not handler_path(fn, self._root).is_file():
-                log.warning(
-                    "function %s: no handler at %s yet; skipping it", fn.name, handler_path(fn, self._root)
-                )
+                log.warning("function %s: no handler at %s yet; skipping it", fn.name, handler_path(fn, self._root))
                 continue
             loaded[fn.name] = LocalFunction.load(fn, self._root, self.prefix)
         return loaded

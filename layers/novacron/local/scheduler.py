@@ -22,9 +22,7 @@ def schedule_arn(schedule: Schedule, prefix: str = DEFAULT_PREFIX) -> str:
     return f"arn:aws:scheduler:{REGION}:{ACCOUNT_ID}:schedule/default/{physical_name(schedule.name, prefix)}"
 
 
-def scheduled_event(
-    schedule: Schedule, prefix: str = DEFAULT_PREFIX, now: datetime | None = None
-) -> dict[str, Any]:
+def scheduled_event(schedule: Schedule, prefix: str = DEFAULT_PREFIX, now: datetime | None = None) -> dict[str, Any]:
     """An EventBridge-style "Scheduled Event" naming the schedule that fired."""
     moment = now or datetime.now(UTC)
     return {
@@ -68,9 +66,7 @@ class ScheduleTimer:
         """Start the timer thread."""
         self._thread = threading.Thread(target=self._run, name=f"schedule:{self.schedule.name}", daemon=True)
         self._thread.start()
-        log.info(
-            "schedule %s: %s every %ss", self.schedule.name, self.schedule.function, self.schedule.every_s
-        )
+        log.info("schedule %s: %s every %ss", self.schedule.name, self.schedule.function, self.schedule.every_s)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop after the current run, if any, and join the thread."""
@@ -87,12 +83,8 @@ class ScheduleTimer:
                 self.function.invoke(scheduled_event(self.schedule, self.prefix))
             except Exception:
                 self.failures += 1
-                log.warning(
-                    "schedule %s: %s failed", self.schedule.name, self.schedule.function, exc_info=True
-                )
+                log.warning("schedule %s: %s failed", self.schedule.name, self.schedule.function, exc_info=True)
             else:
-                log.debug(
-                    "schedule %s: ran in %.1f ms", self.schedule.name, (time.perf_counter() - started) * 1000
-                )
+                log.debug("schedule %s: ran in %.1f ms", self.schedule.name, (time.perf_counter() - started) * 1000)
             self.runs += 1
             next_run = max(next_run + self.period_s, time.monotonic())

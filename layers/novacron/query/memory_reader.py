@@ -51,20 +51,46 @@ class InMemorySeriesReader:
                 out.append(SeriesSamples(lb, ts[lo:hi].copy(), vs[lo:hi].copy()))
         return out
 
-    def series(self, matcher_sets: Sequence[Sequence[Matcher]]) -> list[Labels]:
-        """Label sets matching any of the matcher sets, sorted."""
+    def series(
+        self,
+        matcher_sets: Sequence[Sequence[Matcher]],
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[Labels]:
+        """Label sets matching any of the matcher sets with samples within the bounds, sorted."""
         found: set[Labels] = set()
         for matchers in matcher_sets:
-            found.update(self._matching(matchers))
+            found.update(lb for lb in self._matching(matchers) if self._within(lb, start_ms, end_ms))
         return sorted(found)
 
-    def _scope(self, matcher_sets: Sequence[Sequence[Matcher]]) -> list[Labels]:
-        return self.series(matcher_sets) if matcher_sets else list(self._series)
+    def _within(self, labels: Labels, start_ms: int | None, end_ms: int | None) -> bool:
+        ts = self._series[labels][0]
+        lo = int(np.searchsorted(ts, start_ms, side="left")) if start_ms is not None else 0
+        hi = int(np.searchsorted(ts, end_ms, side="right")) if end_ms is not None else len(ts)
+        return hi > lo
 
-    def label_names(self, matcher_sets: Sequence[Sequence[Matcher]]) -> list[str]:
+    def _scope(
+        self, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int | None, end_ms: int | None
+    ) -> list[Labels]:
+        if matcher_sets:
+            return self.series(matcher_sets, start_ms, end_ms)
+        return [lb for lb in self._series if self._within(lb, start_ms, end_ms)]
+
+    def label_names(
+        self,
+        matcher_sets: Sequence[Sequence[Matcher]],
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[str]:
         """Sorted label names of the matching series (of all series without matcher sets)."""
-        return sorted({name for lb in self._scope(matcher_sets) for name, _ in lb})
+        return sorted({name for lb in self._scope(matcher_sets, start_ms, end_ms) for name, _ in lb})
 
-    def label_values(self, name: str, matcher_sets: Sequence[Sequence[Matcher]]) -> list[str]:
+    def label_values(
+        self,
+        name: str,
+        matcher_sets: Sequence[Sequence[Matcher]],
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[str]:
         """Sorted values of label ``name`` among the matching series (or all series)."""
-        return sorted({v for lb in self._scope(matcher_sets) for n, v in lb if n == name})
+        return sorted({v for lb in self._scope(matcher_sets, start_ms, end_ms) for n, v in lb if n == name})

@@ -71,6 +71,11 @@ def _go_float(text: str) -> float | None:
     return float(text)
 
 
+def _go_round(x: float) -> float:
+    # Go's math.Round rounds half away from zero; Python's round() rounds half to even.
+    return math.copysign(math.floor(abs(x) + 0.5), x)
+
+
 def parse_time(text: str) -> int:
     """A Prometheus time parameter (unix seconds or RFC 3339) as milliseconds."""
     number = _go_float(text)
@@ -78,7 +83,7 @@ def parse_time(text: str) -> int:
         if math.isnan(number) or math.isinf(number):
             raise BadData(f'cannot parse "{text}" to a valid timestamp')
         whole = math.trunc(number)
-        frac = round((number - whole) * 1000) / 1000  # Prometheus keeps millisecond precision
+        frac = _go_round((number - whole) * 1000) / 1000  # Prometheus keeps millisecond precision
         nanos = int(whole) * 1_000_000_000 + int(frac * 1e9)
         return (nanos // 1_000_000_000) * 1000 + (nanos % 1_000_000_000) // 1_000_000
     m = _RFC3339.match(text)
@@ -269,10 +274,14 @@ def _limited(items: list[Any], limit: int) -> Response:
     return success(items)
 
 
-def _range_params(params: Params) -> None:
-    # Validated as Prometheus does; the hot tier's index is not time-partitioned, so not used.
-    _time_param(params, "start", MIN_TIME_MS)
-    _time_param(params, "end", MAX_TIME_MS)
+def _range_params(params: Params) -> dict[str, int | None]:
+    """``start``/``end`` as reader bounds: None where absent, so the reader applies its default."""
+    start = _time_param(params, "start", MIN_TIME_MS)
+    end = _time_param(params, "end", MAX_TIME_MS)
+    return {
+        "start_ms": None if start == MIN_TIME_MS else start,
+        "end_ms": None if end == MAX_TIME_MS else end,
+    }
 
 
 def series(reader: SeriesReader, params: Params, now: Clock | None = None) -> Response:
@@ -281,10 +290,10 @@ def series(reader: SeriesReader, params: Params, now: Clock | None = None) -> Re
     def run() -> Response:
         if not _params(params, "match[]"):
             raise BadData("no match[] parameter provided")
-        _range_params(params)
+        bounds = _range_params(params)
         limit = _limit(params)
         sets = _matcher_sets(params)
-        return _limited([_metric(lb) for lb in reader.series(sets)], limit)
+        return _limited([_metric(lb) for lb in reader.series(sets, **bounds)], limit)
 
     return _run(run)
 
@@ -293,9 +302,9 @@ def labels(reader: SeriesReader, params: Params, now: Clock | None = None) -> Re
     """``/api/v1/labels``: label names, optionally of the series matching ``match[]``."""
 
     def run() -> Response:
-        _range_params(params)
+        bounds = _range_params(params)
         limit = _limit(params)
-        return _limited(list(reader.label_names(_matcher_sets(params))), limit)
+        return _limited(list(reader.label_names(_matcher_sets(params), **bounds)), limit)
 
     return _run(run)
 
@@ -306,9 +315,9 @@ def label_values(reader: SeriesReader, name: str, params: Params, now: Clock | N
     def run() -> Response:
         if name == "":
             raise BadData(f'invalid label name: "{name}"')
-        _range_params(params)
+        bounds = _range_params(params)
         limit = _limit(params)
-        return _limited(list(reader.label_values(name, _matcher_sets(params))), limit)
+        return _limited(list(reader.label_values(name, _matcher_sets(params), **bounds)), limit)
 
     return _run(run)
 

@@ -6,6 +6,7 @@ import base64
 import gzip
 import http.client
 import json
+import socket
 from urllib.parse import urlsplit
 
 import pytest
@@ -120,6 +121,21 @@ def test_unknown_route_is_404_not_found(connect):
     response, body = _request(connect, "GET", "/nowhere")
     assert response.status == 404
     assert json.loads(body) == {"message": "Not Found"}
+
+
+def test_error_bodies_match_api_gateway_byte_for_byte(connect):
+    _, body = _request(connect, "GET", "/nowhere")
+    assert body == b'{"message":"Not Found"}'
+
+
+def test_malformed_chunked_body_is_400(shared_runtime):
+    # Given a raw request whose chunk size is not hexadecimal
+    parts = urlsplit(shared_runtime.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(b"POST /echo/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        reply = sock.recv(4096)
+    # Then the gateway answers 400 instead of dropping the connection silently
+    assert reply.startswith(b"HTTP/1.1 400 ")
 
 
 def test_wrong_method_is_404_like_api_gateway(connect):

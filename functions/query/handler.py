@@ -1,0 +1,83 @@
+"""Query function: the Prometheus HTTP API over the hot tier, plus API key administration."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from novacron.adapters.dynamo_tier import DynamoBlockStore, DynamoIndexStore
+from novacron.adapters.keys_table import DynamoKeyStore
+from novacron.auth import Role
+from novacron.config import QueryConfig
+from novacron.http import json_response, principal_of, request_params, require_role
+from novacron.query import keys_api, prom_api
+from novacron.storage.reader import HotTierReader
+
+config = QueryConfig.from_env()
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+keys = DynamoKeyStore(config.keys_table, config.key_cache_ttl_s)
+blocks, index = DynamoBlockStore(config.blocks_table), DynamoIndexStore(config.index_table)
+app.use([require_role(keys, lambda _m, path: Role.ADMIN if "/admin/" in path else Role.READ)])
+
+
+def _reader() -> HotTierReader:
+    return HotTierReader(principal_of(app).tenant, blocks, index)
+
+
+def _answer(result: tuple[int, dict[str, Any]]) -> Response:
+    return json_response(*result)
+
+
+@app.route("/api/v1/query", method=["GET", "POST"])
+def query() -> Response:
+    return _answer(prom_api.query(_reader(), request_params(app)))
+
+
+@app.route("/api/v1/query_range", method=["GET", "POST"])
+def query_range() -> Response:
+    return _answer(prom_api.query_range(_reader(), request_params(app)))
+
+
+@app.route("/api/v1/series", method=["GET", "POST"])
+def series() -> Response:
+    return _answer(prom_api.series(_reader(), request_params(app)))
+
+
+@app.route("/api/v1/labels", method=["GET", "POST"])
+def labels() -> Response:
+    return _answer(prom_api.labels(_reader(), request_params(app)))
+
+
+@app.get("/api/v1/label/<name>/values")
+def label_values(name: str) -> Response:
+    return _answer(prom_api.label_values(_reader(), name, request_params(app)))
+
+
+@app.get("/api/v1/status/buildinfo")
+def buildinfo() -> Response:
+    return _answer(prom_api.buildinfo())
+
+
+@app.route("/api/v1/admin/keys", method=["GET", "POST"])
+def admin_keys() -> Response:
+    now = int(time.time())
+    return _answer(keys_api.handle(keys, principal_of(app), app.current_event.http_method, request_params(app), now))
+
+
+@app.delete("/api/v1/admin/keys/<key_id>")
+def revoke_key(key_id: str) -> Response:
+    return _answer(keys_api.revoke(keys, principal_of(app), key_id, request_params(app), int(time.time())))
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,214 @@
+"""Docker-free, offline-friendly Lambda packaging.
+
+Layers are built with ``pip install --target`` for Lambda's platform (manylinux2014, CPython 3.11,
+x86_64) into ``.build/layers/<name>/python/``. Third-party dependencies are cached, keyed by a hash of
+the layer's requirement list and the target platform, so repeated synths (and tests) never reinstall;
+once built, synth needs no network. The ``novacron`` package itself is copied fresh on every synth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUILD_DIR = REPO_ROOT / ".build"
+
+PYTHON_VERSION = "3.11"
+PIP_PLATFORM = "manylinux2014_x86_64"
+PIP_IMPLEMENTATION = "cp"
+PIP_TIMEOUT_S = 1200
+# Bump when the layout or pruning rules change, to invalidate every cached layer.
+BUNDLING_VERSION = "1"
+
+# Provided by the Lambda Python runtime; shipping them would only add ~30 MB per layer.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
+# Never useful at run time inside Lambda.
+PRUNED_DIR_NAMES = frozenset({"__pycache__", "tests", "bin"})
+PRUNED_SUFFIXES = (".pyc", ".pyo")
+
+# Never copied from a function's folder into its code asset.
+FUNCTION_ASSET_EXCLUDES = ("__pycache__", "*.pyc", "tests", ".pytest_cache", ".mypy_cache")
+
+
+class BundlingError(RuntimeError):
+    """A Lambda artifact could not be prepared (for example, pip could not fetch wheels)."""
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One Lambda layer: a requirement file, plus whether it carries the ``novacron`` package."""
+
+    name: str
+    requirements_file: Path
+    package_source: Path | None = None
+
+    def requirements(self) -> list[str]:
+        """The requirement lines, without comments or blanks."""
+        if not self.requirements_file.is_file():
+            raise BundlingError(f"layer {self.name!r}: missing requirement file {self.requirements_file}")
+        lines = (ln.split("#", 1)[0].strip() for ln in self.requirements_file.read_text().splitlines())
+        return [ln for ln in lines if ln]
+
+    def cache_key(self) -> str:
+        """A hash of everything that determines the third-party content of the layer."""
+        material = {
+            "requirements": sorted(self.requirements()),
+            "platform": PIP_PLATFORM,
+            "python": PYTHON_VERSION,
+            "implementation": PIP_IMPLEMENTATION,
+            "runtime_provided": RUNTIME_PROVIDED,
+            "pruned": sorted(PRUNED_DIR_NAMES),
+            "version": BUNDLING_VERSION,
+        }
+        return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+
+
+LAYERS: dict[str, LayerSpec] = {
+    "core": LayerSpec("core", REPO_ROOT / "requirements-layer-core.txt", REPO_ROOT / "layers" / "novacron"),
+    "science": LayerSpec("science", REPO_ROOT / "requirements-layer-science.txt"),
+}
+
+
+@contextlib.contextmanager
+def _locked(build_dir: Path) -> Iterator[None]:
+    """Serialize layer builds between concurrent synths (tests and CLI share ``.build``)."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with (build_dir / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _pip_install(spec: LayerSpec, target: Path) -> None:
+    """Install the layer's requirements for Lambda's platform into ``target``; fail clearly."""
+    cmd = [
+        sys.executable, "-m", "pip", "install",
+        "--target", str(target),
+        "--platform", PIP_PLATFORM,
+        "--implementation", PIP_IMPLEMENTATION,
+        "--python-version", PYTHON_VERSION,
+        "--only-binary=:all:",
+        "--no-compile",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--quiet",
+        "-r", str(spec.requirements_file),
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(  # noqa: S603 - fixed argument list, no shell
+            cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BundlingError(
+            f"layer {spec.name!r}: pip did not finish within {PIP_TIMEOUT_S}s while fetching wheels "
+            f"for {PIP_PLATFORM}/cp{PYTHON_VERSION}. Is PyPI (or PIP_INDEX_URL / PIP_FIND_LINKS) reachable?"
+        ) from exc
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise BundlingError(
+            f"layer {spec.name!r}: pip could not fetch wheels for {PIP_PLATFORM} / CPython {PYTHON_VERSION} "
+            f"from {spec.requirements_file.name} (exit {proc.returncode}). Layers are built from binary "
+            "wheels only, without Docker: make PyPI reachable, or point PIP_INDEX_URL / PIP_FIND_LINKS at "
+            "a mirror or wheelhouse, or pin a version that publishes a manylinux2014 wheel. Once built, "
+            f"the layer is cached under {BUILD_DIR} and synth works offline.\npip said:\n{tail}"
+        )
+
+
+def _prune(root: Path) -> None:
+    """Drop byte code, test suites, scripts and the runtime-provided AWS SDK from a layer tree."""
+    for name in RUNTIME_PROVIDED:
+        shutil.rmtree(root / name, ignore_errors=True)
+        for dist_info in root.glob(f"{name}-*.dist-info"):
+            shutil.rmtree(dist_info, ignore_errors=True)
+    for dirpath, dirnames, filenames in os.walk(root, topdown=True):
+        for dirname in [d for d in dirnames if d in PRUNED_DIR_NAMES]:
+            shutil.rmtree(Path(dirpath) / dirname, ignore_errors=True)
+            dirnames.remove(dirname)
+        for filename in filenames:
+            if filename.endswith(PRUNED_SUFFIXES):
+                (Path(dirpath) / filename).unlink(missing_ok=True)
+
+
+def _replace_dir(staged: Path, final: Path) -> None:
+    """Swap ``staged`` into ``final`` (same filesystem), removing what was there."""
+    if final.exists():
+        trash = final.with_name(f".{final.name}.old-{os.getpid()}")
+        final.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    staged.rename(final)
+
+
+def _copy_package(source: Path, python_dir: Path, work_dir: Path) -> None:
+    """Copy the ``novacron`` package into ``python/novacron`` (fresh, every synth)."""
+    if not (source / "__init__.py").is_file():
+        raise BundlingError(f"the novacron package was not found at {source}")
+    staged = Path(tempfile.mkdtemp(prefix="pkg-", dir=work_dir)) / source.name
+    shutil.copytree(source, staged, ignore=shutil.ignore_patterns(*FUNCTION_ASSET_EXCLUDES))
+    _replace_dir(staged, python_dir / source.name)
+    shutil.rmtree(staged.parent, ignore_errors=True)
+
+
+def prepare_layer(name: str, build_dir: Path = BUILD_DIR) -> Path:
+    """Build (or reuse) the layer ``name`` and return its asset directory (which holds ``python/``)."""
+    if name not in LAYERS:
+        raise BundlingError(f"unknown layer {name!r}; known layers: {sorted(LAYERS)}")
+    spec = LAYERS[name]
+    layers_dir = build_dir / "layers"
+    layer_dir = layers_dir / name
+    stamp = layers_dir / f"{name}.key"
+    with _locked(build_dir):
+        layers_dir.mkdir(parents=True, exist_ok=True)
+        key = spec.cache_key()
+        cached = stamp.is_file() and stamp.read_text().strip() == key and (layer_dir / "python").is_dir()
+        if not cached:
+            staging = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=layers_dir))
+            try:
+                _pip_install(spec, staging / "python")
+                _prune(staging / "python")
+                stamp.unlink(missing_ok=True)
+                _replace_dir(staging, layer_dir)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            stamp.write_text(key + "\n")
+        if spec.package_source is not None:
+            _copy_package(spec.package_source, layer_dir / "python", layers_dir)
+    return layer_dir
+
+
+def prepare_function_code(name: str, code: str, build_dir: Path = BUILD_DIR) -> Path:
+    """The code asset directory of a function: its declared folder, or an empty placeholder.
+
+    A function whose folder does not exist yet (handlers are written in parallel) gets an empty
+    directory under ``.build/functions/`` so that synth and size tests still work; nothing is written
+    into ``functions/``.
+    """
+    source = REPO_ROOT / code
+    if source.is_dir():
+        return source
+    placeholder = build_dir / "functions" / name
+    placeholder.mkdir(parents=True, exist_ok=True)
+    return placeholder
+
+
+def directory_size(path: Path) -> int:
+    """Total size in bytes of the regular files under ``path`` (what Lambda counts once unzipped)."""
+    total = 0
+    for dirpath, _dirnames, filenames in os.walk(path):
+        for filename in filenames:
+            file = Path(dirpath) / filename
+            if not file.is_symlink():
+                total += file.stat().st_size
+    return total

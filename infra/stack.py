@@ -1,0 +1,87 @@
+"""The NovaCron stack: composes one construct per capability, all derived from the wiring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Stack
+from constructs import Construct
+
+from infra.constructs.alarms import Alarms
+from infra.constructs.consumers import StreamConsumers
+from infra.constructs.encryption import Encryption
+from infra.constructs.functions import Functions
+from infra.constructs.http_api import HttpApi
+from infra.constructs.queues import Queues
+from infra.constructs.schedules import Schedules
+from infra.constructs.storage import Storage
+from infra.constructs.streams import Streams
+from infra.permissions import ResourceCatalog, check_wiring
+from infra.settings import Settings
+from novacron.wiring import WIRING, Wiring
+
+
+class NovaCronStack(Stack):
+    """Streams, storage, queues, functions, consumers, HTTP API, schedules and alarms."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        wiring: Wiring = WIRING,
+        settings: Settings | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        settings = settings or Settings.from_context(self.node)
+        check_wiring(wiring)
+        data_policy = settings.data_removal_policy
+
+        key = Encryption(self, "Encryption", removal_policy=data_policy).key
+        streams = Streams(self, "Streams", streams=wiring.streams, key=key, removal_policy=data_policy)
+        storage = Storage(
+            self, "Storage", tables=wiring.tables, buckets=wiring.buckets, key=key, removal_policy=data_policy
+        )
+        queues = Queues(self, "Queues", queues=wiring.queues, key=key, removal_policy=data_policy)
+        self.resources = ResourceCatalog(
+            key=key,
+            streams=streams.by_name,
+            tables=storage.tables,
+            buckets=storage.buckets,
+            queues=queues.by_name,
+        )
+        self.functions = Functions(
+            self, "Functions", functions=wiring.functions, resources=self.resources, settings=settings
+        )
+        StreamConsumers(
+            self,
+            "Consumers",
+            consumers=wiring.consumers,
+            functions=self.functions.by_name,
+            resources=self.resources,
+        )
+        self.http_api = (
+            HttpApi(
+                self,
+                "Http",
+                routes=wiring.routes,
+                functions=self.functions.by_name,
+                key=key,
+                settings=settings,
+            )
+            if wiring.routes
+            else None
+        )
+        Schedules(self, "Schedules", schedules=wiring.schedules, functions=self.functions.by_name)
+        self.alarms = Alarms(
+            self,
+            "Alarms",
+            consumers=wiring.consumers,
+            functions=self.functions.by_name,
+            queues=queues.by_name,
+            api=self.http_api.api if self.http_api else None,
+            key=key,
+            iterator_age_alarm_s=settings.iterator_age_alarm_s,
+            email=settings.alarm_email,
+        )

@@ -1,0 +1,49 @@
+"""``/api/v1/admin/keys``: create, list and revoke API keys (admin role)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from novacron.auth import KeyStore, Principal, Role, issue_key, key_summary, may_manage, validate_tenant
+
+Params = Mapping[str, Sequence[str]]
+Response = tuple[int, dict[str, Any]]
+
+
+def _first(params: Params, name: str, default: str = "") -> str:
+    values = params.get(name) or [default]
+    return values[0]
+
+
+def _error(status: int, message: str) -> Response:
+    return status, {"status": "error", "error": message}
+
+
+def handle(store: KeyStore, principal: Principal, method: str, params: Params, now: int) -> Response:
+    """GET lists the keys of a tenant; POST creates one (``tenant``, ``role``, ``description``)."""
+    tenant = _first(params, "tenant", principal.tenant)
+    try:
+        validate_tenant(tenant)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    if not may_manage(principal, tenant):
+        return _error(403, f"an admin key of tenant {principal.tenant!r} cannot manage keys of tenant {tenant!r}")
+    if method == "GET":
+        return 200, {"status": "success", "data": [key_summary(r) for r in store.list(tenant)]}
+    role = _first(params, "role")
+    if role not in {r.value for r in Role}:
+        return _error(400, f"role must be one of ingest, read, admin (got {role!r})")
+    description = _first(params, "description")[:256]
+    api_key, record = issue_key(store, tenant, role, now, description)
+    return 201, {"status": "success", "data": {**key_summary(record), "key": api_key}}
+
+
+def revoke(store: KeyStore, principal: Principal, key_id: str, params: Params, now: int) -> Response:
+    """DELETE revokes a key of the tenant (``tenant`` parameter, default the caller's)."""
+    tenant = _first(params, "tenant", principal.tenant)
+    if not may_manage(principal, tenant):
+        return _error(403, f"an admin key of tenant {principal.tenant!r} cannot manage keys of tenant {tenant!r}")
+    if not store.revoke(key_id, tenant, now):
+        return _error(404, f"no key {key_id!r} in tenant {tenant!r}")
+    return 200, {"status": "success", "data": {"key_id": key_id, "revoked_at": now}}

@@ -1,0 +1,78 @@
+"""Typed errors, limits and Go float formatting."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+from novacron.promql import BadData, Engine, ExecutionError, QueryTimeout, TooManySamples, format_float
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1.0, "1"),
+        (0.1, "0.1"),
+        (-2.5, "-2.5"),
+        (1e21, "1000000000000000000000"),
+        (1e-7, "0.0000001"),
+        (123456789.123, "123456789.123"),
+        (1 / 3, "0.3333333333333333"),
+        (-0.0, "-0"),
+        (math.nan, "NaN"),
+        (math.inf, "+Inf"),
+        (-math.inf, "-Inf"),
+    ],
+)
+def test_format_float_matches_go(value, text):
+    # Given a float / When formatted / Then as Go's FormatFloat(v, 'f', -1, 64)
+    assert format_float(value) == text
+
+
+@pytest.mark.parametrize("query", ["sum(", "rate(x)", "x[5m] + 1", "", 'foo{a=~"("}'])
+def test_parse_errors_are_bad_data(engine, query):
+    # Given an invalid query / When evaluated / Then BadData (HTTP 400, bad_data)
+    with pytest.raises(BadData) as info:
+        engine.instant(query, 0)
+    assert info.value.http_status == 400
+    assert info.value.error_type == "bad_data"
+
+
+def test_range_query_rejects_range_vectors_and_strings(engine):
+    # Given a range query of a range vector / Then Prometheus's message
+    with pytest.raises(BadData, match='invalid expression type "range vector" for range query'):
+        engine.range("x[5m]", 0, 60_000, 15_000)
+    with pytest.raises(BadData, match='invalid expression type "string"'):
+        engine.range('"a"', 0, 60_000, 15_000)
+
+
+def test_too_many_samples(reader):
+    # Given 100 samples and an engine allowed 50
+    reader.add({"__name__": "m"}, list(range(0, 100_000, 1000)), [1.0] * 100)
+    engine = Engine(reader, max_samples=50)
+    # When querying them all / Then an execution error with Prometheus's message
+    with pytest.raises(TooManySamples, match="query processing would load too many samples into memory") as info:
+        engine.instant("count_over_time(m[2m])", 100_000)
+    assert isinstance(info.value, ExecutionError)
+    assert info.value.http_status == 422
+
+
+def test_timeout(reader):
+    # Given a clock that jumps 10 s at every reading and a 1 s timeout
+    reader.add({"__name__": "m"}, [0], [1.0])
+    ticks = itertools.count(step=10.0)
+    engine = Engine(reader, timeout_ms=1000, clock=lambda: next(ticks))
+    # When evaluating / Then QueryTimeout (HTTP 503, errorType timeout)
+    with pytest.raises(QueryTimeout) as info:
+        engine.instant("m + m", 0)
+    assert (info.value.error_type, info.value.http_status) == ("timeout", 503)
+
+
+def test_range_query_matrix_of_a_scalar(engine):
+    # Given a scalar expression in a range query / Then one series without labels, every step
+    result = engine.range("time() * 2", 0, 30_000, 15_000)
+    assert result.result_type == "matrix"
+    [series] = result.series
+    assert series.labels == ()
+    assert series.values.tolist() == [0.0, 30.0, 60.0]
