@@ -175,6 +175,7 @@ def prepare_layer(name: str, build_dir: Path = BUILD_DIR) -> Path:
         cached = stamp.is_file() and stamp.read_text().strip() == key and (layer_dir / "python").is_dir()
         if not cached:
             staging = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=layers_dir))
+            staging.chmod(0o755)  # mkdtemp makes 0700; Lambda's sandbox user must read the layer
             try:
                 _pip_install(spec, staging / "python")
                 _prune(staging / "python")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -20,7 +20,6 @@ from novacron.storage.reader import HotTierReader
 config = QueryConfig.from_env()
 logger = Logger()
 tracer = Tracer()
-metrics = Metrics()
 app = APIGatewayHttpResolver()
 keys = DynamoKeyStore(config.keys_table, config.key_cache_ttl_s)
 blocks, index = DynamoBlockStore(config.blocks_table), DynamoIndexStore(config.index_table)
@@ -78,6 +77,5 @@ def revoke_key(key_id: str) -> Response:
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
-@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

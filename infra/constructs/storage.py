@@ -7,9 +7,9 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+from novacron.wiring import Bucket, Table
 
 from infra.constructs.naming import pascal
-from novacron.wiring import Bucket, Table
 
 
 class Storage(Construct):
@@ -52,10 +52,10 @@ class Storage(Construct):
         self.buckets: dict[str, s3.Bucket] = {}
         # Only created when there is a bucket to log (an unused log bucket would itself be flagged).
         self.access_logs: s3.Bucket | None = self._access_log_bucket(removal_policy) if buckets else None
-        for decl in buckets:
-            self.buckets[decl.name] = s3.Bucket(
+        for bucket_decl in buckets:
+            self.buckets[bucket_decl.name] = s3.Bucket(
                 self,
-                pascal(decl.name) + "Bucket",
+                pascal(bucket_decl.name) + "Bucket",
                 encryption=s3.BucketEncryption.KMS,
                 encryption_key=key,
                 bucket_key_enabled=True,
@@ -65,7 +65,7 @@ class Storage(Construct):
                 minimum_tls_version=1.2,
                 versioned=True,
                 server_access_logs_bucket=self.access_logs,
-                server_access_logs_prefix=f"{decl.name}/",
+                server_access_logs_prefix=f"{bucket_decl.name}/",
                 lifecycle_rules=[
                     s3.LifecycleRule(
                         noncurrent_version_expiration=Duration.days(30),

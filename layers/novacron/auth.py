@@ -6,6 +6,7 @@ revocations); only a SHA-256 of the whole key is stored, so a leaked table does 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -88,11 +89,17 @@ def generate_key() -> str:
 
 
 def key_id_of(api_key: str) -> str:
-    """The public id embedded in a key; raises ValueError for something that is not a key."""
+    """The public id of a key: embedded in generated keys, derived from the hash otherwise.
+
+    Operators may bring their own key (``novacron local --api-key``); any printable string without
+    whitespace of up to 256 characters is accepted, and ValueError is raised for anything else.
+    """
     match = _KEY_RE.match(api_key)
-    if match is None:
-        raise ValueError("not a NovaCron API key (expected nck_<id>_<secret>)")
-    return match.group(1)
+    if match is not None:
+        return match.group(1)
+    if not api_key or len(api_key) > 256 or not api_key.isprintable() or any(c.isspace() for c in api_key):
+        raise ValueError("an API key is 1-256 printable characters without whitespace")
+    return "x" + hash_key(api_key)[:11]
 
 
 def validate_tenant(tenant: str) -> str:
@@ -117,13 +124,27 @@ def new_key_record(api_key: str, tenant: str, role: Role | str, created_at: int,
 
 
 def bearer_token(authorization: str | None) -> str:
-    """The token of an ``Authorization: Bearer <token>`` header; AuthError(401) otherwise."""
+    """The API key of an ``Authorization`` header; AuthError(401) otherwise.
+
+    ``Bearer <api key>`` is the native form. ``Basic`` with the key as the password is accepted as
+    well, because some clients can only send basic auth (promtool's instant queries, via a URL with
+    user info; Grafana's and Prometheus's basic-auth settings). The user name is ignored.
+    """
     if not authorization:
         raise AuthError(401, "missing Authorization header: send 'Authorization: Bearer <api key>'")
     scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() == "basic" and token:
+        try:
+            _, sep, password = base64.b64decode(token, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            sep, password = "", ""
+        if not sep or not password:
+            raise AuthError(401, "malformed Basic credentials: expected base64 of '<any user>:<api key>'")
+        return password
+    if scheme.lower() != "bearer" or not token:
         raise AuthError(401, "malformed Authorization header: expected 'Bearer <api key>'")
-    return token.strip()
+    return token
 
 
 def authenticate(authorization: str | None, store: KeyStore) -> Principal:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,10 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from aws_cdk.assertions import Template  # noqa: E402
+from aws_cdk.assertions import Template
 
-from infra.app import build_app  # noqa: E402
-from infra.stack import NovaCronStack  # noqa: E402
+from infra.app import build_app
+from infra.stack import NovaCronStack
 
 
 @dataclass
@@ -55,6 +56,12 @@ def synthesize(outdir: Path, **kwargs: Any) -> Synthesized:
         resources=template_json["Resources"],
         assets=assets,
     )
+
+
+@pytest.fixture(scope="session")
+def synthesize_app() -> Callable[..., Synthesized]:
+    """``synthesize(outdir, wiring=..., context=...)`` for tests that need another app."""
+    return synthesize
 
 
 @pytest.fixture(scope="session")

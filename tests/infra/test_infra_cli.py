@@ -46,7 +46,16 @@ def cdk_cli() -> list[str]:
 def test_cli_synth_succeeds_without_violations(cdk_cli, tmp_path):
     outdir = tmp_path / "cdk.out"
     proc = subprocess.run(
-        [*cdk_cli, "synth", "--quiet", "--no-notices", "--no-version-reporting", "--no-lookups", "--output", str(outdir)],
+        [
+            *cdk_cli,
+            "synth",
+            "--quiet",
+            "--no-notices",
+            "--no-version-reporting",
+            "--no-lookups",
+            "--output",
+            str(outdir),
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

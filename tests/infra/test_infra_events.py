@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from novacron.wiring import WIRING
 
 pytestmark = pytest.mark.infra
@@ -77,7 +76,9 @@ def _alarms_on(synthesized, metric: str) -> list[dict]:
 
 
 def _function_dimension(synthesized, name: str) -> list[dict]:
-    return [{"Name": "FunctionName", "Value": {"Ref": synthesized.logical_id(synthesized.stack.functions.by_name[name])}}]
+    return [
+        {"Name": "FunctionName", "Value": {"Ref": synthesized.logical_id(synthesized.stack.functions.by_name[name])}}
+    ]
 
 
 def test_alarms_on_iterator_age_errors_throttles_dlq_and_5xx(synthesized):

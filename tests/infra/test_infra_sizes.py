@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
+from novacron.wiring import WIRING
 
 from infra.bundling import directory_size
-from novacron.wiring import WIRING
 
 pytestmark = pytest.mark.infra
 
@@ -34,7 +38,9 @@ def test_function_and_layers_fit_in_lambda(synthesized, function):
 
 def test_core_layer_ships_the_novacron_package_without_the_aws_sdk(synthesized):
     core = synthesized.stack.functions.layers["core"]
-    layer_dir = synthesized.asset_dir(synthesized.resources[synthesized.logical_id(core)]["Properties"]["Content"]["S3Key"])
+    layer_dir = synthesized.asset_dir(
+        synthesized.resources[synthesized.logical_id(core)]["Properties"]["Content"]["S3Key"]
+    )
     python = layer_dir / "python"
     assert (python / "novacron" / "__init__.py").is_file()
     assert (python / "novacron" / "wiring.py").is_file()
@@ -44,3 +50,35 @@ def test_core_layer_ships_the_novacron_package_without_the_aws_sdk(synthesized):
         assert not (python / provided).exists(), provided
     assert not list(python.rglob("__pycache__"))
     assert not list(python.rglob("*.pyc"))
+
+
+def test_layers_import_on_cpython_311(synthesized):
+    """The pruned layers still import (runtime-provided boto3/botocore come from the environment)."""
+    paths = [
+        str(synthesized.asset_dir(layer["Properties"]["Content"]["S3Key"]) / "python")
+        for layer in synthesized.of_type("AWS::Lambda::LayerVersion").values()
+    ]
+    modules = [
+        "novacron",
+        "novacron.wiring",
+        "aws_lambda_powertools",
+        "aws_lambda_powertools.tracing",
+        "pydantic",
+        "pynamodb.models",
+        "cramjam",
+        "google.protobuf",
+        "numpy",
+        "promql_parser",
+    ]
+    script = (
+        "import importlib, sys\n"
+        f"layers = {paths!r}\n"
+        f"for name in {modules!r}:\n"
+        "    module = importlib.import_module(name)\n"
+        "    assert any(module.__file__.startswith(p) for p in layers), (name, module.__file__)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]

@@ -5,13 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from novacron.wiring import WIRING, Access, Function, Grant, Schedule, Stream, StreamConsumer, Table, Wiring
 
 from infra.constructs.schedules import rate_expression
 from infra.permissions import check_wiring
 from infra.settings import Settings
-from novacron.wiring import WIRING, Access, Function, Grant, Schedule, Stream, StreamConsumer, Table, Wiring
-
-from .conftest import synthesize
 
 pytestmark = pytest.mark.infra
 
@@ -36,8 +34,8 @@ SCHEDULED = Wiring(
 
 
 @pytest.fixture(scope="module")
-def scheduled(tmp_path_factory):
-    return synthesize(
+def scheduled(tmp_path_factory, synthesize_app):
+    return synthesize_app(
         tmp_path_factory.mktemp("cdk-out-scheduled"),
         wiring=SCHEDULED,
         context={"novacron:stackName": "NovaCronScheduled", "novacron:retainData": "false"},

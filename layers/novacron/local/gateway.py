@@ -338,8 +338,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 source_ip=self.client_address[0],
                 protocol=self.request_version,
             )
-        self._write(response)
+        # Logged before writing, so that the line exists once the client has the response.
         log.info("%s %s %d %.1fms", self.command, raw_path, response.status, (time.perf_counter() - started) * 1000)
+        self._write(response)
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():

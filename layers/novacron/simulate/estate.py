@@ -200,8 +200,8 @@ def _smoothstep(x: float) -> float:
 
 def diurnal_factor(hour: float) -> float:
     """Traffic at a local hour of day relative to the afternoon peak (~15:00): ~0.15 at 03:00."""
-    day = ((1 + math.cos(2 * math.pi * (hour - 15.0) / 24.0)) / 2) ** 1.6
-    evening = 0.12 * math.exp(-(((hour - 20.5) / 1.5) ** 2))  # after-dinner shopping
+    day = math.pow((1 + math.cos(2 * math.pi * (hour - 15.0) / 24.0)) / 2, 1.6)
+    evening = 0.12 * math.exp(-math.pow((hour - 20.5) / 1.5, 2))  # after-dinner shopping
     return 0.15 + 0.85 * day + evening
 
 
@@ -379,8 +379,12 @@ class Estate:
         u = [stable_unit(self.seed, "pod", spec.name, index, i) for i in range(4)]
         if spec.kind is Kind.APP:
             alphabet = "bcdfghjklmnpqrstvwxz2456789"
-            rs = "".join(alphabet[int(stable_unit(self.seed, "rs", spec.name, i) * len(alphabet))] for i in range(9))
-            suffix = "".join(alphabet[int(stable_unit(self.seed, "p", spec.name, index, i) * len(alphabet))] for i in range(5))
+            def pick(*key: object) -> str:
+                return alphabet[int(stable_unit(self.seed, *key) * len(alphabet))]
+
+            # a Deployment's pod: <name>-<replicaset hash>-<random suffix>
+            rs = "".join(pick("rs", spec.name, i) for i in range(9))
+            suffix = "".join(pick("pod", spec.name, index, i) for i in range(5))
             pod = f"{spec.name}-{rs}-{suffix}"
         else:
             pod = f"{spec.name}-{index}"  # datastores run as StatefulSets

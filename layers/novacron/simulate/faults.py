@@ -1,24 +1,7 @@
 """Fault injection for the simulated estate: the ``--fault`` grammar, fault windows and chaos mode.
 
-Grammar of a fault spec (whitespace is not allowed)::
-
-    SPEC      := KIND ":" SERVICE [":" MAGNITUDE] ["@" ["+"] OFFSET] ["/" DURATION]
-    KIND      := "latency" | "errors" | "down" | "cpu" | "leak"
-    OFFSET    := DURATION                      start, after the first simulated timestamp (default +0s)
-    DURATION  := (NUMBER UNIT)+ | NUMBER       e.g. 300ms, 90s, 5m, 1h30m, 2d; a bare number is seconds
-    UNIT      := "ms" | "s" | "m" | "h" | "d"
-
-    kind     magnitude                                  default   effect
-    latency  added time, "+300ms", "1.5s"               required  the service answers that much slower
-    errors   5xx ratio in percent, "20%" (0 < x <= 100) required  that share of its requests fail
-    down     instances to stop, "1", "2" or "all"       all       those instances stop (up=0), then restart
-    cpu      CPU cost factor, "3x" (> 1)                 2x        CPU saturation: more CPU time, higher latency
-    leak     memory leaked over the window, "512MiB"    256MiB    memory grows, then the process is OOM-killed
-
-Examples: ``latency:payment:+300ms@+5m/10m``, ``errors:product-catalog:20%@+2m/5m``,
-``down:cart:1@+10m/3m``, ``leak:recommendation:1GiB/30m``. Without ``/DURATION`` a fault lasts
-until the simulation ends. A fault acts on the service itself; its callers feel it through the
-dependency graph (see ``estate.py``).
+The grammar is ``GRAMMAR`` below (also shown by ``novacron simulate --help``). A fault acts on the
+service itself; its callers feel it through the dependency graph (see ``estate.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +13,27 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+GRAMMAR = """\
+  SPEC      := KIND ":" SERVICE [":" MAGNITUDE] ["@" ["+"] OFFSET] ["/" DURATION]     (no spaces)
+  KIND      := latency | errors | down | cpu | leak
+  OFFSET    := DURATION    when the fault starts, after the first simulated timestamp (default 0)
+  DURATION  := NUMBER UNIT [NUMBER UNIT ...] | NUMBER   (units ms s m h d; a bare number is seconds)
+               e.g. 300ms, 90s, 5m, 1h30m; without /DURATION the fault lasts until the end
+
+  kind     MAGNITUDE                            default   effect on the service
+  latency  added time: +300ms, 1.5s             required  answers that much slower
+  errors   5xx share: 20%, 2.5% (0 < x <= 100)  required  that share of its requests fail
+  down     instances: 1, 2, ... or all          all       instances stop (up=0), restart at the end
+  cpu      CPU cost factor: 3x (> 1)            2x        saturation: more CPU time, higher latency
+  leak     memory leaked: 512MiB, 1GiB, 300MB   256MiB    memory grows (over the window, or 1h),
+                                                          then the process is OOM-killed at the end
+  Callers feel a fault through the dependency graph: slower and failing calls make them slower
+  and failing too (less so for optional dependencies such as recommendation and ad).
+
+  examples: latency:payment:+300ms@+5m/10m  errors:product-catalog:20%@+2m/5m
+            down:cart:1@+10m/3m  cpu:currency:3x@+1h/15m  leak:recommendation:1GiB/30m
+"""
 
 GRAMMAR_HINT = (
     "expected KIND:SERVICE[:MAGNITUDE][@+OFFSET][/DURATION], e.g. 'latency:payment:+300ms@+5m/10m' or "
@@ -262,7 +266,7 @@ def _parse_magnitude(kind: FaultKind, text: str | None, spec: str) -> float:
 def stable_unit(seed: int, *parts: object) -> float:
     """A deterministic pseudo-random number in [0, 1) from a seed and a key (stable across processes)."""
     digest = hashlib.blake2b(":".join(map(str, (seed, *parts))).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
+    return int.from_bytes(digest, "big") / 18446744073709551616.0  # 2**64
 
 
 @dataclass

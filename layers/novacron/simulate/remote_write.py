@@ -8,6 +8,7 @@ accepted" and is dropped at once, with the server's message logged.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -181,7 +182,7 @@ class RemoteWriteClient:
         if retry_after is not None:
             # The server knows best when it can take the data again; do not come back sooner.
             return min(max(retry_after, 0.0), self.max_retry_after_s)
-        backoff = min(self.max_backoff_s, self.min_backoff_s * 2**attempt)
+        backoff = min(self.max_backoff_s, self.min_backoff_s * math.pow(2, attempt))
         return backoff * random.uniform(0.8, 1.2)  # jitter keeps many senders from retrying in step
 
     def _give_up(self, error: str, n_samples: int) -> bool:
