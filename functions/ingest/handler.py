@@ -6,7 +6,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from novacron.adapters.keys_table import DynamoKeyStore
 from novacron.adapters.kinesis import KinesisSink
@@ -14,20 +13,24 @@ from novacron.auth import Role
 from novacron.config import IngestConfig
 from novacron.http import body_bytes, error_response, json_response, principal_of, require_role
 from novacron.ingest.service import IngestError, IngestResult, IngestService, IngestSettings
+from novacron.telemetry import add_metrics
 
 config = IngestConfig.from_env()
-logger = Logger()
+logger = Logger(service="novacron-ingest")
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
-settings = IngestSettings(config.max_decoded_bytes, config.max_sample_age_s, config.max_sample_future_s)
+settings = IngestSettings(
+    max_decoded_bytes=config.max_decoded_bytes,
+    max_sample_age_s=config.max_sample_age_s,
+    max_sample_future_s=config.max_sample_future_s,
+)
 service = IngestService(KinesisSink(config.metrics_stream), settings)
 app.use([require_role(DynamoKeyStore(config.keys_table, config.key_cache_ttl_s), lambda _m, _p: Role.INGEST)])
 
 
 def _record(result: IngestResult) -> None:
-    metrics.add_metric("SamplesAccepted", MetricUnit.Count, result.samples_accepted)
-    metrics.add_metric("SeriesRejected", MetricUnit.Count, len(result.rejected))
+    add_metrics(metrics, {"SamplesAccepted": result.samples_accepted, "SeriesRejected": len(result.rejected)})
 
 
 @app.post("/api/v1/write")

@@ -8,7 +8,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from novacron.adapters.dynamo_tier import DynamoBlockStore, DynamoIndexStore
 from novacron.adapters.keys_table import DynamoKeyStore
 from novacron.auth import Role
@@ -18,7 +17,7 @@ from novacron.query import keys_api, prom_api
 from novacron.storage.reader import HotTierReader
 
 config = QueryConfig.from_env()
-logger = Logger()
+logger = Logger(service="novacron-query")
 tracer = Tracer()
 app = APIGatewayHttpResolver()
 keys = DynamoKeyStore(config.keys_table, config.key_cache_ttl_s)

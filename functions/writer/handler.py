@@ -13,9 +13,10 @@ from novacron.adapters.dynamo_tier import DynamoBlockStore, DynamoIndexStore
 from novacron.adapters.s3_archive import S3Archive
 from novacron.config import WriterConfig
 from novacron.storage.writer import MetricsWriter, WriterSettings, archive_stored_records
+from novacron.telemetry import add_metrics
 
 config = WriterConfig.from_env()
-logger = Logger()
+logger = Logger(service="novacron-metrics-writer")
 tracer = Tracer()
 metrics = Metrics()
 writer = MetricsWriter(
@@ -28,12 +29,10 @@ processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 
 
 @tracer.capture_method
-def write_record(record: KinesisStreamRecord) -> bytes:
+def write_record(record: KinesisStreamRecord) -> tuple[bytes, int, int]:
     data = record.kinesis.data_as_bytes()
     stats = writer.write_record(data, record.kinesis.sequence_number)
-    metrics.add_metric("SamplesWritten", MetricUnit.Count, stats.samples)
-    metrics.add_metric("BlockBytes", MetricUnit.Bytes, stats.block_bytes)
-    return data
+    return data, stats.samples, stats.block_bytes
 
 
 @logger.inject_lambda_context
@@ -42,7 +41,10 @@ def write_record(record: KinesisStreamRecord) -> bytes:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with processor(records=event["Records"], handler=write_record, lambda_context=context):
         outcomes = processor.process()
-    stored = [(rec["kinesis"]["sequenceNumber"], data) for status, data, rec in outcomes if status == "success"]
+    written = [(rec["kinesis"]["sequenceNumber"], out) for status, out, rec in outcomes if status == "success"]
+    stored = [(sequence, data) for sequence, (data, _, _) in written]
+    add_metrics(metrics, {"SamplesWritten": sum(n for _, (_, n, _) in written)})
+    add_metrics(metrics, {"BlockBytes": sum(b for _, (_, _, b) in written)}, MetricUnit.Bytes)
     if stored:
         shard = event["Records"][0]["eventID"].split(":")[0]
         # Raising here fails the whole batch; block writes are idempotent, so the retry is safe.

@@ -31,7 +31,7 @@ class Stream:
 
 @dataclass(frozen=True)
 class Table:
-    """A DynamoDB table (on-demand). Keys are strings unless ``sort_key_type`` says otherwise."""
+    """A DynamoDB table (on-demand). Keys are strings."""
 
     name: str
     partition_key: str
@@ -78,7 +78,8 @@ class Function:
     timeout_s: int = 30
     grants: tuple[Grant, ...] = ()
     environment: dict[str, str] = field(default_factory=dict)
-    # Optional layers beyond the core one: "science" carries numpy and the PromQL parser.
+    # Lambda layers: "core" is the novacron package with its dependencies (numpy included);
+    # "science" adds the query-side extras (the PromQL parser).
     layers: tuple[str, ...] = ("core",)
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -45,10 +46,13 @@ def cdk_cli() -> list[str]:
 
 def test_cli_synth_succeeds_without_violations(cdk_cli, tmp_path):
     outdir = tmp_path / "cdk.out"
+    # cdk.json's app runs .venv/bin/python; elsewhere (a venv in another place) run this interpreter.
+    app = [] if (REPO_ROOT / ".venv" / "bin" / "python").exists() else ["--app", f"{sys.executable} -m infra.app"]
     proc = subprocess.run(
         [
             *cdk_cli,
             "synth",
+            *app,
             "--quiet",
             "--no-notices",
             "--no-version-reporting",

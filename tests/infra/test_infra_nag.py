@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from aws_cdk import aws_sqs as sqs
+
+from infra.app import build_app
 
 pytestmark = pytest.mark.infra
 
@@ -54,3 +57,11 @@ def test_every_acknowledgement_has_a_reason_and_is_expected(synthesized):
     assert set(acknowledged) - bucket_objects == EXPECTED_ACKNOWLEDGEMENTS
     for rule in bucket_objects:
         assert "Bucket" in rule, rule
+
+
+def test_nag_is_active_an_unacknowledged_finding_fails_synth(tmp_path):
+    """Guard against a vacuous pass: a non-compliant resource must make synthesis fail."""
+    app, stack = build_app(outdir=tmp_path)
+    sqs.Queue(stack, "Unencrypted", encryption=sqs.QueueEncryption.UNENCRYPTED)
+    with pytest.raises(RuntimeError, match=r"AwsSolutions-SQS"):
+        app.synth()

@@ -77,7 +77,7 @@ def test_layers_import_on_cpython_311(synthesized):
         "    module = importlib.import_module(name)\n"
         "    assert any(module.__file__.startswith(p) for p in layers), (name, module.__file__)\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120, check=False
     )

@@ -82,7 +82,6 @@ class IngestResult:
 class IngestSettings:
     """Request-level rules of the ingest path."""
 
-    max_body_bytes: int = 10 * 1024 * 1024
     max_decoded_bytes: int = 64 * 1024 * 1024
     max_sample_age_s: int = 2 * 3600
     max_sample_future_s: int = 600

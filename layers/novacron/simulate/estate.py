@@ -576,6 +576,12 @@ class EstateSimulator:
         self._series = {inst.key: self._build_series(inst) for inst in estate.all_instances()}
         self._state: dict[str, _State] = {}
         self._last_t: float | None = None
+        self._scrapes = 0
+
+    @property
+    def scrapes(self) -> int:
+        """How many scrapes have been taken (0: the simulator is fresh)."""
+        return self._scrapes
 
     @property
     def series_count(self) -> int:
@@ -678,6 +684,7 @@ class EstateSimulator:
             state.last_t = t
             samples.extend(self._emit(inst, series, state, svc, load, t))
         self._last_t = t
+        self._scrapes += 1
         return Scrape(round(t * 1000), samples, load, tuple(restarted))
 
     def _first_state(self, inst: Instance, t: float, faults: list[Fault], load: EstateLoad) -> _State:

@@ -106,27 +106,28 @@ class Simulation:
         *,
         client: RemoteWriteClient | None = None,
         clock: Callable[[], float] = time.time,
-        out: TextIO | None = sys.stdout,
+        out: TextIO | None = None,
+        quiet: bool = False,
     ) -> None:
+        """``out`` receives progress lines (standard output when None); ``quiet`` prints none."""
         self.config = config
         self.estate = Estate(seed=config.seed, scale=config.scale)
         self._clock = clock
         self._out = out
+        self._quiet = quiet
         self._stop = threading.Event()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self.client = client or RemoteWriteClient(
             config.target, config.api_key, config.timeout_s, sleep=self._stop.wait, abort=self._stop
         )
-        self._real_start = clock()
-        self.sim_start = self._real_start - config.effective_backfill_s
-        faults = [spec.at(self.sim_start) for spec in config.faults]
         chaos = (
             Chaos(config.seed, list(self.estate.order), config.chaos_interval_s)
             if config.chaos_interval_s is not None
             else None
         )
-        self.schedule = FaultSchedule(faults, chaos)
+        self.schedule = FaultSchedule((), chaos)
+        self._anchor(clock())
         self.simulator = EstateSimulator(self.estate, self.schedule)
         self._stats = SimulationStats()
         self._lock = threading.Lock()
@@ -173,6 +174,12 @@ class Simulation:
 
     # the clock
 
+    def _anchor(self, now: float) -> None:
+        """Pin the simulated timeline to real time ``now``; fault offsets count from its start."""
+        self._real_start = now
+        self.sim_start = now - self.config.effective_backfill_s
+        self.schedule.faults = [spec.at(self.sim_start) for spec in self.config.faults]
+
     def sim_horizon(self, now: float) -> float:
         """The simulated time reached at real time ``now``: never past the present."""
         cfg = self.config
@@ -192,6 +199,8 @@ class Simulation:
     def run(self) -> None:
         """Scrape and send until the duration has passed or ``stop()`` is called."""
         cfg = self.config
+        if self.simulator.scrapes == 0:
+            self._anchor(self._clock())  # the run starts now, not when the object was built
         next_t = math.ceil(self.sim_start / cfg.interval_s) * cfg.interval_s
         progress = _Progress(last_at=self._clock())
         deadline = self._real_start + cfg.duration_s if cfg.duration_s is not None else math.inf
@@ -206,7 +215,7 @@ class Simulation:
                     while next_t <= horizon and len(scrapes) < cfg.max_steps_per_request:
                         scrapes.append(self.simulator.scrape(next_t))
                         next_t += cfg.interval_s
-                    self._record(scrapes, now, horizon)
+                    self._record(scrapes, now)
                     self.client.write(merge_scrapes(scrapes))
                 else:
                     wake = min(self._real_time_for(next_t), deadline, progress.last_at + cfg.progress_every_s)
@@ -219,14 +228,15 @@ class Simulation:
             self._print_progress(progress, final=True)
             self._done.set()
 
-    def _record(self, scrapes: list[Scrape], now: float, horizon: float) -> None:
+    def _record(self, scrapes: list[Scrape], now: float) -> None:
         last = scrapes[-1]
         with self._lock:
             self._stats.scrapes += len(scrapes)
             self._stats.series = len(last.samples)
             self._stats.sim_time = last.timestamp_ms / 1000
             self._stats.restarts += sum(len(s.restarted) for s in scrapes)
-            self._stats.phase = "catching up" if horizon < now - self.config.interval_s else "live"
+            behind = now - last.timestamp_ms / 1000
+            self._stats.phase = "catching up" if behind > 2 * self.config.interval_s else "live"
             self._stats.active_faults = tuple(
                 f"{f.describe()} ({format_duration(f.end - last.load.t)} left)"
                 if math.isfinite(f.end)
@@ -237,10 +247,10 @@ class Simulation:
     def _print_progress(self, progress: _Progress, final: bool = False) -> None:
         now = self._clock()
         stats = self.stats
-        if self._out is not None:
+        if not self._quiet:
             span = max(now - progress.last_at, 1e-9)
             rate = (stats.samples_sent - progress.last_samples) / span
-            print(format_progress(stats, rate, final), file=self._out, flush=True)
+            print(format_progress(stats, rate, final), file=self._out or sys.stdout, flush=True)
         progress.last_at = now
         progress.last_samples = stats.samples_sent
 

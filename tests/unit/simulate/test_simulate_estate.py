@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -125,7 +126,7 @@ def test_counters_never_decrease_except_when_the_instance_restarts(scrape_run):
         as_dict = dict(labels)
         if not is_counter(as_dict["__name__"]):
             continue
-        for (_, before), (ts, after) in zip(samples, samples[1:], strict=False):
+        for (_, before), (ts, after) in itertools.pairwise(samples):
             if after < before:
                 (resets if as_dict["pod"] in restarts[ts] else decreases).append((as_dict, before, after))
 
@@ -200,7 +201,7 @@ def test_the_daily_curve_peaks_in_the_afternoon_and_has_no_steps():
     # Then its daily maximum is in the afternoon, and neighbours never differ by more than 1%
     peak_minute = max(range(24 * 60), key=lambda m: values[m])
     assert 13 * 60 <= peak_minute <= 17 * 60
-    assert max(abs(b - a) for a, b in zip(values, values[1:], strict=False)) < 0.01
+    assert max(abs(b - a) for a, b in itertools.pairwise(values)) < 0.01
 
 
 def test_memory_leak_grows_memory_and_ends_in_an_oom_restart(scrape_run):

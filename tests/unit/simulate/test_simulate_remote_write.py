@@ -9,7 +9,10 @@ from novacron import __version__
 from novacron.simulate.remote_write import RemoteWriteClient, parse_retry_after
 
 SERIES = [
-    ({"__name__": "up", "job": "cart", "instance": "10.0.0.1:8080"}, [(1_700_000_015_000, 1.0), (1_700_000_000_000, 0.0)]),
+    (
+        {"__name__": "up", "job": "cart", "instance": "10.0.0.1:8080"},
+        [(1_700_000_015_000, 1.0), (1_700_000_000_000, 0.0)],
+    ),
     (
         [("route", "/cart"), ("__name__", "http_requests_total"), ("code", "200"), ("job", "cart")],
         [(1_700_000_000_000, 42.0)],
@@ -84,7 +87,9 @@ def test_retries_429_and_5xx_with_exponential_backoff(client, write_server, slee
     # When the client writes / Then it backs off longer each time (with jitter) and gets through
     assert client.write(SERIES)
     assert len(sleeps) == 3
-    assert 0.4 <= sleeps[0] <= 0.6 and 0.8 <= sleeps[1] <= 1.2 and 1.6 <= sleeps[2] <= 2.4
+    assert 0.4 <= sleeps[0] <= 0.6
+    assert 0.8 <= sleeps[1] <= 1.2
+    assert 1.6 <= sleeps[2] <= 2.4
 
 
 def test_does_not_retry_a_400_and_logs_the_servers_message(client, write_server, sleeps, caplog):

@@ -1,0 +1,189 @@
+"""``novacron demo``: the local stack, a simulated estate sending to it, and a live terminal summary.
+
+Everything the summary shows is read back through the public query API with a read-only key, so the
+demo exercises the same path a user's Grafana would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+DEFAULT_FAULTS = (
+    # Visible as soon as the backfilled half hour has been sent, and again later in real time.
+    "errors:product-catalog:15%@+22m/20m",
+    "latency:payment:+400ms@+40m/10m",
+)
+
+ERROR_RATIO = (
+    'topk(4, sum by (service) (rate(http_requests_total{code=~"5.."}[5m]))'
+    " / sum by (service) (rate(http_requests_total[5m])))"
+)
+P95_LATENCY = "topk(4, histogram_quantile(0.95, sum by (service, le) (rate(http_request_duration_seconds_bucket[5m]))))"
+FRESHNESS = "time() - max(timestamp(up))"
+REQUEST_RATE = "sum(rate(http_requests_total[5m]))"
+
+
+def register(commands: Any) -> None:
+    """Add the ``demo`` subcommand."""
+    demo = commands.add_parser(
+        "demo",
+        help="run the local stack with a simulated microservice estate and a live summary",
+        description="Start the local stack, send it a simulated online-shop estate over remote write "
+        "(30 minutes of history first, then live), and print a summary read back through PromQL.",
+    )
+    demo.add_argument("--port", type=int, default=9090, help="HTTP port of the local API (default 9090)")
+    demo.add_argument("--api-key", help="bootstrap admin key of tenant 'default' (generated when omitted)")
+    demo.add_argument("--backfill", default="30m", help="history to send first (default 30m)")
+    demo.add_argument("--interval", type=float, default=15.0, help="scrape interval in seconds (default 15)")
+    demo.add_argument(
+        "--fault",
+        action="append",
+        help="fault to inject (repeatable; see `novacron simulate --help`); default: two demo faults",
+    )
+    demo.add_argument("--refresh", type=float, default=5.0, help="seconds between summaries (default 5)")
+    demo.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    demo.set_defaults(run=run)
+
+
+@dataclass
+class Summary:
+    """One refresh of the terminal summary."""
+
+    series: int | None
+    request_rate: float | None
+    freshness_s: float | None
+    error_ratio: list[tuple[str, float]]
+    p95_latency: list[tuple[str, float]]
+
+
+class QueryClient:
+    """A minimal client of NovaCron's Prometheus API."""
+
+    def __init__(self, url: str, api_key: str) -> None:
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+
+    def get(self, path: str, **params: str) -> Any:
+        """GET ``path`` and return the ``data`` of the Prometheus envelope."""
+        request = urllib.request.Request(
+            f"{self.url}{path}?{urllib.parse.urlencode(params)}",
+            headers={"Authorization": f"Bearer {self.api_key}"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (our own local URL)
+            return json.loads(response.read())["data"]
+
+    def vector(self, promql: str) -> list[tuple[dict[str, str], float]]:
+        """An instant query's vector as (labels, value) pairs."""
+        data = self.get("/api/v1/query", query=promql)
+        if data["resultType"] == "scalar":
+            return [({}, float(data["result"][1]))]
+        return [(item["metric"], float(item["value"][1])) for item in data["result"]]
+
+    def summary(self) -> Summary:
+        """Read everything the demo shows."""
+
+        def first(promql: str) -> float | None:
+            rows = self.vector(promql)
+            return rows[0][1] if rows else None
+
+        def by_service(promql: str) -> list[tuple[str, float]]:
+            rows = [(labels.get("service", "?"), value) for labels, value in self.vector(promql)]
+            return sorted((r for r in rows if r[1] == r[1]), key=lambda r: -r[1])
+
+        start = str(time.time() - 300)
+        series = len(self.get("/api/v1/series", **{"match[]": '{__name__=~".+"}', "start": start}))
+        return Summary(series, first(REQUEST_RATE), first(FRESHNESS), by_service(ERROR_RATIO), by_service(P95_LATENCY))
+
+
+def render(summary: Summary, sim: Any, url: str, read_key: str) -> str:
+    """The summary as terminal text."""
+    stats = sim.stats
+    faults = ", ".join(stats.active_faults) or "none active"
+
+    def pairs(rows: list[tuple[str, float]], fmt: str) -> str:
+        return " | ".join(f"{name} {fmt.format(value)}" for name, value in rows) or "(waiting for data)"
+
+    def maybe(value: float | None, fmt: str) -> str:
+        return fmt.format(value) if value is not None else "-"
+
+    lines = [
+        f"NovaCron demo  {time.strftime('%H:%M:%S')}  {url}",
+        f"  simulator   {stats.phase}: {stats.series:,} series per scrape, {stats.samples_sent:,} samples sent, "
+        f"{stats.retries} retries, {stats.failures} failed requests",
+        f"  stored      {maybe(summary.series and float(summary.series), '{:,.0f}')} series active in the last 5m; "
+        f"newest sample {maybe(summary.freshness_s, '{:.1f}')}s old; "
+        f"{maybe(summary.request_rate, '{:,.0f}')} simulated requests/s",
+        f"  error ratio {pairs(summary.error_ratio, '{:.1%}')}",
+        f"  p95 latency {pairs(summary.p95_latency, '{:.3f}s')}",
+        f"  faults      {faults}",
+        "  try:",
+        f"    curl -s -H 'Authorization: Bearer {read_key}' '{url}/api/v1/query' --data-urlencode 'query={ERROR_RATIO}'",
+        f"    promtool query instant http://demo:{read_key}@{url.removeprefix('http://')} 'sum by (service) (up)'",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Run the demo until Ctrl-C (or ``--duration``)."""
+    from novacron.adapters.keys_table import DynamoKeyStore
+    from novacron.auth import generate_key, issue_key, register_key
+    from novacron.local.resources import physical_name
+    from novacron.local.runtime import LocalRuntime, configure_logging
+    from novacron.simulate.faults import parse_duration, parse_fault
+    from novacron.simulate.runner import Simulation, SimulationConfig
+    from novacron.wiring import KEYS_TABLE
+
+    configure_logging(logging.WARNING)
+    # The handlers' structured logs would bury the summary; warnings and errors still show.
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    admin_key = args.api_key or generate_key()
+    stop = threading.Event()
+    with LocalRuntime(port=args.port) as runtime:
+        table = physical_name(KEYS_TABLE)
+        register_key(admin_key, "default", "admin", table, "bootstrap admin (demo)")
+        store = DynamoKeyStore(table)
+        ingest_key, _ = issue_key(store, "default", "ingest", int(time.time()), "demo simulator")
+        read_key, _ = issue_key(store, "default", "read", int(time.time()), "demo summary")
+        print(f"NovaCron local stack at {runtime.url}", file=out)
+        print(f"  admin key (tenant 'default'): {admin_key}", file=out)
+        print(f"  read key  (tenant 'default'): {read_key}", file=out)
+        faults = tuple(parse_fault(spec) for spec in (args.fault or DEFAULT_FAULTS))
+        config = SimulationConfig(
+            target=runtime.url,
+            api_key=ingest_key,
+            interval_s=args.interval,
+            backfill_s=parse_duration(args.backfill),
+            faults=faults,
+        )
+        simulation = Simulation(config, quiet=True)
+        simulation.start()
+        print(
+            f"Simulating {len(simulation.estate.services)} services; sending {args.backfill} of history first.",
+            file=out,
+        )
+        client = QueryClient(runtime.url, read_key)
+        deadline = time.monotonic() + args.duration if args.duration else None
+        try:
+            while not stop.wait(args.refresh):
+                try:
+                    print("\n" + render(client.summary(), simulation, runtime.url, read_key), file=out, flush=True)
+                except (urllib.error.URLError, OSError, KeyError, ValueError) as exc:
+                    print(f"(summary unavailable: {exc})", file=out, flush=True)
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+        except KeyboardInterrupt:
+            print("\nstopping…", file=out)
+        finally:
+            simulation.stop()
+    return 0
