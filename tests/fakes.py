@@ -58,9 +58,7 @@ class MemoryIndexStore:
         return [e for (t, d, m, _), e in sorted(self.series.items()) if (t, d, m) == (tenant, day, metric)]
 
     def label_pairs(self, tenant: str, day: str, name: str | None = None) -> list[tuple[str, str]]:
-        pairs = {
-            pair for (t, d, _, _), e in self.series.items() if (t, d) == (tenant, day) for pair in e.labels
-        }
+        pairs = {pair for (t, d, _, _), e in self.series.items() if (t, d) == (tenant, day) for pair in e.labels}
         return sorted(p for p in pairs if name is None or p[0] == name)
 
 

@@ -13,7 +13,7 @@ from novacron.adapters.keys_table import DynamoKeyStore
 from novacron.auth import Role
 from novacron.config import QueryConfig
 from novacron.http import json_response, principal_of, request_params, require_role
-from novacron.query import keys_api, prom_api
+from novacron.query import keys_api, prom_api, status
 from novacron.storage.reader import HotTierReader
 
 config = QueryConfig.from_env()
@@ -29,48 +29,53 @@ def _reader() -> HotTierReader:
     return HotTierReader(principal_of(app).tenant, blocks, index)
 
 
-def _answer(result: tuple[int, dict[str, Any]]) -> Response:
+def _answer(result: tuple[int, dict[str, Any]]) -> Response[str]:
     return json_response(*result)
 
 
 @app.route("/api/v1/query", method=["GET", "POST"])
-def query() -> Response:
+def query() -> Response[str]:
     return _answer(prom_api.query(_reader(), request_params(app)))
 
 
 @app.route("/api/v1/query_range", method=["GET", "POST"])
-def query_range() -> Response:
+def query_range() -> Response[str]:
     return _answer(prom_api.query_range(_reader(), request_params(app)))
 
 
 @app.route("/api/v1/series", method=["GET", "POST"])
-def series() -> Response:
+def series() -> Response[str]:
     return _answer(prom_api.series(_reader(), request_params(app)))
 
 
 @app.route("/api/v1/labels", method=["GET", "POST"])
-def labels() -> Response:
+def labels() -> Response[str]:
     return _answer(prom_api.labels(_reader(), request_params(app)))
 
 
 @app.get("/api/v1/label/<name>/values")
-def label_values(name: str) -> Response:
+def label_values(name: str) -> Response[str]:
     return _answer(prom_api.label_values(_reader(), name, request_params(app)))
 
 
 @app.get("/api/v1/status/buildinfo")
-def buildinfo() -> Response:
+def buildinfo() -> Response[str]:
     return _answer(prom_api.buildinfo())
 
 
+@app.get("/api/v1/status/tsdb")
+def tsdb_status() -> Response[str]:
+    return _answer(status.tsdb_status(_reader(), request_params(app), int(time.time() * 1000)))
+
+
 @app.route("/api/v1/admin/keys", method=["GET", "POST"])
-def admin_keys() -> Response:
+def admin_keys() -> Response[str]:
     now = int(time.time())
     return _answer(keys_api.handle(keys, principal_of(app), app.current_event.http_method, request_params(app), now))
 
 
 @app.delete("/api/v1/admin/keys/<key_id>")
-def revoke_key(key_id: str) -> Response:
+def revoke_key(key_id: str) -> Response[str]:
     return _answer(keys_api.revoke(keys, principal_of(app), key_id, request_params(app), int(time.time())))
 
 

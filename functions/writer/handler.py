@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from novacron.adapters.dynamo_tier import DynamoBlockStore, DynamoIndexStore
@@ -38,7 +39,7 @@ def write_record(record: KinesisStreamRecord) -> tuple[bytes, int, int]:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     with processor(records=event["Records"], handler=write_record, lambda_context=context):
         outcomes = processor.process()
     written = [(rec["kinesis"]["sequenceNumber"], out) for status, out, rec in outcomes if status == "success"]

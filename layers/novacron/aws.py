@@ -29,7 +29,8 @@ def region() -> str:
 
 @lru_cache(maxsize=32)
 def _cached_client(service: str, region_name: str, endpoint_url: str | None) -> Any:
-    session = boto3.session.Session()
+    # Typed as Any: the stubs only overload ``client`` for literal service names, and ours is a runtime string.
+    session: Any = boto3.session.Session()
     return session.client(service, region_name=region_name, endpoint_url=endpoint_url, config=_RETRIES)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -150,23 +151,28 @@ def _api(args: argparse.Namespace, method: str, path: str, params: dict[str, str
     if args.tenant:
         params = {**params, "tenant": args.tenant}
     query = urllib.parse.urlencode(params)
-    request = urllib.request.Request(
-        f"{args.url.rstrip('/')}{path}?{query}",
+    request = urllib.request.Request(  # noqa: S310 (scheme checked by _http_url)
+        _http_url(args.url.rstrip("/") + f"{path}?{query}"),
         method=method,
         headers={"Authorization": f"Bearer {args.api_key}"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (operator-given URL)
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (scheme checked)
             return json.loads(response.read())["data"]
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
-        try:
+        with contextlib.suppress(ValueError):
             detail = json.loads(detail).get("error", detail)
-        except ValueError:
-            pass
         raise CliError(f"{method} {path}: HTTP {exc.code}: {detail.strip()}") from None
     except urllib.error.URLError as exc:
         raise CliError(f"cannot reach {args.url}: {exc.reason}") from None
+
+
+def _http_url(url: str) -> str:
+    """``url`` if it is http(s); urllib would also open file: and other schemes."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise CliError(f"--url must be an http:// or https:// URL, not {url!r}")
+    return url
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ from novacron.auth import AuthError, KeyStore, Principal, Role, authenticate, au
 PRINCIPAL = "principal"
 
 
-def require_role(store: KeyStore, role_for: Callable[[str, str], Role]) -> Callable[..., Response]:
+def require_role(store: KeyStore, role_for: Callable[[str, str], Role]) -> Callable[..., Response[str]]:
     """A resolver middleware: authenticate every request and check the role its route needs."""
 
-    def middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+    def middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[str]:
         event = app.current_event
         try:
             principal = authenticate(event.headers.get("authorization"), store)
@@ -27,7 +27,8 @@ def require_role(store: KeyStore, role_for: Callable[[str, str], Role]) -> Calla
         except AuthError as exc:
             headers = {"WWW-Authenticate": 'Bearer realm="novacron"'} if exc.status == 401 else {}
             return error_response(exc.status, exc.message, headers)
-        app.append_context(**{PRINCIPAL: principal})
+        # Powertools leaves append_context unannotated; there is no typed way to set routing context.
+        app.append_context(**{PRINCIPAL: principal})  # type: ignore[no-untyped-call]
         return next_middleware(app)
 
     return middleware
@@ -64,11 +65,11 @@ def request_params(app: APIGatewayHttpResolver) -> dict[str, list[str]]:
     return params
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response[str]:
     """A plain-text error, the form remote-write clients log verbatim."""
     return Response(status, content_types.TEXT_PLAIN, message + "\n", headers=headers or {})
 
 
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:
     """A JSON response."""
     return Response(status, content_types.APPLICATION_JSON, json.dumps(body, separators=(",", ":")), headers=headers)

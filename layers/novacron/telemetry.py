@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+# Requests refused before any business metric is recorded (401s, 415s) are normal here, and Powertools
+# would warn about each such invocation.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 def add_metrics(metrics: Metrics, counts: dict[str, float], unit: MetricUnit = MetricUnit.Count) -> None:

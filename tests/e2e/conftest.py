@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from novacron.auth import generate_key, register_key
 from novacron.local.resources import physical_name
 from novacron.local.runtime import LocalRuntime
@@ -52,9 +51,7 @@ def local_stack() -> Iterator[LocalStack]:
         ]:
             keys[name] = generate_key()
             register_key(keys[name], tenant, role, table)
-        yield LocalStack(
-            runtime, runtime.url, keys["ingest"], keys["read"], keys["other_ingest"], keys["other_read"]
-        )
+        yield LocalStack(runtime, runtime.url, keys["ingest"], keys["read"], keys["other_ingest"], keys["other_read"])
     finally:
         runtime.stop()
 

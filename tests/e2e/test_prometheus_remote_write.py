@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import time
@@ -57,8 +58,9 @@ SETTLED_S = 6
 
 def test_promtool_instant_query_returns_scraped_values(local_stack: LocalStack, flowing: None) -> None:
     # When promtool asks the local stack for the gauge
-    result = promtool("instant", "-o", "json", with_key(local_stack.url, local_stack.read_key),
-                      "e2e_temperature_celsius")
+    result = promtool(
+        "instant", "-o", "json", with_key(local_stack.url, local_stack.read_key), "e2e_temperature_celsius"
+    )
     # Then it gets the scraped value with Prometheus's target labels
     assert len(result) == 1
     assert result[0]["metric"]["room"] == "lab"
@@ -74,8 +76,16 @@ def test_promtool_range_query_matches_prometheus_itself(
     start = end - 5
     window = ["--start", f"{start:.3f}", "--end", f"{end:.3f}", "--step", "1s"]
     # When promtool runs the same range query against NovaCron and against Prometheus
-    ours = promtool("range", "-o", "json", "--header", f"Authorization: Bearer {local_stack.read_key}", *window,
-                    local_stack.url, "e2e_requests_total")
+    ours = promtool(
+        "range",
+        "-o",
+        "json",
+        "--header",
+        f"Authorization: Bearer {local_stack.read_key}",
+        *window,
+        local_stack.url,
+        "e2e_requests_total",
+    )
     theirs = promtool("range", "-o", "json", *window, prometheus.url, "e2e_requests_total")
     # Then the series and every value are the same
     assert [s["metric"] for s in ours] == [s["metric"] for s in theirs]
@@ -83,7 +93,7 @@ def test_promtool_range_query_matches_prometheus_itself(
     assert len(ours[0]["values"]) >= 5
     # And the counter grows as the target served it (5 per scrape)
     values = [float(v) for _, v in ours[0]["values"]]
-    assert all(b >= a for a, b in zip(values, values[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(values))
 
 
 def test_every_scraped_sample_arrived(local_stack: LocalStack, prometheus: PrometheusServer, flowing: None) -> None:
@@ -106,4 +116,3 @@ def test_another_tenant_sees_none_of_it(local_stack: LocalStack, flowing: None) 
     assert answer["data"]["result"] == []
     names = api(local_stack.url, local_stack.other_read_key, "/api/v1/label/__name__/values")
     assert names["data"] == []
-

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import cramjam
 import pytest
-
 from novacron.records import RecordFormatError, decode_record, encode_record
 
 

@@ -58,9 +58,7 @@ class DynamoBlockStore:
                 )
 
     def query_blocks(self, pk: str, sk_low: str, sk_high: str) -> Iterable[bytes]:
-        for item in self._model.query(
-            pk, self._model.sk.between(sk_low, sk_high), attributes_to_get=["data"]
-        ):
+        for item in self._model.query(pk, self._model.sk.between(sk_low, sk_high), attributes_to_get=["data"]):
             yield bytes(item.data)
 
 

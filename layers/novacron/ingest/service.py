@@ -164,7 +164,11 @@ class IngestService:
         order = accepted[np.argsort(buckets[accepted], kind="stable")]
         ordered_buckets = buckets[order]
         sizes = np.fromiter(map(len, decoded.contents), dtype=np.int64, count=n)[order]
-        gathered = operator.itemgetter(*order.tolist())(decoded.contents) if order.size > 1 else (decoded.contents[int(order[0])],)
+        gathered = (
+            operator.itemgetter(*order.tolist())(decoded.contents)
+            if order.size > 1
+            else (decoded.contents[int(order[0])],)
+        )
         records = []
         bounds = np.flatnonzero(np.diff(ordered_buckets)) + 1
         for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), order.size], strict=True):
@@ -231,7 +235,8 @@ def decompress_snappy_block(body: bytes, max_decoded_bytes: int) -> bytes:
         raise IngestError(400, "body is not snappy-compressed (no valid length header)")
     if declared > max_decoded_bytes:
         raise IngestError(
-            413, f"body decompresses to {declared} bytes, more than the limit of {max_decoded_bytes}; send smaller batches"
+            413,
+            f"body decompresses to {declared} bytes, more than the limit of {max_decoded_bytes}; send smaller batches",
         )
     try:
         return bytes(cramjam.snappy.decompress_raw(body))

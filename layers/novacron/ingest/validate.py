@@ -34,6 +34,7 @@ class Verdict:
     series_id: str = ""
     bucket: int = -1  # -1 when the series is invalid
     error: str = ""
+    series_u64: int = 0  # the series id as a number, the form blocks store
 
     @property
     def valid(self) -> bool:
@@ -67,7 +68,8 @@ def check_labels(pairs: list[tuple[str, str]], limits: Limits) -> str | None:
         if not name:
             return "series has a label with an empty name"
         if len(name) > limits.max_label_name_length:
-            return f"label name {name[:40]!r}... is {len(name)} bytes, more than the limit of {limits.max_label_name_length}"
+            limit = limits.max_label_name_length
+            return f"label name {name[:40]!r}... is {len(name)} bytes, more than the limit of {limit}"
         if len(value.encode()) > limits.max_label_value_length:
             return (
                 f"label {name!r} has a value of {len(value.encode())} bytes, "
@@ -139,4 +141,4 @@ class SeriesValidator:
         if problem is not None:
             return Verdict(labels, error=f"{problem}: {format_labels(pairs)}")
         sid = series_id(labels)
-        return Verdict(labels, sid, partition_bucket(sid))
+        return Verdict(labels, sid, partition_bucket(sid), series_u64=int(sid, 16))

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 
 from novacron.promql.errors import ExecutionError
 from novacron.promql.format import format_float
 from novacron.promql.labels import drop, group_ids, keep_only, with_label
-from novacron.promql.values import F64, Mask, Scalar, String, Value, Vector
+from novacron.promql.values import F64, I64, Mask, Scalar, String, Value, Vector
 from novacron.promql.windows import kahan_inc
 from novacron.series import Labels
 
@@ -30,7 +31,7 @@ class _Groups:
         self.rank[self.order] = np.arange(len(vec)) - starts[sorted_ids]
         self.shape = (len(self.keys), vec.values.shape[1])
 
-    def levels(self) -> list[tuple[np.ndarray, np.ndarray]]:
+    def levels(self) -> list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
         """Per rank ``j``: the rows of rank ``j`` and their group ids (each group at most once)."""
         out = []
         for j in range(int(self.rank.max(initial=-1)) + 1):
@@ -89,15 +90,18 @@ def _count(vec: Vector, g: _Groups) -> tuple[F64, Mask]:
     return count, count > 0
 
 
-def _sorted_columns(vec: Vector, rows: np.ndarray, descending: bool, nan_first: bool = False) -> np.ndarray:
+def _sorted_columns(
+    vec: Vector, rows: npt.NDArray[np.intp], descending: bool, nan_first: bool = False
+) -> npt.NDArray[np.intp]:
     """Per step, the rows ordered by value (NaN after numbers unless ``nan_first``), absent last."""
     v, p = vec.values[rows], vec.present[rows]
     category = np.where(~p, 2, np.where(np.isnan(v), -1 if nan_first else 1, 0))
     key = np.where(category == 0, -v if descending else v, 0.0)
-    return np.lexsort((key, category), axis=0)
+    order: npt.NDArray[np.intp] = np.lexsort((key, category), axis=0)  # the stubs type lexsort's result as Any
+    return order
 
 
-def _param_ints(param: Value | None, steps: int) -> np.ndarray:
+def _param_ints(param: Value | None, steps: int) -> I64:
     if not isinstance(param, Scalar):
         raise ExecutionError("expected a scalar parameter")
     values = param.values
@@ -109,7 +113,7 @@ def _param_ints(param: Value | None, steps: int) -> np.ndarray:
     return np.trunc(values).astype(np.int64)
 
 
-def _topk(vec: Vector, g: _Groups, k: np.ndarray, descending: bool) -> Vector:
+def _topk(vec: Vector, g: _Groups, k: I64, descending: bool) -> Vector:
     keep = np.zeros(vec.present.shape, dtype=bool)
     for gid in range(len(g.keys)):
         rows = np.nonzero(g.ids == gid)[0]

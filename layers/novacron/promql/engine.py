@@ -23,6 +23,7 @@ from novacron.promql.functions import INSTANT_FUNCTIONS, ORDERING_FUNCTIONS
 from novacron.promql.labels import merge_same_labels
 from novacron.promql.values import (
     I64,
+    Mask,
     QueryResult,
     RangeVector,
     Scalar,
@@ -258,7 +259,7 @@ class _Query:
             arg = arg.expr
         value = self.eval(arg, steps)
         if isinstance(value, RangeVector):
-            any_present = np.zeros(len(steps), dtype=bool)
+            any_present: Mask = np.zeros(len(steps), dtype=bool)
             for s in value.series:
                 lo, hi = bounds(s.timestamps, value.window_end, value.range_ms)
                 any_present = any_present | (hi > lo)

@@ -236,7 +236,7 @@ def bucket_quantile(q: F64, upper: F64, counts: F64) -> F64:
     cols = counts.shape[1]
     nb = len(upper)
     if nb == 0 or not np.isposinf(upper[-1]) or nb < 2:
-        result = np.full(cols, np.nan)
+        result: F64 = np.full(cols, np.nan)
     else:
         c = counts.copy()
         prev = c[0].copy()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+import numpy.typing as npt
 
 from novacron.promql.errors import ExecutionError
-from novacron.promql.values import Vector
+from novacron.promql.values import I64, Mask, Vector
 from novacron.series import METRIC_NAME, Labels
 
 
@@ -33,14 +34,14 @@ def with_label(labels: Labels, name: str, value: str) -> Labels:
     return tuple(sorted(rest))
 
 
-def group_ids(keys: list[Labels]) -> tuple[np.ndarray, list[Labels]]:
+def group_ids(keys: list[Labels]) -> tuple[npt.NDArray[np.intp], list[Labels]]:
     """Dense group numbers for a list of keys, and the distinct keys in first-seen order."""
     index: dict[Labels, int] = {}
     ids = np.fromiter((index.setdefault(k, len(index)) for k in keys), dtype=np.intp, count=len(keys))
     return ids, list(index)
 
 
-def collisions(ids: np.ndarray, present: np.ndarray, groups: int) -> np.ndarray:
+def collisions(ids: npt.NDArray[np.intp], present: Mask, groups: int) -> I64:
     """Per group and step, how many rows are present (to find two series with one identity)."""
     counts = np.zeros((groups, present.shape[1]), dtype=np.int64)
     np.add.at(counts, ids, present.astype(np.int64))

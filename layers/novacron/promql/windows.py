@@ -46,8 +46,8 @@ def _at(values: npt.NDArray[Any], idx: I64) -> npt.NDArray[Any]:
 
 def _window_sum(values: F64, lo: I64, n: I64) -> F64:
     """Kahan sum of each window, in sample order (Prometheus's ``sum_over_time``)."""
-    total = np.zeros(len(lo))
-    comp = np.zeros(len(lo))
+    total: F64 = np.zeros(len(lo))
+    comp: F64 = np.zeros(len(lo))
     for j in range(int(n.max(initial=0))):
         m = n > j
         t, c = kahan_inc(_at(values, lo + j), total, comp)
@@ -117,7 +117,7 @@ def instant_delta(is_rate: bool) -> RangeFn:
 
 def _regression(s: SeriesSamples, lo: I64, n: I64, intercept_ms: I64) -> tuple[F64, F64]:
     """Least-squares slope and intercept per window, with Kahan sums as Prometheus computes them."""
-    zeros = np.zeros(len(lo))
+    zeros: F64 = np.zeros(len(lo))
     sx, cx, sy, cy, sxy, cxy, sx2, cx2 = (zeros.copy() for _ in range(8))
     first = _at(s.values, lo)
     const_y = np.ones(len(lo), dtype=bool)
@@ -255,6 +255,10 @@ def _variance(s: SeriesSamples, window_end: I64, range_ms: int) -> Result:
     lo, hi = bounds(s.timestamps, window_end, range_ms)
     n = hi - lo
     size = len(lo)
+    mean: F64
+    c_mean: F64
+    aux: F64
+    c_aux: F64
     mean, c_mean, aux, c_aux = (np.zeros(size) for _ in range(4))
     for j in range(int(n.max(initial=0))):
         m = n > j
@@ -322,7 +326,7 @@ def double_exponential_smoothing(s: SeriesSamples, window_end: I64, range_ms: in
         raise ExecutionError(f"invalid trend factor. Expected: 0 < tf < 1, got: {tf[0]:f}")
     lo, hi = bounds(s.timestamps, window_end, range_ms)
     n = hi - lo
-    s0 = np.zeros(len(lo))
+    s0: F64 = np.zeros(len(lo))
     s1 = _at(s.values, lo)
     trend = _at(s.values, lo + 1) - s1
     for i in range(1, int(n.max(initial=0))):

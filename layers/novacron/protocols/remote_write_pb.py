@@ -6,17 +6,17 @@ time so that no generated code and no ``protoc`` are needed. Field numbers are t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-_F = descriptor_pb2.FieldDescriptorProto
+_F: TypeAlias = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "novacron.prompb"
 
 
 def _field(name: str, number: int, kind: int, *, repeated: bool = False, type_name: str = "") -> _F:
     label = _F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL
-    field = _F(name=name, number=number, type=kind, label=label)  # type: ignore[arg-type]
+    field = _F(name=name, number=number, type=kind, label=label)
     if type_name:
         field.type_name = f".{_PACKAGE}.{type_name}"
     return field

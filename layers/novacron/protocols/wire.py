@@ -88,7 +88,7 @@ def decode_series(contents: list[bytes]) -> DecodedSeries:
         rows, row_series = rows[keep], row_series[keep]
         counts = np.where(regular, counts, 0)
 
-    values = np.ascontiguousarray(rows[:, 3:11]).view("<f8").reshape(-1).astype(np.float64, copy=False)
+    values: Float64Array = np.ascontiguousarray(rows[:, 3:11]).view("<f8").reshape(-1).astype(np.float64, copy=False)
     varint = rows[:, 12:18].astype(np.int64) & 0x7F
     timestamps = (varint << (7 * np.arange(6, dtype=np.int64))).sum(axis=1)
 
@@ -107,13 +107,17 @@ def decode_series(contents: list[bytes]) -> DecodedSeries:
             val_parts.append(vals)
             if has_histograms:
                 histogram_series.append(i)
-        timestamps, values = _merge_rows(n, counts, regular, row_series, timestamps, values, irregular, ts_parts, val_parts)
+        timestamps, values = _merge_rows(
+            n, counts, regular, row_series, timestamps, values, irregular, ts_parts, val_parts
+        )
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     return DecodedSeries(contents, label_bytes, offsets, timestamps, values, histogram_series)
 
 
-def _walk_labels(padded: npt.NDArray[np.uint8], starts: Int64Array, ends: Int64Array) -> tuple[Int64Array, npt.NDArray[np.bool_]]:
+def _walk_labels(
+    padded: npt.NDArray[np.uint8], starts: Int64Array, ends: Int64Array
+) -> tuple[Int64Array, npt.NDArray[np.bool_]]:
     """Advance every series past its label fields in lock-step; flag series needing the slow path."""
     pos = starts.copy()
     regular = np.ones(len(starts), dtype=bool)

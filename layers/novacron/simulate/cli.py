@@ -14,10 +14,7 @@ from novacron.simulate.runner import MAX_BACKFILL_S, Simulation, SimulationConfi
 SERVICE_NAMES = tuple(s.name for s in default_services())
 
 _EPILOG = (
-    "fault specs (--fault SPEC):\n"
-    + GRAMMAR
-    + f"\nservices: {', '.join(SERVICE_NAMES)}\n"
-    + "\nexamples:\n"
+    "fault specs (--fault SPEC):\n" + GRAMMAR + f"\nservices: {', '.join(SERVICE_NAMES)}\n" + "\nexamples:\n"
     "  novacron simulate --target http://localhost:8080 --api-key KEY\n"
     "  novacron simulate --target http://localhost:8080 --api-key KEY --backfill 1h \\\n"
     "      --fault latency:payment:+300ms@+50m/10m --fault errors:product-catalog:20%@+65m/5m\n"
@@ -91,32 +88,84 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentPa
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``simulate`` (shared by ``register`` and the standalone ``main``)."""
-    parser.add_argument("--target", required=True, metavar="URL",
-                        help="base URL of the endpoint; /api/v1/write is appended unless present")
+    parser.add_argument(
+        "--target",
+        required=True,
+        metavar="URL",
+        help="base URL of the endpoint; /api/v1/write is appended unless present",
+    )
     parser.add_argument("--api-key", required=True, metavar="KEY", help="API key, sent as a Bearer token")
-    parser.add_argument("--interval", type=_positive_duration, default=15.0, metavar="DURATION",
-                        help="scrape interval, e.g. 15 or 15s (default: 15s)")
-    parser.add_argument("--speed", type=_speed, default=1.0, metavar="FACTOR",
-                        help="run the simulated clock FACTOR times faster until it reaches the present; without "
-                        "--backfill it then starts 1h50m in the past (default: 1, real time)")
-    parser.add_argument("--backfill", type=_backfill, default=None, metavar="DURATION",
-                        help="first send the history of the last DURATION (at most 1h50m) as fast as possible "
-                        "(or at --speed), then continue in real time")
-    parser.add_argument("--duration", type=_positive_duration, default=None, metavar="DURATION",
-                        help="stop after this much wall-clock time (default: run until Ctrl-C)")
-    parser.add_argument("--fault", type=_fault, action="append", default=[], metavar="SPEC",
-                        help="inject a fault, repeatable; e.g. latency:payment:+300ms@+5m/10m (grammar below); "
-                        "offsets count from the first simulated timestamp")
-    parser.add_argument("--chaos", type=_positive_duration, nargs="?", const=1800.0, default=None,
-                        metavar="INTERVAL", help="inject random faults, one per INTERVAL on average (default: 30m)")
+    parser.add_argument(
+        "--interval",
+        type=_positive_duration,
+        default=15.0,
+        metavar="DURATION",
+        help="scrape interval, e.g. 15 or 15s (default: 15s)",
+    )
+    parser.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        metavar="FACTOR",
+        help="run the simulated clock FACTOR times faster until it reaches the present; without "
+        "--backfill it then starts 1h50m in the past (default: 1, real time)",
+    )
+    parser.add_argument(
+        "--backfill",
+        type=_backfill,
+        default=None,
+        metavar="DURATION",
+        help="first send the history of the last DURATION (at most 1h50m) as fast as possible "
+        "(or at --speed), then continue in real time",
+    )
+    parser.add_argument(
+        "--duration",
+        type=_positive_duration,
+        default=None,
+        metavar="DURATION",
+        help="stop after this much wall-clock time (default: run until Ctrl-C)",
+    )
+    parser.add_argument(
+        "--fault",
+        type=_fault,
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="inject a fault, repeatable; e.g. latency:payment:+300ms@+5m/10m (grammar below); "
+        "offsets count from the first simulated timestamp",
+    )
+    parser.add_argument(
+        "--chaos",
+        type=_positive_duration,
+        nargs="?",
+        const=1800.0,
+        default=None,
+        metavar="INTERVAL",
+        help="inject random faults, one per INTERVAL on average (default: 30m)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of every random choice (default: 1)")
-    parser.add_argument("--services", type=_scale, default=1, metavar="N",
-                        help="scale the estate N times: N times the instances of every service and N times the "
-                        "traffic (default: 1, about 1,300 series)")
-    parser.add_argument("--timeout", type=_positive_duration, default=10.0, metavar="DURATION",
-                        help="HTTP timeout per request (default: 10s)")
-    parser.add_argument("--progress-every", type=_positive_duration, default=10.0, metavar="DURATION",
-                        help="how often to print a progress line (default: 10s)")
+    parser.add_argument(
+        "--services",
+        type=_scale,
+        default=1,
+        metavar="N",
+        help="scale the estate N times: N times the instances of every service and N times the "
+        "traffic (default: 1, about 1,300 series)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_duration,
+        default=10.0,
+        metavar="DURATION",
+        help="HTTP timeout per request (default: 10s)",
+    )
+    parser.add_argument(
+        "--progress-every",
+        type=_positive_duration,
+        default=10.0,
+        metavar="DURATION",
+        help="how often to print a progress line (default: 10s)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SimulationConfig:
@@ -170,7 +219,8 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Standalone entry point: ``python -m novacron.simulate ...``."""
-    parser = argparse.ArgumentParser(prog="novacron simulate", epilog=_EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="novacron simulate", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -122,8 +122,16 @@ def default_services() -> tuple[ServiceSpec, ...]:
                     "POST",
                     "/checkout",
                     1.0,
-                    (("cart", 2), (cat, 3), (cur, 4), ("shipping", 2), ("payment", 1), ("email", 1),
-                     ("inventory", 1), ("postgres", 2)),
+                    (
+                        ("cart", 2),
+                        (cat, 3),
+                        (cur, 4),
+                        ("shipping", 2),
+                        ("payment", 1),
+                        ("email", 1),
+                        ("inventory", 1),
+                        ("postgres", 2),
+                    ),
                 ),
             ),
             optional=("email",),
@@ -139,8 +147,16 @@ def default_services() -> tuple[ServiceSpec, ...]:
                 Route("DELETE", "/cart", 0.1, (("redis-cart", 1),)),
             ),
         ),
-        ServiceSpec("redis-cart", Kind.REDIS, instances=2, port=9121, latency_s=0.0008, error_ratio=0.0,
-                    memory_bytes=400 * 1024**2, cpu_per_request_s=0.00005),
+        ServiceSpec(
+            "redis-cart",
+            Kind.REDIS,
+            instances=2,
+            port=9121,
+            latency_s=0.0008,
+            error_ratio=0.0,
+            memory_bytes=400 * 1024**2,
+            cpu_per_request_s=0.00005,
+        ),
         ServiceSpec(
             cat,
             instances=4,
@@ -186,8 +202,16 @@ def default_services() -> tuple[ServiceSpec, ...]:
         ServiceSpec(
             "inventory", instances=2, latency_s=0.005, routes=(Route("POST", "/reserve", 1.0, (("postgres", 2),)),)
         ),
-        ServiceSpec("postgres", Kind.POSTGRES, instances=2, port=9187, latency_s=0.003, error_ratio=0.0002,
-                    memory_bytes=1024**3, cpu_per_request_s=0.0003),
+        ServiceSpec(
+            "postgres",
+            Kind.POSTGRES,
+            instances=2,
+            port=9187,
+            latency_s=0.003,
+            error_ratio=0.0002,
+            memory_bytes=1024**3,
+            cpu_per_request_s=0.0003,
+        ),
     )
 
 
@@ -379,6 +403,7 @@ class Estate:
         u = [stable_unit(self.seed, "pod", spec.name, index, i) for i in range(4)]
         if spec.kind is Kind.APP:
             alphabet = "bcdfghjklmnpqrstvwxz2456789"
+
             def pick(*key: object) -> str:
                 return alphabet[int(stable_unit(self.seed, *key) * len(alphabet))]
 
@@ -621,8 +646,13 @@ class EstateSimulator:
                 )
                 s.buckets.append(
                     [
-                        make_labels("http_request_duration_seconds_bucket", base, le=format_le(le), method=route.method,
-                                    route=route.path)
+                        make_labels(
+                            "http_request_duration_seconds_bucket",
+                            base,
+                            le=format_le(le),
+                            method=route.method,
+                            route=route.path,
+                        )
                         for le in (*BUCKETS, math.inf)
                     ]
                 )
@@ -700,8 +730,10 @@ class EstateSimulator:
     def _instance_rps(self, inst: Instance, svc: ServiceLoad) -> float:
         """This instance's share of the service's traffic (load balancing is a little uneven)."""
         instances = self.estate.instances[inst.service]
-        weights = [0.0 if i in svc.down else 1 + 0.15 * stable_unit(self.estate.seed, "w", inst.service, i) for i in
-                   range(len(instances))]
+        weights = [
+            0.0 if i in svc.down else 1 + 0.15 * stable_unit(self.estate.seed, "w", inst.service, i)
+            for i in range(len(instances))
+        ]
         total = sum(weights)
         return svc.rps * weights[inst.index] / total if total else 0.0
 

@@ -165,8 +165,9 @@ class RemoteWriteClient:
                 log.error("remote write rejected (%s), dropping %d samples: %s", what, n_samples, message)
                 return self._give_up(f"{what}: {message}", n_samples)
             if attempt >= self.max_retries:
-                log.error("remote write failed %d times (%s), dropping %d samples: %s",
-                          attempt + 1, what, n_samples, message)
+                log.error(
+                    "remote write failed %d times (%s), dropping %d samples: %s", attempt + 1, what, n_samples, message
+                )
                 return self._give_up(f"{what} after {attempt} retries: {message}", n_samples)
             delay = self._delay(attempt, retry_after)
             log.warning("remote write got %s, retrying in %.1fs: %s", what, delay, message)

@@ -131,6 +131,15 @@ class HotTierReader:
             return sorted(v for v in values if v)
         return sorted({value for day in self._days(start_ms, end_ms) for _, value in self._pairs(day, name)})
 
+    def series_of_day(self, day_ms: int) -> list[Labels]:
+        """Every series of the tenant seen on the UTC day containing ``day_ms`` (for cardinality)."""
+        day = day_of(day_ms)
+        out: list[Labels] = []
+        for metric in sorted({value for _, value in self._pairs(day, METRIC_NAME)}):
+            self.stats.index_queries += 1
+            out.extend(entry.labels for entry in self.index.series_of_metric(self.tenant, day, metric))
+        return out
+
     # --- internals ------------------------------------------------------------------------
 
     def _bounds(self, start_ms: int | None, end_ms: int | None) -> tuple[int, int]:
@@ -159,10 +168,7 @@ class HotTierReader:
         found: dict[str, SeriesEntry] = {}
         for day in days:
             exact = [m.value for m in name_matchers if m.op == "="]
-            if exact:
-                metrics = set(exact[:1])
-            else:
-                metrics = {value for _, value in self._pairs(day, METRIC_NAME)}
+            metrics = set(exact[:1]) if exact else {value for _, value in self._pairs(day, METRIC_NAME)}
             metrics = {m for m in metrics if all(nm.matches(m) for nm in name_matchers)}
             for metric in sorted(metrics):
                 self.stats.index_queries += 1

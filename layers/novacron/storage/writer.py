@@ -6,15 +6,18 @@ retried or replayed record rewrites the same items and leaves exactly one copy o
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
-from novacron.ingest.validate import SeriesValidator
+from novacron.ingest.validate import SeriesValidator, Verdict
 from novacron.protocols.wire import DecodedSeries, decode_series
 from novacron.records import decode_record
 from novacron.series import Labels, metric_name
@@ -28,6 +31,8 @@ from novacron.storage.blocks import (
 )
 
 DAY_MS = 86_400_000
+_BUCKET_OF = operator.attrgetter("bucket")
+_SERIES_OF = operator.attrgetter("series_u64")
 
 
 @dataclass(frozen=True)
@@ -131,41 +136,43 @@ class MetricsWriter:
         self.index = index
         self.settings = settings or WriterSettings()
         self.validator = validator or SeriesValidator()
-        self._indexed: set[tuple[str, str, str]] = set()  # (tenant, day, series id) known to be stored
+        # Series ids known to be in the index, per (tenant, day), sorted for vectorised membership tests.
+        self._indexed: dict[tuple[str, str], npt.NDArray[np.uint64]] = {}
 
     def write_record(self, data: bytes, sequence: str) -> WriteStats:
         """Store one stream record. Raises RecordFormatError/WireFormatError for a poison record."""
         record = decode_record(data)
         items, entries, stats = self.build(record.tenant, decode_series(record.contents), sequence)
-        new_entries = [e for e in entries if (e.tenant, e.day, e.series_id) not in self._indexed]
         # Index first: a block must never be readable without its series being findable.
-        if new_entries:
-            self.index.put_series(new_entries, self._expiry(max(i.max_ts for i in items)))
-            self._indexed.update((e.tenant, e.day, e.series_id) for e in new_entries)
+        if entries:
+            self.index.put_series(entries, self._expiry(max(i.max_ts for i in items)))
+            self._remember(entries)
         self.blocks.put_blocks(items)
-        stats.new_index_entries = len(new_entries)
+        stats.new_index_entries = len(entries)
         return stats
 
     def build(
         self, tenant: str, decoded: DecodedSeries, sequence: str
     ) -> tuple[list[BlockItem], list[SeriesEntry], WriteStats]:
-        """Blocks and index entries of one record's series (no I/O)."""
+        """Blocks, and the index entries this writer has not stored yet, of one record (no I/O).
+
+        Per-series work is a cached validation lookup; samples are handled as whole columns.
+        """
         stats = WriteStats()
-        verdicts = [self.validator.check(lb) for lb in decoded.label_bytes]
-        keep = [i for i, v in enumerate(verdicts) if v.valid]
-        stats.invalid_series = [v.error for v in verdicts if not v.valid]
-        if not keep:
-            return [], [], stats
+        n = len(decoded)
+        verdicts = list(map(self.validator.check, decoded.label_bytes))
+        buckets = np.fromiter(map(_BUCKET_OF, verdicts), dtype=np.int64, count=n)
+        ids = np.fromiter(map(_SERIES_OF, verdicts), dtype=np.uint64, count=n)
+        valid = buckets >= 0
+        if not valid.all():
+            stats.invalid_series = [v.error for v in verdicts if not v.valid]
         counts = np.diff(decoded.offsets)
-        ids = np.array([int(verdicts[i].series_id, 16) for i in keep], dtype=np.uint64)
-        buckets = np.array([verdicts[i].bucket for i in keep], dtype=np.int64)
-        # One row per sample: (bucket, series, timestamp, value), then sorted into block order.
-        owner = np.repeat(np.arange(len(keep)), counts[keep])
-        sample_index = np.concatenate(
-            [np.arange(decoded.offsets[i], decoded.offsets[i + 1]) for i in keep]
-        ).astype(np.int64)
-        ts = decoded.timestamps[sample_index]
-        vals = decoded.values[sample_index]
+        owner = np.repeat(np.arange(n), counts)
+        keep = valid[owner]
+        ts, vals, owner = decoded.timestamps[keep], decoded.values[keep], owner[keep]
+        if ts.size == 0:
+            return [], [], stats
+        # One row per sample, sorted into block order: bucket, series, time.
         row_bucket, row_series = buckets[owner], ids[owner]
         order = np.lexsort((ts, row_series, row_bucket))
         ts, vals, row_bucket, row_series = ts[order], vals[order], row_bucket[order], row_series[order]
@@ -175,31 +182,59 @@ class MetricsWriter:
         ts, vals, row_bucket, row_series = ts[last], vals[last], row_bucket[last], row_series[last]
 
         items: list[BlockItem] = []
-        for bucket in np.unique(row_bucket).tolist():
-            sel = row_bucket == bucket
-            items.extend(self._bucket_blocks(tenant, int(bucket), sequence, row_series[sel], ts[sel], vals[sel]))
-        entries = []
-        for i in keep:
-            a, b = int(decoded.offsets[i]), int(decoded.offsets[i + 1])
-            if a == b:
-                continue
-            span = decoded.timestamps[a:b]
-            for day in sorted({day_of(int(span.min())), day_of(int(span.max()))}):
-                entries.append(SeriesEntry(tenant, day, verdicts[i].series_id, verdicts[i].labels))
-        stats.series = len(keep)
+        bounds = np.flatnonzero(np.diff(row_bucket)) + 1
+        for lo, hi in itertools.pairwise([0, *bounds.tolist(), len(ts)]):
+            items.extend(
+                self._bucket_blocks(tenant, int(row_bucket[lo]), sequence, row_series[lo:hi], ts[lo:hi], vals[lo:hi])
+            )
+        stats.series = int(np.count_nonzero(valid & (counts > 0)))
         stats.samples = len(ts)
         stats.blocks = len(items)
         stats.block_bytes = sum(len(i.data) for i in items)
-        return items, entries, stats
+        return items, self._new_entries(tenant, decoded, verdicts, valid & (counts > 0)), stats
+
+    def _new_entries(
+        self, tenant: str, decoded: DecodedSeries, verdicts: list[Verdict], present: npt.NDArray[np.bool_]
+    ) -> list[SeriesEntry]:
+        """Index entries (series x UTC day of its first and last sample) not yet known to be stored."""
+        idx = np.flatnonzero(present)
+        if idx.size == 0:
+            return []
+        first_days = decoded.timestamps[decoded.offsets[idx]] // DAY_MS
+        last_days = decoded.timestamps[decoded.offsets[idx + 1] - 1] // DAY_MS
+        ids = np.fromiter((verdicts[i].series_u64 for i in idx.tolist()), dtype=np.uint64, count=idx.size)
+        entries = []
+        for day_number in np.unique(np.concatenate([first_days, last_days])).tolist():
+            day = day_of(day_number * DAY_MS)
+            on_day = (first_days == day_number) | (last_days == day_number)
+            known = self._indexed.get((tenant, day))
+            if known is not None and known.size:
+                # ``known`` is sorted: a binary search per id, without re-sorting it each record.
+                pos = np.minimum(np.searchsorted(known, ids), known.size - 1)
+                on_day &= known[pos] != ids
+            entries.extend(
+                SeriesEntry(tenant, day, verdicts[i].series_id, verdicts[i].labels) for i in idx[on_day].tolist()
+            )
+        return entries
+
+    def _remember(self, entries: list[SeriesEntry]) -> None:
+        """Note index entries as stored, so that later records skip them."""
+        by_day: dict[tuple[str, str], list[int]] = {}
+        for entry in entries:
+            by_day.setdefault((entry.tenant, entry.day), []).append(int(entry.series_id, 16))
+        for key, new_ids in by_day.items():
+            fresh = np.array(new_ids, dtype=np.uint64)
+            known = self._indexed.get(key)
+            self._indexed[key] = np.unique(fresh) if known is None else np.union1d(known, fresh)
 
     def _bucket_blocks(
         self,
         tenant: str,
         bucket: int,
         sequence: str,
-        series: np.ndarray,
-        ts: np.ndarray,
-        vals: np.ndarray,
+        series: npt.NDArray[np.uint64],
+        ts: npt.NDArray[np.int64],
+        vals: npt.NDArray[np.float64],
     ) -> list[BlockItem]:
         """Split one bucket's rows into blocks of bounded time span and size."""
         # Aligned span windows bound every block's time range; a record rarely spans more than one.
@@ -208,10 +243,8 @@ class MetricsWriter:
         part = 0
         for w in np.unique(window).tolist():
             in_window = np.flatnonzero(window == w)
+            # Rows arrive in (series, time) order, so they stay in it within a window.
             w_series, w_ts, w_vals = series[in_window], ts[in_window], vals[in_window]
-            # Rows are already in (series, time) order within the window.
-            order = np.lexsort((w_ts, w_series))
-            w_series, w_ts, w_vals = w_series[order], w_ts[order], w_vals[order]
             for start in range(0, len(w_ts), MAX_BLOCK_SAMPLES):
                 s_series = w_series[start : start + MAX_BLOCK_SAMPLES]
                 s_ts = w_ts[start : start + MAX_BLOCK_SAMPLES]
@@ -241,10 +274,7 @@ class MetricsWriter:
 def archive_key(tenant: str, received_ms: int, shard_id: str, first_sequence: str, last_sequence: str) -> str:
     """Where a batch of raw records lands in the archive: partitioned by tenant, date and hour."""
     stamp = datetime.fromtimestamp(received_ms / 1000, UTC)
-    return (
-        f"raw/tenant={tenant}/date={stamp:%Y-%m-%d}/hour={stamp:%H}/"
-        f"{shard_id}-{first_sequence}-{last_sequence}.ncr"
-    )
+    return f"raw/tenant={tenant}/date={stamp:%Y-%m-%d}/hour={stamp:%H}/{shard_id}-{first_sequence}-{last_sequence}.ncr"
 
 
 def archive_object(records: Sequence[bytes]) -> bytes:

@@ -13,7 +13,6 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-
 from novacron.auth import Role, generate_key, register_key
 from novacron.aws import reset_clients
 from novacron.local.handlers import load_handler, make_context
@@ -36,8 +35,17 @@ class Stack:
     query: Any
     keys: dict[str, str]
 
-    def http(self, fn: Any, method: str, path: str, *, key: str | None = None, body: bytes = b"",
-             headers: dict[str, str] | None = None, query: str = "") -> dict[str, Any]:
+    def http(
+        self,
+        fn: Any,
+        method: str,
+        path: str,
+        *,
+        key: str | None = None,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        query: str = "",
+    ) -> dict[str, Any]:
         """Invoke an HTTP handler with an API Gateway HTTP API (v2) event."""
         all_headers = {k.lower(): v for k, v in (headers or {}).items()}
         if key is not None:
@@ -52,8 +60,13 @@ class Stack:
                 "accountId": "123456789012",
                 "apiId": "local",
                 "domainName": "localhost",
-                "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
-                         "userAgent": "pytest"},
+                "http": {
+                    "method": method,
+                    "path": path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1",
+                    "userAgent": "pytest",
+                },
                 "requestId": str(uuid.uuid4()),
                 "routeKey": f"{method} {path}",
                 "stage": "$default",

@@ -8,10 +8,10 @@ from typing import Any
 
 import boto3
 import pytest
-
 from novacron.local.resources import physical_name
 from novacron.records import encode_record
 from novacron.wiring import BLOCKS_TABLE
+
 from tests.builders import RW_HEADERS, timeseries, write_request
 from tests.integration.handlers.conftest import Stack, body_json, kinesis_record
 
@@ -38,8 +38,10 @@ def stored_block_samples() -> int:
 def test_remote_write_is_queryable(stack: Stack) -> None:
     # Given 20 series written over remote write
     t = now_ms()
-    series = [timeseries({"__name__": "up", "job": "node", "instance": f"i{i}"}, [(t - 15000, 1.0), (t, i)])
-              for i in range(20)]
+    series = [
+        timeseries({"__name__": "up", "job": "node", "instance": f"i{i}"}, [(t - 15000, 1.0), (t, i)])
+        for i in range(20)
+    ]
     response = write(stack, series, stack.keys["acme-ingest"])
     assert response["statusCode"] == 204
     # When the writer consumes the stream
@@ -69,10 +71,13 @@ def test_replaying_a_batch_leaves_each_sample_once(stack: Stack) -> None:
 def test_a_poison_record_fails_alone(stack: Stack) -> None:
     # Given a batch of three records, the middle one not in NovaCron's format
     t = now_ms()
-    good = [encode_record("acme", t, [timeseries({"__name__": "g", "n": str(n)}, [(t, n)]).SerializeToString()])
-            for n in range(2)]
-    event = {"Records": [kinesis_record(good[0], "100"), kinesis_record(b"poison", "101"),
-                         kinesis_record(good[1], "102")]}
+    good = [
+        encode_record("acme", t, [timeseries({"__name__": "g", "n": str(n)}, [(t, n)]).SerializeToString()])
+        for n in range(2)
+    ]
+    event = {
+        "Records": [kinesis_record(good[0], "100"), kinesis_record(b"poison", "101"), kinesis_record(good[1], "102")]
+    }
     # When the writer processes it
     result = stack.consume(event)
     # Then only the poison record is reported failed, and the others are stored
@@ -91,8 +96,9 @@ def test_a_poison_record_fails_alone(stack: Stack) -> None:
         ("GET", "/api/v1/admin/keys", "acme-read", 403, "needs role 'admin'"),
     ],
 )
-def test_every_route_is_authenticated(stack: Stack, method: str, path: str, key_name: str | None,
-                                      status: int, fragment: str) -> None:
+def test_every_route_is_authenticated(
+    stack: Stack, method: str, path: str, key_name: str | None, status: int, fragment: str
+) -> None:
     fn = stack.ingest if path == "/api/v1/write" else stack.query
     key = stack.keys.get(key_name, key_name) if key_name else None
     response = stack.http(fn, method, path, key=key, body=b"", headers=RW_HEADERS, query="query=up")
@@ -108,8 +114,12 @@ def test_tenants_are_isolated_on_every_read_route(stack: Stack) -> None:
     globex = stack.keys["globex-read"]
     # When globex reads through every route, Then it sees nothing of acme's
     assert body_json(instant(stack, "secret_metric", globex, t / 1000))["data"]["result"] == []
-    for path, query in [("/api/v1/series", "match[]=secret_metric"), ("/api/v1/labels", ""),
-                        ("/api/v1/label/__name__/values", ""), ("/api/v1/label/team/values", "")]:
+    for path, query in [
+        ("/api/v1/series", "match[]=secret_metric"),
+        ("/api/v1/labels", ""),
+        ("/api/v1/label/__name__/values", ""),
+        ("/api/v1/label/team/values", ""),
+    ]:
         answer = body_json(stack.http(stack.query, "GET", path, key=globex, query=query))
         assert answer["data"] == [], path
     # And acme does see it
@@ -122,7 +132,8 @@ def test_keys_are_managed_per_tenant(stack: Stack) -> None:
     created = stack.http(stack.query, "POST", "/api/v1/admin/keys", key=admin, query="role=read&description=grafana")
     assert created["statusCode"] == 201
     new = body_json(created)["data"]
-    assert new["tenant"] == "acme" and new["key"].startswith("nck_")
+    assert new["tenant"] == "acme"
+    assert new["key"].startswith("nck_")
     # Then it works, is listed without its secret, and stops working once revoked
     assert instant(stack, "up", new["key"], time.time())["statusCode"] == 200
     listed = body_json(stack.http(stack.query, "GET", "/api/v1/admin/keys", key=admin))["data"]
@@ -133,10 +144,11 @@ def test_keys_are_managed_per_tenant(stack: Stack) -> None:
     assert instant(stack, "up", new["key"], time.time())["statusCode"] == 401
     # And globex's admin can neither create keys for acme nor revoke acme's
     other = stack.keys["globex-admin"]
-    assert stack.http(stack.query, "POST", "/api/v1/admin/keys", key=other,
-                      query="tenant=acme&role=admin")["statusCode"] == 403
-    assert stack.http(stack.query, "DELETE", f"/api/v1/admin/keys/{new['key_id']}",
-                      key=other)["statusCode"] == 404
+    assert (
+        stack.http(stack.query, "POST", "/api/v1/admin/keys", key=other, query="tenant=acme&role=admin")["statusCode"]
+        == 403
+    )
+    assert stack.http(stack.query, "DELETE", f"/api/v1/admin/keys/{new['key_id']}", key=other)["statusCode"] == 404
 
 
 class _FlakyKinesis:
@@ -165,8 +177,9 @@ def test_partial_put_failures_are_retried_and_nothing_is_lost(stack: Stack, monk
     monkeypatch.setattr(sink, "_sleep", lambda _s: None)
     t = now_ms()
     # When a body is written
-    response = write(stack, [timeseries({"__name__": "m", "i": str(i)}, [(t, 1.0)]) for i in range(40)],
-                     stack.keys["acme-ingest"])
+    response = write(
+        stack, [timeseries({"__name__": "m", "i": str(i)}, [(t, 1.0)]) for i in range(40)], stack.keys["acme-ingest"]
+    )
     # Then it succeeds and every sample is stored
     assert response["statusCode"] == 204
     stack.consume(stack.stream_event())
@@ -188,17 +201,27 @@ def test_a_throttled_stream_gets_a_retryable_status(stack: Stack, monkeypatch) -
 
 def test_bad_remote_write_gets_400_naming_the_series(stack: Stack) -> None:
     t = now_ms()
-    response = write(stack, [timeseries([("__name__", "ok"), ("b", "1"), ("a", "2")], [(t, 1.0)], sort=False)],
-                     stack.keys["acme-ingest"])
+    response = write(
+        stack,
+        [timeseries([("__name__", "ok"), ("b", "1"), ("a", "2")], [(t, 1.0)], sort=False)],
+        stack.keys["acme-ingest"],
+    )
     assert response["statusCode"] == 400
-    assert "labels are not sorted by name" in response["body"] and 'ok{b="1", a="2"}' in response["body"]
+    assert "labels are not sorted by name" in response["body"]
+    assert 'ok{b="1", a="2"}' in response["body"]
 
 
 def test_native_json_ingest(stack: Stack) -> None:
     t = now_ms()
     body = b'{"series": [{"labels": {"__name__": "temp", "room": "a"}, "samples": [[%d, 21.5]]}]}' % t
-    response = stack.http(stack.ingest, "POST", "/api/v1/ingest", key=stack.keys["acme-ingest"], body=body,
-                          headers={"content-type": "application/json"})
+    response = stack.http(
+        stack.ingest,
+        "POST",
+        "/api/v1/ingest",
+        key=stack.keys["acme-ingest"],
+        body=body,
+        headers={"content-type": "application/json"},
+    )
     assert response["statusCode"] == 200
     assert body_json(response) == {"series_accepted": 1, "samples_accepted": 1}
     stack.consume(stack.stream_event())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 
 import pytest
-
 from novacron.auth import (
     AuthError,
     Role,
@@ -19,6 +18,7 @@ from novacron.auth import (
     new_key_record,
     validate_tenant,
 )
+
 from tests.fakes import MemoryKeyStore
 
 
@@ -73,7 +73,7 @@ def test_bad_credentials_are_401(store: MemoryKeyStore, header: str | None, mess
 
 
 def test_a_wrong_secret_for_a_known_id_is_refused(store: MemoryKeyStore) -> None:
-    key, record = issue_key(store, "acme", "read", 1000)
+    _key, record = issue_key(store, "acme", "read", 1000)
     forged = f"nck_{record.key_id}_{'b' * 43}"
     with pytest.raises(AuthError, match="invalid API key"):
         authenticate(f"Bearer {forged}", store)
@@ -112,7 +112,8 @@ def test_only_own_or_operator_admins_manage_a_tenant(store: MemoryKeyStore) -> N
     acme_admin = authenticate(f"Bearer {issue_key(store, 'acme', 'admin', 0)[0]}", store)
     operator = authenticate(f"Bearer {issue_key(store, 'default', 'admin', 0)[0]}", store)
     acme_reader = authenticate(f"Bearer {issue_key(store, 'acme', 'read', 0)[0]}", store)
-    assert may_manage(acme_admin, "acme") and not may_manage(acme_admin, "globex")
+    assert may_manage(acme_admin, "acme")
+    assert not may_manage(acme_admin, "globex")
     assert may_manage(operator, "globex")
     assert not may_manage(acme_reader, "acme")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import cramjam
 import numpy as np
 import pytest
-
 from novacron.ingest.service import IngestError, IngestService, IngestSettings, StreamUnavailable
 from novacron.protocols.remote_write_pb import WriteRequest
 from novacron.protocols.wire import decode_series
 from novacron.records import decode_record
+
 from tests.builders import RW_HEADERS, raw_body, timeseries, write_request
 from tests.fakes import ListSink
 
@@ -120,7 +120,8 @@ def test_samples_outside_the_window_are_refused(service: IngestService, sink: Li
     result = service.remote_write(write_request([old, future, fresh]), RW_HEADERS, "acme")
     # Then both are named, with the accepted window, and the fresh one is stored
     assert len(result.rejected) == 2
-    assert "outside the accepted window" in result.rejected[0] and "old{}" in result.rejected[0]
+    assert "outside the accepted window" in result.rejected[0]
+    assert "old{}" in result.rejected[0]
     assert "future{}" in result.rejected[1]
     assert list(stored_samples(sink)) == [(("__name__", "fresh"),)]
 
@@ -194,9 +195,7 @@ def test_native_histograms_are_refused_clearly(service: IngestService) -> None:
 
 def test_large_bodies_split_into_records_under_the_kinesis_limit(service: IngestService, sink: ListSink) -> None:
     # Given many series with long label values, all in few buckets' worth of data
-    series = [
-        timeseries({"__name__": "m", "id": str(i), "pad": "x" * 3000}, [(NOW, float(i))]) for i in range(2000)
-    ]
+    series = [timeseries({"__name__": "m", "id": str(i), "pad": "x" * 3000}, [(NOW, float(i))]) for i in range(2000)]
     # When written
     result = service.remote_write(write_request(series), RW_HEADERS, "acme")
     # Then every record stays under 1 MiB and nothing is lost

@@ -6,7 +6,6 @@ import random
 
 import numpy as np
 import pytest
-
 from novacron.protocols.remote_write_pb import Label, RawTimeSeries, Sample, TimeSeries
 from novacron.protocols.wire import WireFormatError, decode_series
 
@@ -61,5 +60,7 @@ def test_truncated_series_is_a_wire_format_error() -> None:
 
 def test_histogram_series_are_flagged() -> None:
     ts = RawTimeSeries(labels=[Label(name="__name__", value="h").SerializeToString()], histograms=[b"\x08\x01"])
-    decoded = decode_series([TimeSeries(labels=[Label(name="a", value="b")]).SerializeToString(), ts.SerializeToString()])
+    decoded = decode_series(
+        [TimeSeries(labels=[Label(name="a", value="b")]).SerializeToString(), ts.SerializeToString()]
+    )
     assert decoded.histogram_series == [1]

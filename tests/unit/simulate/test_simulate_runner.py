@@ -135,8 +135,16 @@ def test_config_refuses_settings_the_server_cannot_take(changes, message):
 
 def test_progress_line_names_rate_series_errors_and_faults():
     # Given stats with an active fault / When formatted / Then the line carries each of them
-    stats = SimulationStats(samples_sent=12_345, series=1342, failures=1, retries=2, sim_time=1_767_800_000,
-                            phase="live", active_faults=("latency:payment:+300ms (4m left)",), elapsed_s=10)
+    stats = SimulationStats(
+        samples_sent=12_345,
+        series=1342,
+        failures=1,
+        retries=2,
+        sim_time=1_767_800_000,
+        phase="live",
+        active_faults=("latency:payment:+300ms (4m left)",),
+        elapsed_s=10,
+    )
     line = format_progress(stats, 823.0)
     assert "12,345 samples sent (823/s)" in line
     assert "1,342 series" in line
@@ -158,9 +166,30 @@ def parser() -> argparse.ArgumentParser:
 def test_register_adds_simulate_with_its_flags(parser):
     # Given the simulate subcommand / When every flag is given / Then they parse into a config
     args = parser.parse_args(
-        ["simulate", "--target", "http://localhost:8080", "--api-key", "KEY", "--interval", "30s", "--speed", "60",
-         "--duration", "2m", "--fault", "latency:payment:+300ms@+5m/10m", "--fault", "errors:cart:5%", "--chaos",
-         "--seed", "9", "--services", "3", "--backfill", "1h"]
+        [
+            "simulate",
+            "--target",
+            "http://localhost:8080",
+            "--api-key",
+            "KEY",
+            "--interval",
+            "30s",
+            "--speed",
+            "60",
+            "--duration",
+            "2m",
+            "--fault",
+            "latency:payment:+300ms@+5m/10m",
+            "--fault",
+            "errors:cart:5%",
+            "--chaos",
+            "--seed",
+            "9",
+            "--services",
+            "3",
+            "--backfill",
+            "1h",
+        ]
     )
     assert args.func is cli.run
     config = cli.config_from_args(args)
@@ -173,7 +202,12 @@ def test_defaults(parser):
     args = parser.parse_args(["simulate", "--target", "http://t", "--api-key", "k"])
     config = cli.config_from_args(args)
     assert (config.interval_s, config.speed, config.duration_s, config.faults, config.chaos_interval_s) == (
-        15.0, 1.0, None, (), None)
+        15.0,
+        1.0,
+        None,
+        (),
+        None,
+    )
 
 
 @pytest.mark.parametrize(
@@ -196,8 +230,21 @@ def test_bad_arguments_exit_2_with_a_helpful_message(parser, capsys, argv, messa
 
 def test_run_prints_progress_and_exits_0(parser, write_server, capsys):
     # Given a short run with a backfill and a fault
-    args = parser.parse_args(["simulate", "--target", write_server.url, "--api-key", "k", "--backfill", "2m",
-                              "--duration", "1", "--fault", "errors:cart:10%"])
+    args = parser.parse_args(
+        [
+            "simulate",
+            "--target",
+            write_server.url,
+            "--api-key",
+            "k",
+            "--backfill",
+            "2m",
+            "--duration",
+            "1",
+            "--fault",
+            "errors:cart:10%",
+        ]
+    )
     # When run / Then it succeeded and printed its summary with the fault
     assert cli.run(args) == 0
     out = capsys.readouterr().out
@@ -209,16 +256,18 @@ def test_run_prints_progress_and_exits_0(parser, write_server, capsys):
 def test_run_reports_failure_when_nothing_is_accepted(parser, write_server, capsys):
     # Given a server that refuses everything / When run / Then exit 1 with the server's message
     write_server.script += [(401, {}, "invalid API key")] * 50
-    args = parser.parse_args(["simulate", "--target", write_server.url, "--api-key", "bad", "--backfill", "1m",
-                              "--duration", "1"])
+    args = parser.parse_args(
+        ["simulate", "--target", write_server.url, "--api-key", "bad", "--backfill", "1m", "--duration", "1"]
+    )
     assert cli.run(args) == 1
     assert "invalid API key" in capsys.readouterr().err
 
 
 def test_ctrl_c_stops_cleanly_with_exit_0(parser, write_server):
     # Given a run without an end, and a Ctrl-C half a second in
-    args = parser.parse_args(["simulate", "--target", write_server.url, "--api-key", "k", "--backfill", "1m",
-                              "--duration", "30"])
+    args = parser.parse_args(
+        ["simulate", "--target", write_server.url, "--api-key", "k", "--backfill", "1m", "--duration", "30"]
+    )
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     started = time.time()
