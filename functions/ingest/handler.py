@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -15,6 +16,9 @@ from novacron.http import body_bytes, error_response, json_response, principal_o
 from novacron.ingest.service import IngestError, IngestResult, IngestService, IngestSettings
 from novacron.telemetry import add_metrics
 
+# A warm function caches a verdict per series (a million objects at scale); the default GC thresholds
+# would rescan them every few thousand allocations. Collect young objects less often instead.
+gc.set_threshold(50_000, 20, 100)
 config = IngestConfig.from_env()
 logger = Logger(service="novacron-ingest")
 tracer = Tracer()

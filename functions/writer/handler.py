@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -16,6 +17,9 @@ from novacron.config import WriterConfig
 from novacron.storage.writer import MetricsWriter, WriterSettings, archive_stored_records
 from novacron.telemetry import add_metrics
 
+# A warm function caches a verdict per series (a million objects at scale); the default GC thresholds
+# would rescan them every few thousand allocations. Collect young objects less often instead.
+gc.set_threshold(50_000, 20, 100)
 config = WriterConfig.from_env()
 logger = Logger(service="novacron-metrics-writer")
 tracer = Tracer()

@@ -2,7 +2,8 @@
 
 One record holds the series of one tenant that fall in one partition bucket, as Prometheus
 ``TimeSeries`` encodings, so that decoding on the consumer side is the same columnar decoder the
-ingest side uses. Layout (zstd-compressed as a whole)::
+ingest side uses. Layout (LZ4 block-compressed as a whole: it costs less than half of zstd's time on
+the ingest path for a slightly larger record, and records are billed per 25 KB unit anyway)::
 
     b"NCR1" | u8 version=1 | u16 tenant length | tenant | i64 received_ms | u32 n | u32 length[n] | series…
 """
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import itertools
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cramjam
 import numpy as np
+import numpy.typing as npt
 
 MAGIC = b"NCR1"
 _VERSION = 1
@@ -45,28 +48,31 @@ class SeriesRecord:
     contents: list[bytes]
 
 
-def encode_record(tenant: str, received_ms: int, contents: list[bytes]) -> bytes:
-    """Encode (and compress) one record's series."""
+def encode_record(
+    tenant: str, received_ms: int, contents: Sequence[bytes], lengths: npt.NDArray[np.int64] | None = None
+) -> bytes:
+    """Encode (and compress) one record's series; ``lengths`` saves measuring them again."""
     tenant_b = tenant.encode()
-    lengths = np.fromiter(map(len, contents), dtype="<u4", count=len(contents))
+    if lengths is None:
+        lengths = np.fromiter(map(len, contents), dtype=np.int64, count=len(contents))
     raw = b"".join(
         [
             _HEAD.pack(MAGIC, _VERSION, len(tenant_b)),
             tenant_b,
             _MID.pack(received_ms, len(contents)),
-            lengths.tobytes(),
+            lengths.astype("<u4").tobytes(),
             *contents,
         ]
     )
-    return bytes(cramjam.zstd.compress(raw, level=1))
+    return bytes(cramjam.lz4.compress_block(raw))
 
 
 def decode_record(data: bytes) -> SeriesRecord:
     """Decode one record; RecordFormatError when it is not one of ours."""
     try:
-        raw = bytes(cramjam.zstd.decompress(data))
+        raw = bytes(cramjam.lz4.decompress_block(data))
     except Exception as exc:  # cramjam raises its own DecompressionError
-        raise RecordFormatError(f"record is not zstd-compressed: {exc}") from None
+        raise RecordFormatError(f"record is not LZ4-compressed: {exc}") from None
     if len(raw) < _HEAD.size or raw[:4] != MAGIC:
         raise RecordFormatError("record does not start with the NCR1 magic")
     _, version, tenant_len = _HEAD.unpack_from(raw)

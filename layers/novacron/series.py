@@ -19,18 +19,18 @@ Labels = tuple[tuple[str, str], ...]
 
 
 def series_id(labels: Labels) -> str:
-    """A stable 64-bit identity of a label set, as 16 hex digits.
+    """A stable 64-bit identity of a label set, as 16 hex digits."""
+    return encoded_series_id([(name.encode(), value.encode()) for name, value in labels])
+
+
+def encoded_series_id(pairs: Sequence[tuple[bytes, bytes]]) -> str:
+    """``series_id`` of a label set given as UTF-8 bytes (as it arrives on the wire).
 
     The separator bytes cannot occur in valid UTF-8, so distinct label sets cannot collide by
     concatenation.
     """
-    h = hashlib.blake2b(digest_size=8)
-    for name, value in labels:
-        h.update(name.encode())
-        h.update(b"\xff")
-        h.update(value.encode())
-        h.update(b"\xfe")
-    return h.hexdigest()
+    joined = b"".join(name + b"\xff" + value + b"\xfe" for name, value in pairs)
+    return hashlib.blake2b(joined, digest_size=8).hexdigest()
 
 
 # Series of a tenant are spread over this many partition buckets: one Kinesis partition key and one

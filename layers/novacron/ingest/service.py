@@ -163,7 +163,7 @@ class IngestService:
             return [], result
         order = accepted[np.argsort(buckets[accepted], kind="stable")]
         ordered_buckets = buckets[order]
-        sizes = np.fromiter(map(len, decoded.contents), dtype=np.int64, count=n)[order]
+        sizes = decoded.lengths[order]
         gathered = (
             operator.itemgetter(*order.tolist())(decoded.contents)
             if order.size > 1
@@ -174,7 +174,8 @@ class IngestService:
         for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), order.size], strict=True):
             key = f"{tenant}:{int(ordered_buckets[lo])}"
             for a, b in _chunk_bounds(sizes[lo:hi]):
-                records.append(StreamRecord(key, encode_record(tenant, now, list(gathered[lo + a : lo + b]))))
+                data = encode_record(tenant, now, gathered[lo + a : lo + b], sizes[lo + a : lo + b])
+                records.append(StreamRecord(key, data))
         result.records = len(records)
         return records, result
 
@@ -224,7 +225,7 @@ def check_remote_write_headers(headers: Mapping[str, str]) -> None:
         )
 
 
-def decompress_snappy_block(body: bytes, max_decoded_bytes: int) -> bytes:
+def decompress_snappy_block(body: bytes, max_decoded_bytes: int) -> memoryview:
     """Decompress a snappy *block* body, refusing framed snappy and oversized bodies clearly."""
     if body.startswith(_FRAMED_SNAPPY_MAGIC):
         raise IngestError(400, "body uses the snappy framed format; remote write uses the snappy block format")
@@ -239,7 +240,8 @@ def decompress_snappy_block(body: bytes, max_decoded_bytes: int) -> bytes:
             f"body decompresses to {declared} bytes, more than the limit of {max_decoded_bytes}; send smaller batches",
         )
     try:
-        return bytes(cramjam.snappy.decompress_raw(body))
+        # A view of cramjam's buffer: the protobuf parser reads it without a copy of the body.
+        return memoryview(cramjam.snappy.decompress_raw(body))
     except Exception as exc:
         raise IngestError(400, f"body is not valid snappy block data: {exc}") from None
 

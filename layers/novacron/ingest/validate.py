@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from novacron.protocols.remote_write_pb import RawLabels
-from novacron.series import METRIC_NAME, Labels, partition_bucket, series_id
+from novacron.series import METRIC_NAME, Labels, encoded_series_id, partition_bucket
 
 METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -58,38 +58,51 @@ def _quote(value: str) -> str:
     return '"' + shown.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def check_labels(pairs: list[tuple[str, str]], limits: Limits) -> str | None:
-    """Why a label set is unacceptable, or None. Pairs are in the order received."""
+def check_labels(pairs: list[tuple[str, str]], limits: Limits, known_names: set[str] | None = None) -> str | None:
+    """Why a label set is unacceptable, or None. Pairs are in the order received.
+
+    ``known_names`` holds label names already found valid, so that their checks are skipped.
+    """
     if len(pairs) > limits.max_labels_per_series:
         return f"series has {len(pairs)} labels, more than the limit of {limits.max_labels_per_series}"
+    known = known_names if known_names is not None else set()
     previous = ""
     has_name = False
     for name, value in pairs:
         if not name:
             return "series has a label with an empty name"
-        if len(name) > limits.max_label_name_length:
-            limit = limits.max_label_name_length
-            return f"label name {name[:40]!r}... is {len(name)} bytes, more than the limit of {limit}"
-        if len(value.encode()) > limits.max_label_value_length:
+        if len(value) * 4 > limits.max_label_value_length and len(value.encode()) > limits.max_label_value_length:
             return (
                 f"label {name!r} has a value of {len(value.encode())} bytes, "
                 f"more than the limit of {limits.max_label_value_length}"
             )
-        if name == previous:
-            return f"duplicate label name {name!r}"
-        if name < previous:
+        if name <= previous:
+            if name == previous:
+                return f"duplicate label name {name!r}"
             return f"labels are not sorted by name ({name!r} comes after {previous!r})"
         previous = name
         if name == METRIC_NAME:
             has_name = True
             if not METRIC_NAME_RE.match(value):
                 return f"invalid metric name {value!r}: must match [a-zA-Z_:][a-zA-Z0-9_:]*"
-        elif not LABEL_NAME_RE.match(name):
-            return f"invalid label name {name!r}: must match [a-zA-Z_][a-zA-Z0-9_]*"
-        elif name.startswith("__"):
-            return f"label name {name!r} is reserved: names starting with '__' are for internal use"
+        elif name not in known:
+            problem = _name_problem(name, limits)
+            if problem is not None:
+                return problem
+            known.add(name)
     if not has_name:
         return "series has no metric name (__name__ label)"
+    return None
+
+
+def _name_problem(name: str, limits: Limits) -> str | None:
+    if len(name) > limits.max_label_name_length:
+        limit = limits.max_label_name_length
+        return f"label name {name[:40]!r}... is {len(name)} bytes, more than the limit of {limit}"
+    if not LABEL_NAME_RE.match(name):
+        return f"invalid label name {name!r}: must match [a-zA-Z_][a-zA-Z0-9_]*"
+    if name.startswith("__"):
+        return f"label name {name!r} is reserved: names starting with '__' are for internal use"
     return None
 
 
@@ -125,6 +138,7 @@ class SeriesValidator:
     def __init__(self, limits: Limits | None = None, cache_size: int = 1_000_000) -> None:
         self.limits = limits or Limits()
         self._cache = _VerdictCache(self._check_uncached, cache_size)
+        self._valid_names: set[str] = set()
         # A plain dict lookup on a hit, so ``map(validator.check, ...)`` runs at C speed when warm.
         self.check: Callable[[bytes], Verdict] = self._cache.__getitem__
 
@@ -134,11 +148,15 @@ class SeriesValidator:
         except Exception as exc:  # the protobuf runtime's DecodeError
             return Verdict((), error=f"series labels are not valid protobuf: {exc}")
         # Prometheus treats an empty label value as an absent label.
-        raw_pairs = [(label.name, label.value) for label in parsed.labels if label.value != b""]
-        pairs = [(n.decode(errors="replace"), v.decode(errors="replace")) for n, v in raw_pairs]
-        problem = _utf8_problem(raw_pairs) or check_labels(pairs, self.limits)
+        raw_pairs = [(label.name, label.value) for label in parsed.labels if label.value]
+        try:
+            pairs = [(n.decode(), v.decode()) for n, v in raw_pairs]
+            problem = check_labels(pairs, self.limits, self._valid_names)
+        except UnicodeDecodeError:
+            pairs = [(n.decode(errors="replace"), v.decode(errors="replace")) for n, v in raw_pairs]
+            problem = _utf8_problem(raw_pairs)
         labels: Labels = tuple(pairs)
         if problem is not None:
             return Verdict(labels, error=f"{problem}: {format_labels(pairs)}")
-        sid = series_id(labels)
+        sid = encoded_series_id(raw_pairs)
         return Verdict(labels, sid, partition_bucket(sid), series_u64=int(sid, 16))

@@ -80,6 +80,9 @@ def test_zero_values_and_stale_markers_survive(service: IngestService, sink: Lis
         ([("job", "x")], "series has no metric name"),
         ([("__meta_x", "1"), ("__name__", "ok")], "label name '__meta_x' is reserved"),
         ([("__name__", "ok"), ("big", "v" * 5000)], "label 'big' has a value of 5000 bytes"),
+        ([("", "x"), ("__name__", "ok")], "series has a label with an empty name"),
+        ([("__name__", "ok"), ("n" * 1100, "x")], "bytes, more than the limit of 1024"),
+        ([("__name__", "ok"), *((f"l{i:03d}", "x") for i in range(70))], "more than the limit of 64"),
     ],
 )
 def test_bad_labels_are_refused_naming_the_series(
