@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 
 import cramjam
+
+from bench.workload import estate_series, remote_write_body, scrapes
 from novacron.ingest.service import IngestService
 from novacron.ingest.validate import SeriesValidator
 from novacron.protocols.remote_write_pb import WriteRequest
-
-from bench.workload import estate_series, remote_write_body, scrapes
 
 SERIES = 10_000
 

@@ -15,10 +15,10 @@ import statistics
 import time
 
 import cramjam
-from novacron.ingest.service import IngestService
-from novacron.storage.writer import MetricsWriter, SeriesEntry
 
 from bench.workload import estate_series, remote_write_body, scrapes
+from novacron.ingest.service import IngestService
+from novacron.storage.writer import MetricsWriter, SeriesEntry
 from tests.fakes import MemoryBlockStore, MemoryIndexStore
 
 SERIES = 10_000

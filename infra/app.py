@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import App, Environment
-from novacron.wiring import WIRING, Wiring
 
 from infra.bundling import REPO_ROOT
 from infra.nag import add_nag_checks
 from infra.settings import Settings
 from infra.stack import NovaCronStack
+from novacron.wiring import WIRING, Wiring
 
 CDK_JSON = REPO_ROOT / "cdk.json"
 

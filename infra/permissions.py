@@ -16,6 +16,7 @@ from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
+
 from novacron.wiring import Access, Grant, Wiring
 
 

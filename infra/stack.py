@@ -6,7 +6,6 @@ from typing import Any
 
 from aws_cdk import Stack
 from constructs import Construct
-from novacron.wiring import WIRING, Wiring
 
 from infra.constructs.alarms import Alarms
 from infra.constructs.consumers import StreamConsumers
@@ -19,6 +18,7 @@ from infra.constructs.storage import Storage
 from infra.constructs.streams import Streams
 from infra.permissions import ResourceCatalog, check_wiring
 from infra.settings import Settings
+from novacron.wiring import WIRING, Wiring
 
 
 class NovaCronStack(Stack):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 import cramjam
+
 from novacron.protocols.remote_write_pb import Label, Sample, TimeSeries, WriteRequest
 
 RW_HEADERS = {

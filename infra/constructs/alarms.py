@@ -12,9 +12,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from novacron.wiring import StreamConsumer
 
 from infra.constructs.naming import pascal
+from novacron.wiring import StreamConsumer
 
 FIVE_MINUTES = Duration.minutes(5)
 

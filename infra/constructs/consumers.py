@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
-from novacron.wiring import StreamConsumer
 
 from infra.constructs.naming import pascal
 from infra.permissions import ResourceCatalog
+from novacron.wiring import StreamConsumer
 
 
 class StreamConsumers(Construct):

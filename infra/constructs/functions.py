@@ -7,13 +7,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
-from novacron.wiring import Function
 
 from infra.bundling import FUNCTION_ASSET_EXCLUDES, PYTHON_VERSION, prepare_function_code, prepare_layer
 from infra.constructs.naming import pascal
 from infra.nag import acknowledge
 from infra.permissions import ResourceCatalog
 from infra.settings import Settings
+from novacron.wiring import Function
 
 RUNTIME = lambda_.Runtime.PYTHON_3_11
 ARCHITECTURE = lambda_.Architecture.X86_64

@@ -11,11 +11,11 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
-from novacron.wiring import Route
 
 from infra.constructs.naming import pascal
 from infra.nag import acknowledge
 from infra.settings import Settings
+from novacron.wiring import Route
 
 ACCESS_LOG_FORMAT = {
     "requestId": "$context.requestId",

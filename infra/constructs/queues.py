@@ -6,10 +6,10 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from novacron.wiring import Queue
 
 from infra.constructs.naming import pascal
 from infra.nag import acknowledge
+from novacron.wiring import Queue
 
 
 class Queues(Construct):

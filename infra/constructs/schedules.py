@@ -7,9 +7,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
-from novacron.wiring import Schedule
 
 from infra.constructs.naming import pascal
+from novacron.wiring import Schedule
 
 
 def rate_expression(every_s: int) -> str:

@@ -7,9 +7,9 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
-from novacron.wiring import Bucket, Table
 
 from infra.constructs.naming import pascal
+from novacron.wiring import Bucket, Table
 
 
 class Storage(Construct):

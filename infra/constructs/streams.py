@@ -6,10 +6,10 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from constructs import Construct
-from novacron.wiring import Stream
 
 from infra.constructs.naming import pascal
 from infra.nag import acknowledge
+from novacron.wiring import Stream
 
 
 class Streams(Construct):

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
 from novacron.auth import generate_key, register_key
 from novacron.local.resources import physical_name
 from novacron.local.runtime import LocalRuntime

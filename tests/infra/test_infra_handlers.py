@@ -10,6 +10,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+
 from novacron.wiring import WIRING
 
 pytestmark = pytest.mark.infra

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from novacron.wiring import WIRING, Access
 
 from infra.permissions import Kind, actions_for
+from novacron.wiring import WIRING, Access
 
 pytestmark = pytest.mark.infra
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
-from novacron.wiring import WIRING
 
 from infra.bundling import PYTHON_VERSION
+from novacron.wiring import WIRING
 
 pytestmark = pytest.mark.infra
 

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from novacron.wiring import WIRING
 
 from infra.bundling import directory_size
+from novacron.wiring import WIRING
 
 pytestmark = pytest.mark.infra
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from novacron.wiring import WIRING, Access, Function, Grant, Schedule, Stream, StreamConsumer, Table, Wiring
 
 from infra.constructs.schedules import rate_expression
 from infra.permissions import check_wiring
 from infra.settings import Settings
+from novacron.wiring import WIRING, Access, Function, Grant, Schedule, Stream, StreamConsumer, Table, Wiring
 
 pytestmark = pytest.mark.infra
 

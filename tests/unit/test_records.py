@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cramjam
 import pytest
+
 from novacron.records import RecordFormatError, decode_record, encode_record
 
 

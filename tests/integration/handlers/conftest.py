@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+
 from novacron.auth import Role, generate_key, register_key
 from novacron.aws import reset_clients
 from novacron.local.handlers import load_handler, make_context

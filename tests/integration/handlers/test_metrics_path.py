@@ -8,10 +8,10 @@ from typing import Any
 
 import boto3
 import pytest
+
 from novacron.local.resources import physical_name
 from novacron.records import encode_record
 from novacron.wiring import BLOCKS_TABLE
-
 from tests.builders import RW_HEADERS, timeseries, write_request
 from tests.integration.handlers.conftest import Stack, body_json, kinesis_record
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from novacron.local.runtime import LocalRuntime
 from novacron.wiring import Wiring
-
 from tests.integration.local.support import make_wiring, running, write_handlers
 
 

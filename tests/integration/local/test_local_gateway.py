@@ -10,6 +10,7 @@ import socket
 from urllib.parse import urlsplit
 
 import pytest
+
 from novacron.local.gateway import MAX_REQUEST_BYTES
 
 

@@ -12,11 +12,11 @@ import threading
 import time
 
 import pytest
+
 from novacron.local.moto_server import MotoServer
 from novacron.local.resources import create_resources, physical_name
 from novacron.local.runtime import LocalRuntime, run
 from novacron.wiring import WIRING, Function, StreamConsumer, Wiring
-
 from tests.integration.local.support import FAST, make_wiring, put, read_log
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+
 from novacron.auth import (
     AuthError,
     Role,
@@ -18,7 +19,6 @@ from novacron.auth import (
     new_key_record,
     validate_tenant,
 )
-
 from tests.fakes import MemoryKeyStore
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import cramjam
 import numpy as np
 import pytest
+
 from novacron.ingest.service import IngestError, IngestService, IngestSettings, StreamUnavailable
 from novacron.protocols.remote_write_pb import WriteRequest
 from novacron.protocols.wire import decode_series
 from novacron.records import decode_record
-
 from tests.builders import RW_HEADERS, raw_body, timeseries, write_request
 from tests.fakes import ListSink
 

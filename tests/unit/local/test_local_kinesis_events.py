@@ -6,6 +6,7 @@ import base64
 from datetime import UTC, datetime
 
 import pytest
+
 from novacron.local.poller import (
     BatchFailedError,
     KinesisRecord,

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from novacron.local.handlers import LocalFunction, handler_path, load_handler, make_context, repo_root
 from novacron.local.resources import (
     function_environment,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 from novacron.promql import Engine
 from novacron.query.memory_reader import InMemorySeriesReader
 

@@ -6,6 +6,7 @@ import itertools
 import math
 
 import pytest
+
 from novacron.promql import BadData, Engine, ExecutionError, QueryTimeout, TooManySamples, format_float
 
 

@@ -6,6 +6,7 @@ import struct
 
 import numpy as np
 import pytest
+
 from novacron.promql import BadData
 
 S = 1000

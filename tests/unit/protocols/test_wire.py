@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 import pytest
+
 from novacron.protocols.remote_write_pb import Label, RawTimeSeries, Sample, TimeSeries
 from novacron.protocols.wire import WireFormatError, decode_series
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from novacron.query.memory_reader import InMemorySeriesReader
 
 NOW_S = 1_700_000_000.0

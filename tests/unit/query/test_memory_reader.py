@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from novacron.query.memory_reader import InMemorySeriesReader
 from novacron.series import Matcher
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from novacron import __version__
 from novacron.promql import BadData
 from novacron.query import prom_api

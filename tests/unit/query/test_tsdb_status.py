@@ -6,7 +6,6 @@ from novacron.query.status import tsdb_status
 from novacron.records import encode_record
 from novacron.storage.reader import HotTierReader
 from novacron.storage.writer import MetricsWriter
-
 from tests.builders import timeseries
 from tests.fakes import MemoryBlockStore, MemoryIndexStore
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
 from novacron.simulate.estate import Estate, EstateSimulator, Scrape
 from novacron.simulate.faults import Fault, FaultSchedule
-
 from tests.unit.simulate.support import Received
 
 

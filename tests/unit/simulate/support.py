@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import cramjam
+
 from novacron.protocols.remote_write_pb import WriteRequest
 from novacron.series import Labels
 from novacron.simulate.estate import Scrape

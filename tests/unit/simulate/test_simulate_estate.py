@@ -6,6 +6,7 @@ import itertools
 import math
 
 import pytest
+
 from novacron.ingest.validate import Limits, check_labels
 from novacron.simulate.estate import (
     BUCKETS,
@@ -16,7 +17,6 @@ from novacron.simulate.estate import (
     traffic_factor,
 )
 from novacron.simulate.faults import Fault, FaultKind, FaultSchedule
-
 from tests.unit.simulate.support import HOUR, WEDNESDAY, by_series, select, total
 
 COUNTER_SUFFIXES = ("_total", "_bucket", "_count", "_sum")

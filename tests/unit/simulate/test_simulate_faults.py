@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from novacron.simulate.estate import Estate
 from novacron.simulate.faults import (
     Chaos,
@@ -14,7 +15,6 @@ from novacron.simulate.faults import (
     parse_duration,
     parse_fault,
 )
-
 from tests.unit.simulate.support import HOUR, WEDNESDAY, select, total
 
 MIB = 1024**2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+
 from novacron import __version__
 from novacron.simulate.remote_write import RemoteWriteClient, parse_retry_after
 

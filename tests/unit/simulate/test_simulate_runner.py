@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+
 from novacron.ingest.service import IngestService
 from novacron.simulate import cli
 from novacron.simulate.faults import parse_fault
@@ -21,7 +22,6 @@ from novacron.simulate.runner import (
     SimulationStats,
     format_progress,
 )
-
 from tests.fakes import ListSink
 
 MAX_AGE_MS = 2 * 3600 * 1000

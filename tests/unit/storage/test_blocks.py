@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from novacron.storage.blocks import Block, BlockFormatError, decode_block, encode_block, sort_key_range
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from novacron.records import encode_record
 from novacron.series import Matcher
 from novacron.storage.blocks import MAX_BLOCK_SPAN_MS
 from novacron.storage.reader import HotTierReader, QueryTooLarge
 from novacron.storage.writer import MetricsWriter, archive_stored_records
-
 from tests.builders import timeseries
 from tests.fakes import MemoryArchive, MemoryBlockStore, MemoryIndexStore
 
