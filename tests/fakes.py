@@ -41,6 +41,9 @@ class MemoryBlockStore:
             if item_pk == pk and sk_low <= item_sk <= sk_high:
                 yield item.data
 
+    def get_items(self, pk: str, sks: Sequence[str]) -> dict[str, bytes]:
+        return {sk: self.items[(pk, sk)].data for sk in sks if (pk, sk) in self.items}
+
 
 class MemoryIndexStore:
     """An IndexStore over a dict."""

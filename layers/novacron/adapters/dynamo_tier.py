@@ -57,6 +57,11 @@ class DynamoBlockStore:
                     )
                 )
 
+    def get_items(self, pk: str, sks: Sequence[str]) -> dict[str, bytes]:
+        # batch_get splits into requests of 100 keys and retries unprocessed keys itself.
+        items = self._model.batch_get([(pk, sk) for sk in sks], attributes_to_get=["sk", "data"])
+        return {item.sk: bytes(item.data) for item in items}
+
     def query_blocks(self, pk: str, sk_low: str, sk_high: str) -> Iterable[bytes]:
         for item in self._model.query(pk, self._model.sk.between(sk_low, sk_high), attributes_to_get=["data"]):
             yield bytes(item.data)

@@ -4,23 +4,31 @@ Samples are sorted by (series, timestamp). Timestamps are stored as deltas, valu
 previous value (unchanged gauges become zeros), and both are byte-shuffled (the n-th byte of every
 number together) before zstd, which turns the regularity of monitoring data into long runs.
 
-Layout before compression::
+The series ids of a block are not in the block: the same series arrive together scrape after
+scrape, so their sorted id list is stored once as a *series table* (keyed by its hash) and blocks
+refer to it. With one sample per series per block, that removes 8 of every ~13 bytes per sample.
 
-    b"NCB1" | u32 n_series | u32 n_samples | u64 series[n_series] | u32 count[n_series]
+Layout of a block before compression::
+
+    b"NCB2" | 8-byte series-table key | u32 n_series | u32 n_samples | u32 count[n_series]
             | shuffled i64 timestamp deltas | shuffled u64 value xors
+
+and of a series table: zstd of the little-endian u64 ids.
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cramjam
 import numpy as np
 import numpy.typing as npt
 
-_MAGIC = b"NCB1"
-_HEAD = struct.Struct("<4sII")
+_MAGIC = b"NCB2"
+_HEAD = struct.Struct("<4s8sII")
 
 # A block spans at most this much time, so a range read knows how far back to look for blocks
 # that overlap its start (blocks are keyed by their first timestamp).
@@ -60,38 +68,62 @@ def _unshuffle(data: bytes, count: int) -> npt.NDArray[np.uint64]:
     return np.ascontiguousarray(planes.T).view(np.uint64).reshape(-1)
 
 
-def encode_block(block: Block) -> bytes:
-    """Serialize and compress a block (its samples must be sorted by series, then time)."""
+def series_table_key(series: npt.NDArray[np.uint64]) -> str:
+    """The key of a series table: 16 hex digits of a hash of the ids."""
+    return hashlib.blake2b(series.astype("<u8").tobytes(), digest_size=8).hexdigest()
+
+
+def encode_series_table(series: npt.NDArray[np.uint64]) -> bytes:
+    """A block's series ids, stored once for every block that has the same ones."""
+    return bytes(cramjam.zstd.compress(series.astype("<u8").tobytes(), level=3))
+
+
+def decode_series_table(data: bytes) -> npt.NDArray[np.uint64]:
+    """The ids of a series table."""
+    try:
+        raw = bytes(cramjam.zstd.decompress(data))
+    except Exception as exc:
+        raise BlockFormatError(f"not a series table: {exc}") from None
+    if len(raw) % 8:
+        raise BlockFormatError("series table length is not a multiple of 8")
+    return np.frombuffer(raw, dtype="<u8").astype(np.uint64)
+
+
+def encode_block(block: Block) -> tuple[bytes, str]:
+    """Serialize and compress a block (samples sorted by series, then time); returns its series-table key.
+
+    The caller stores the series table (``encode_series_table(block.series)``) under that key.
+    """
     n_series = len(block.series)
     n_samples = len(block.timestamps)
+    table_key = series_table_key(block.series)
     deltas = np.diff(block.timestamps, prepend=np.int64(0)).astype(np.int64)
     bits = block.values.view(np.uint64)
     xors = bits ^ np.concatenate([np.zeros(1, dtype=np.uint64), bits[:-1]])
     counts = np.diff(block.offsets).astype("<u4")
     raw = b"".join(
         [
-            _HEAD.pack(_MAGIC, n_series, n_samples),
-            block.series.astype("<u8").tobytes(),
+            _HEAD.pack(_MAGIC, bytes.fromhex(table_key), n_series, n_samples),
             counts.tobytes(),
             _shuffle(deltas.view(np.uint64)),
             _shuffle(xors),
         ]
     )
-    return bytes(cramjam.zstd.compress(raw, level=3))
+    return bytes(cramjam.zstd.compress(raw, level=3)), table_key
 
 
-def decode_block(data: bytes) -> Block:
-    """Decompress and deserialize a block."""
-    try:
-        raw = bytes(cramjam.zstd.decompress(data))
-        magic, n_series, n_samples = _HEAD.unpack_from(raw)
-    except Exception as exc:
-        raise BlockFormatError(f"not a block: {exc}") from None
-    if magic != _MAGIC or len(raw) != _HEAD.size + 12 * n_series + 16 * n_samples:
-        raise BlockFormatError("block header does not match its contents")
+def block_table_key(data: bytes) -> str:
+    """The series-table key a block refers to (decompresses the block)."""
+    return _parse(data)[1]
+
+
+def decode_block(data: bytes, series_table: Callable[[str], npt.NDArray[np.uint64]]) -> Block:
+    """Decompress and deserialize a block; ``series_table`` returns the ids of a table key."""
+    raw, table_key, n_series, n_samples = _parse(data)
+    series = series_table(table_key)
+    if len(series) != n_series:
+        raise BlockFormatError(f"series table {table_key} has {len(series)} ids, the block needs {n_series}")
     pos = _HEAD.size
-    series = np.frombuffer(raw, dtype="<u8", count=n_series, offset=pos).astype(np.uint64)
-    pos += 8 * n_series
     counts = np.frombuffer(raw, dtype="<u4", count=n_series, offset=pos).astype(np.int64)
     pos += 4 * n_series
     deltas = _unshuffle(raw[pos : pos + 8 * n_samples], n_samples).view(np.int64)
@@ -103,6 +135,17 @@ def decode_block(data: bytes) -> Block:
     return Block(series, offsets, np.cumsum(deltas), values)
 
 
+def _parse(data: bytes) -> tuple[bytes, str, int, int]:
+    try:
+        raw = bytes(cramjam.zstd.decompress(data))
+        magic, table_key, n_series, n_samples = _HEAD.unpack_from(raw)
+    except Exception as exc:
+        raise BlockFormatError(f"not a block: {exc}") from None
+    if magic != _MAGIC or len(raw) != _HEAD.size + 4 * n_series + 16 * n_samples:
+        raise BlockFormatError("block header does not match its contents")
+    return raw, table_key.hex(), n_series, n_samples
+
+
 def block_sort_key(min_ts: int, sequence: str, part: int) -> str:
     """The sort key of a block: its first timestamp, then where it came from (for idempotency)."""
     return f"{min_ts:013d}#{sequence}#{part:03d}"
@@ -111,6 +154,11 @@ def block_sort_key(min_ts: int, sequence: str, part: int) -> str:
 def block_partition_key(tenant: str, bucket: int) -> str:
     """The partition key of a tenant's bucket in the hot tier."""
     return f"{tenant}#{bucket:02d}"
+
+
+def table_partition_key(tenant: str, bucket: int) -> str:
+    """The partition key of a bucket's series tables (beside its blocks, never matched by their reads)."""
+    return f"{tenant}#{bucket:02d}#series"
 
 
 def sort_key_range(start_ms: int, end_ms: int) -> tuple[str, str]:

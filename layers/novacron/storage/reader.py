@@ -7,15 +7,30 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from novacron.series import METRIC_NAME, Labels, Matcher, SeriesSamples, matches_all, partition_bucket
-from novacron.storage.blocks import block_partition_key, decode_block, sort_key_range
+from novacron.storage.blocks import (
+    BlockFormatError,
+    block_partition_key,
+    block_table_key,
+    decode_block,
+    decode_series_table,
+    sort_key_range,
+    table_partition_key,
+)
 from novacron.storage.writer import DAY_MS, BlockStore, IndexStore, SeriesEntry, day_of
 
 # Without explicit bounds, label and series lookups look at this much recent history.
 DEFAULT_LOOKUP_MS = 2 * DAY_MS
 # A range beyond this many days is refused rather than fanned out into thousands of index reads.
 MAX_INDEX_DAYS = 62
+
+
+# Series tables never change once written (their key is a hash of their content), so a
+# process-wide cache is always right; bounded so that a long-lived function stays small.
+_TABLES: dict[tuple[str, str], npt.NDArray[np.uint64]] = {}
+_MAX_CACHED_TABLES = 20_000
 
 
 class QueryTooLarge(ValueError):
@@ -28,6 +43,7 @@ class ReadStats:
 
     index_queries: int = 0
     block_queries: int = 0
+    table_reads: int = 0
     blocks: int = 0
     block_bytes: int = 0
     samples: int = 0
@@ -64,10 +80,12 @@ class HotTierReader:
             ids = np.array(sorted(int(e.series_id, 16) for e in wanted), dtype=np.uint64)
             ts_parts, val_parts, owner_parts = [], [], []
             self.stats.block_queries += 1
-            for payload in self.blocks.query_blocks(block_partition_key(self.tenant, bucket), low, high):
+            payloads = list(self.blocks.query_blocks(block_partition_key(self.tenant, bucket), low, high))
+            tables = self._series_tables(bucket, payloads)
+            for payload in payloads:
                 self.stats.blocks += 1
                 self.stats.block_bytes += len(payload)
-                block = decode_block(payload)
+                block = decode_block(payload, tables.__getitem__)
                 counts = np.diff(block.offsets)
                 row_series = np.repeat(block.series, counts)
                 keep = np.isin(row_series, ids) & (block.timestamps >= start_ms) & (block.timestamps <= end_ms)
@@ -93,6 +111,24 @@ class HotTierReader:
             self.stats.samples += len(stamps)
         out.sort(key=lambda s: s.labels)
         return out
+
+    def _series_tables(self, bucket: int, payloads: list[bytes]) -> dict[str, npt.NDArray[np.uint64]]:
+        """The series tables the blocks refer to: from the process-wide cache, the rest in one read."""
+        pk = table_partition_key(self.tenant, bucket)
+        keys = {block_table_key(p) for p in payloads}
+        found = {k: _TABLES[(pk, k)] for k in keys if (pk, k) in _TABLES}
+        missing = sorted(keys - found.keys())
+        if missing:
+            self.stats.table_reads += 1
+            fetched = self.blocks.get_items(pk, missing)
+            absent = set(missing) - fetched.keys()
+            if absent:
+                raise BlockFormatError(f"series tables {sorted(absent)} of {pk} are missing")
+            if len(_TABLES) > _MAX_CACHED_TABLES:
+                _TABLES.clear()
+            for key, data in fetched.items():
+                found[key] = _TABLES[(pk, key)] = decode_series_table(data)
+        return found
 
     def series(
         self,

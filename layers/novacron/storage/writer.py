@@ -28,6 +28,8 @@ from novacron.storage.blocks import (
     block_partition_key,
     block_sort_key,
     encode_block,
+    encode_series_table,
+    table_partition_key,
 )
 
 DAY_MS = 86_400_000
@@ -46,6 +48,7 @@ class BlockItem:
     min_ts: int
     max_ts: int
     expires_at: int  # epoch seconds, DynamoDB TTL
+    is_series_table: bool = False  # a series table (see blocks.py) rather than a block
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,10 @@ class BlockStore(Protocol):
 
     def query_blocks(self, pk: str, sk_low: str, sk_high: str) -> Iterable[bytes]:
         """Block payloads of ``pk`` with ``sk_low <= sk <= sk_high``."""
+        ...
+
+    def get_items(self, pk: str, sks: Sequence[str]) -> dict[str, bytes]:
+        """Payloads of the items ``(pk, sk)`` that exist, by sort key."""
         ...
 
 
@@ -138,16 +145,23 @@ class MetricsWriter:
         self.validator = validator or SeriesValidator()
         # Series ids known to be in the index, per (tenant, day), sorted for vectorised membership tests.
         self._indexed: dict[tuple[str, str], npt.NDArray[np.uint64]] = {}
+        # Series tables written today (pk, key, expiry day): rewritten daily so that their TTL stays
+        # beyond that of every block referring to them.
+        self._tables: set[tuple[str, str, int]] = set()
 
     def write_record(self, data: bytes, sequence: str) -> WriteStats:
         """Store one stream record. Raises RecordFormatError/WireFormatError for a poison record."""
         record = decode_record(data)
         items, entries, stats = self.build(record.tenant, decode_series(record.contents), sequence)
-        # Index first: a block must never be readable without its series being findable.
+        # Index and series tables first: a block must never be readable before what it refers to.
         if entries:
             self.index.put_series(entries, self._expiry(max(i.max_ts for i in items)))
             self._remember(entries)
-        self.blocks.put_blocks(items)
+        tables = [item for item in items if item.is_series_table]
+        if tables:
+            self.blocks.put_blocks(tables)
+            self._tables.update((t.pk, t.sk, t.expires_at // 86_400) for t in tables)
+        self.blocks.put_blocks([item for item in items if not item.is_series_table])
         stats.new_index_entries = len(entries)
         return stats
 
@@ -189,7 +203,7 @@ class MetricsWriter:
             )
         stats.series = int(np.count_nonzero(valid & (counts > 0)))
         stats.samples = len(ts)
-        stats.blocks = len(items)
+        stats.blocks = sum(not i.is_series_table for i in items)
         stats.block_bytes = sum(len(i.data) for i in items)
         return items, self._new_entries(tenant, decoded, verdicts, valid & (counts > 0)), stats
 
@@ -203,7 +217,7 @@ class MetricsWriter:
         first_days = decoded.timestamps[decoded.offsets[idx]] // DAY_MS
         last_days = decoded.timestamps[decoded.offsets[idx + 1] - 1] // DAY_MS
         ids = np.fromiter((verdicts[i].series_u64 for i in idx.tolist()), dtype=np.uint64, count=idx.size)
-        entries = []
+        entries: list[SeriesEntry] = []
         for day_number in np.unique(np.concatenate([first_days, last_days])).tolist():
             day = day_of(day_number * DAY_MS)
             on_day = (first_days == day_number) | (last_days == day_number)
@@ -239,7 +253,7 @@ class MetricsWriter:
         """Split one bucket's rows into blocks of bounded time span and size."""
         # Aligned span windows bound every block's time range; a record rarely spans more than one.
         window = ts // MAX_BLOCK_SPAN_MS
-        items = []
+        items: list[BlockItem] = []
         part = 0
         for w in np.unique(window).tolist():
             in_window = np.flatnonzero(window == w)
@@ -253,15 +267,23 @@ class MetricsWriter:
                 offsets = np.append(first, len(s_series)).astype(np.int64)
                 block = Block(uniq.astype(np.uint64), offsets, s_ts.astype(np.int64), s_vals.astype(np.float64))
                 min_ts, max_ts = int(s_ts.min()), int(s_ts.max())
+                payload, table_key = encode_block(block)
+                table_pk, expires_at = table_partition_key(tenant, bucket), self._expiry(max_ts)
+                table_expiry = expires_at + 86_400
+                if (table_pk, table_key, table_expiry // 86_400) not in self._tables and all(
+                    i.sk != table_key for i in items
+                ):
+                    table = encode_series_table(block.series)
+                    items.append(BlockItem(table_pk, table_key, table, 0, min_ts, max_ts, table_expiry, True))
                 items.append(
                     BlockItem(
                         pk=block_partition_key(tenant, bucket),
                         sk=block_sort_key(min_ts, sequence, part),
-                        data=encode_block(block),
+                        data=payload,
                         samples=len(s_ts),
                         min_ts=min_ts,
                         max_ts=max_ts,
-                        expires_at=self._expiry(max_ts),
+                        expires_at=expires_at,
                     )
                 )
                 part += 1

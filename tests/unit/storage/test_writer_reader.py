@@ -160,3 +160,34 @@ def test_values_survive_bit_for_bit(writer, blocks, index) -> None:
     writer.write_record(record("acme", [up("a", [(NOW - 1, stale), (NOW, -0.0)])]), "1")
     (series,) = reader("acme", blocks, index).select([Matcher("instance", "=", "a")], NOW - 10, NOW)
     assert series.values.view(np.uint64).tolist() == [0x7FF0000000000002, 0x8000000000000000]
+
+
+def test_series_tables_are_written_once_and_before_their_blocks(writer, blocks, index) -> None:
+    # Given a store that records the order of its writes
+    calls: list[list[str]] = []
+    original = blocks.put_blocks
+
+    def recording(items):
+        calls.append([item.pk for item in items])
+        original(items)
+
+    blocks.put_blocks = recording
+    # When two scrapes of the same series are written
+    writer.write_record(record("acme", [up("a", [(NOW - 15000, 1.0)]), up("b", [(NOW - 15000, 1.0)])]), "1")
+    writer.write_record(record("acme", [up("a", [(NOW, 2.0)]), up("b", [(NOW, 2.0)])]), "2")
+    # Then each bucket's table went out in a call before its first block, and only once
+    table_calls = [c for c in calls if all(pk.endswith("#series") for pk in c)]
+    block_calls = [c for c in calls if not any(pk.endswith("#series") for pk in c)]
+    assert calls.index(table_calls[0]) < calls.index(block_calls[0])
+    assert sum(len(c) for c in table_calls) == len({pk for c in block_calls for pk in c})
+
+
+def test_a_block_without_its_table_is_an_error_not_silence(writer, blocks, index) -> None:
+    writer.write_record(record("acme", [up("a", [(NOW, 1.0)])]), "1")
+    for key in [k for k in blocks.items if k[0].endswith("#series")]:
+        del blocks.items[key]
+    from novacron.storage import reader as reader_module
+
+    reader_module._TABLES.clear()
+    with pytest.raises(ValueError, match="series tables"):
+        reader("acme", blocks, index).select([Matcher("instance", "=", "a")], NOW - 10, NOW)
