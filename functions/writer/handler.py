@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gc
 from typing import Any
 
@@ -15,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from novacron.adapters.dynamo_tier import DynamoBlockStore, DynamoIndexStore
 from novacron.adapters.s3_archive import S3Archive
 from novacron.config import WriterConfig
-from novacron.storage.writer import MetricsWriter, WriterSettings, archive_stored_records
+from novacron.storage.writer import MetricsWriter, WriterSettings, WriteStats, archive_stored_records
 from novacron.telemetry import add_metrics
 
 # A warm function caches a verdict per series (a million objects at scale); the default GC thresholds
@@ -34,23 +35,32 @@ archive = S3Archive(config.archive_bucket)
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 
 
-@tracer.capture_method
-def write_record(record: KinesisStreamRecord) -> tuple[bytes, int, int]:
-    data = record.kinesis.data_as_bytes()
-    stats = writer.write_record(data, record.kinesis.sequence_number)
-    return data, stats.samples, stats.block_bytes
-
-
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    with processor(records=event["Records"], handler=write_record, lambda_context=context):
-        outcomes = processor.process()
-    written = [(rec["kinesis"]["sequenceNumber"], out) for status, out, rec in outcomes if status == "success"]
-    stored = [(sequence, data) for sequence, (data, _, _) in written]
-    add_metrics(metrics, {"SamplesWritten": sum(n for _, (_, n, _) in written)})
-    add_metrics(metrics, {"BlockBytes": sum(b for _, (_, _, b) in written)}, MetricUnit.Bytes)
+    batch = [(r["kinesis"]["sequenceNumber"], base64.b64decode(r["kinesis"]["data"])) for r in event["Records"]]
+    # The whole batch is written at once (a write failure raises: Lambda retries, keys are idempotent);
+    # the batch processor then turns per-record outcomes into the partial batch response.
+    outcomes: dict[str, WriteStats | Exception] = dict(
+        zip((sequence for sequence, _ in batch), writer.write_batch(batch), strict=True)
+    )
+
+    def settle(record: KinesisStreamRecord) -> WriteStats:
+        outcome = outcomes[record.kinesis.sequence_number]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    with processor(records=event["Records"], handler=settle, lambda_context=context):
+        settled = processor.process()
+    written = {rec["kinesis"]["sequenceNumber"] for status, _, rec in settled if status == "success"}
+    stats = [outcomes[sequence] for sequence in written]
+    add_metrics(metrics, {"SamplesWritten": sum(s.samples for s in stats if isinstance(s, WriteStats))})
+    add_metrics(
+        metrics, {"BlockBytes": sum(s.block_bytes for s in stats if isinstance(s, WriteStats))}, MetricUnit.Bytes
+    )
+    stored = [(sequence, data) for sequence, data in batch if sequence in written]
     if stored:
         shard = event["Records"][0]["eventID"].split(":")[0]
         # Raising here fails the whole batch; block writes are idempotent, so the retry is safe.

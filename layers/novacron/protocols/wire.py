@@ -63,7 +63,8 @@ def decode_series(contents: list[bytes]) -> DecodedSeries:
     ends = np.cumsum(lengths)
     starts = ends - lengths
     buf = np.frombuffer(b"".join(contents), dtype=np.uint8)
-    padded = np.concatenate([buf, np.zeros(8, dtype=np.uint8)])  # reads past the end stay in bounds
+    # Reads past the end (a row, a length byte) stay in bounds.
+    padded = np.concatenate([buf, np.zeros(_SAMPLE_WIDTH, dtype=np.uint8)])
 
     label_end, regular = _walk_labels(padded, starts, ends)
     sample_start = label_end

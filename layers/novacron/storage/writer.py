@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from novacron.ingest.validate import SeriesValidator, Verdict
-from novacron.protocols.wire import DecodedSeries, decode_series
-from novacron.records import decode_record
+from novacron.protocols.wire import DecodedSeries, WireFormatError, decode_series
+from novacron.records import RecordFormatError, SeriesRecord, decode_record
 from novacron.series import Labels, metric_name
 from novacron.storage.blocks import (
     MAX_BLOCK_SAMPLES,
@@ -151,8 +151,43 @@ class MetricsWriter:
 
     def write_record(self, data: bytes, sequence: str) -> WriteStats:
         """Store one stream record. Raises RecordFormatError/WireFormatError for a poison record."""
-        record = decode_record(data)
-        items, entries, stats = self.build(record.tenant, decode_series(record.contents), sequence)
+        (outcome,) = self.write_batch([(sequence, data)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def write_batch(self, records: Sequence[tuple[str, bytes]]) -> list[WriteStats | Exception]:
+        """Store a batch of (sequence number, data) records; one outcome per record, in order.
+
+        Poison records (not NovaCron's format, or invalid protobuf) come back as their exception and
+        the rest is stored. Failures to write raise, failing the whole batch: every key is derived
+        from the records, so the retried batch rewrites the same items.
+        """
+        outcomes: list[WriteStats | Exception] = [WriteStats() for _ in records]
+        good: list[tuple[int, SeriesRecord]] = []
+        for i, (_, data) in enumerate(records):
+            try:
+                good.append((i, decode_record(data)))
+            except RecordFormatError as exc:
+                outcomes[i] = exc
+        try:
+            items, entries, stats = self.build_batch([(records[i][0], rec) for i, rec in good])
+        except WireFormatError:
+            if len(good) == 1:
+                raise
+            # Some record holds malformed protobuf: find which, one record at a time.
+            for i, _ in good:
+                try:
+                    outcomes[i] = self.write_record(records[i][1], records[i][0])
+                except (RecordFormatError, WireFormatError) as exc:
+                    outcomes[i] = exc
+            return outcomes
+        self._store(items, entries)
+        for (i, _), record_stats in zip(good, stats, strict=True):
+            outcomes[i] = record_stats
+        return outcomes
+
+    def _store(self, items: list[BlockItem], entries: list[SeriesEntry]) -> None:
         # Index and series tables first: a block must never be readable before what it refers to.
         if entries:
             self.index.put_series(entries, self._expiry(max(i.max_ts for i in items)))
@@ -161,54 +196,74 @@ class MetricsWriter:
         if tables:
             self.blocks.put_blocks(tables)
             self._tables.update((t.pk, t.sk, t.expires_at // 86_400) for t in tables)
-        self.blocks.put_blocks([item for item in items if not item.is_series_table])
-        stats.new_index_entries = len(entries)
-        return stats
+        blocks = [item for item in items if not item.is_series_table]
+        if blocks:
+            self.blocks.put_blocks(blocks)
 
-    def build(
-        self, tenant: str, decoded: DecodedSeries, sequence: str
-    ) -> tuple[list[BlockItem], list[SeriesEntry], WriteStats]:
-        """Blocks, and the index entries this writer has not stored yet, of one record (no I/O).
+    def build_batch(
+        self, records: Sequence[tuple[str, SeriesRecord]]
+    ) -> tuple[list[BlockItem], list[SeriesEntry], list[WriteStats]]:
+        """Blocks, series tables and new index entries of a batch of records (no I/O).
 
-        Per-series work is a cached validation lookup; samples are handled as whole columns.
+        All records are decoded and sorted together (numpy over the whole batch, a cached lookup per
+        series), then cut into blocks per record and bucket: block keys depend on one record only.
         """
-        stats = WriteStats()
+        stats = [WriteStats() for _ in records]
+        per_record = np.fromiter((len(r.contents) for _, r in records), dtype=np.int64, count=len(records))
+        decoded = decode_series([c for _, r in records for c in r.contents])
         n = len(decoded)
+        record_of = np.repeat(np.arange(len(records)), per_record)
         verdicts = list(map(self.validator.check, decoded.label_bytes))
         buckets = np.fromiter(map(_BUCKET_OF, verdicts), dtype=np.int64, count=n)
         ids = np.fromiter(map(_SERIES_OF, verdicts), dtype=np.uint64, count=n)
         valid = buckets >= 0
-        if not valid.all():
-            stats.invalid_series = [v.error for v in verdicts if not v.valid]
+        for i in np.flatnonzero(~valid).tolist():
+            stats[int(record_of[i])].invalid_series.append(verdicts[i].error)
         counts = np.diff(decoded.offsets)
+        present = valid & (counts > 0)
         owner = np.repeat(np.arange(n), counts)
         keep = valid[owner]
         ts, vals, owner = decoded.timestamps[keep], decoded.values[keep], owner[keep]
-        if ts.size == 0:
-            return [], [], stats
-        # One row per sample, sorted into block order: bucket, series, time.
-        row_bucket, row_series = buckets[owner], ids[owner]
-        order = np.lexsort((ts, row_series, row_bucket))
-        ts, vals, row_bucket, row_series = ts[order], vals[order], row_bucket[order], row_series[order]
-        # Duplicate timestamps within a series keep the last value received, as Prometheus does.
+        # One row per sample, sorted into block order: record, bucket, series, time.
+        row_record, row_bucket, row_series = record_of[owner], buckets[owner], ids[owner]
+        order = np.lexsort((ts, row_series, row_bucket, row_record))
+        ts, vals = ts[order], vals[order]
+        row_record, row_bucket, row_series = row_record[order], row_bucket[order], row_series[order]
+        # Duplicate timestamps of a series in one record keep the last value received, as Prometheus does.
         last = np.ones(len(ts), dtype=bool)
-        last[:-1] = (row_series[1:] != row_series[:-1]) | (ts[1:] != ts[:-1])
-        ts, vals, row_bucket, row_series = ts[last], vals[last], row_bucket[last], row_series[last]
+        last[:-1] = (row_record[1:] != row_record[:-1]) | (row_series[1:] != row_series[:-1]) | (ts[1:] != ts[:-1])
+        ts, vals = ts[last], vals[last]
+        row_record, row_bucket, row_series = row_record[last], row_bucket[last], row_series[last]
 
         items: list[BlockItem] = []
-        bounds = np.flatnonzero(np.diff(row_bucket)) + 1
-        for lo, hi in itertools.pairwise([0, *bounds.tolist(), len(ts)]):
-            items.extend(
-                self._bucket_blocks(tenant, int(row_bucket[lo]), sequence, row_series[lo:hi], ts[lo:hi], vals[lo:hi])
+        seen_tables: set[tuple[str, str]] = set()
+        cuts = np.flatnonzero((np.diff(row_record) != 0) | (np.diff(row_bucket) != 0)) + 1
+        for lo, hi in itertools.pairwise([0, *cuts.tolist(), len(ts)]):
+            r = int(row_record[lo])
+            sequence, record = records[r]
+            made = self._bucket_blocks(
+                record.tenant, int(row_bucket[lo]), sequence, row_series[lo:hi], ts[lo:hi], vals[lo:hi], seen_tables
             )
-        stats.series = int(np.count_nonzero(valid & (counts > 0)))
-        stats.samples = len(ts)
-        stats.blocks = sum(not i.is_series_table for i in items)
-        stats.block_bytes = sum(len(i.data) for i in items)
-        return items, self._new_entries(tenant, decoded, verdicts, valid & (counts > 0)), stats
+            items.extend(made)
+            stats[r].samples += hi - lo
+            stats[r].blocks += sum(not i.is_series_table for i in made)
+            stats[r].block_bytes += sum(len(i.data) for i in made)
+        for r, count in enumerate(np.bincount(record_of[present], minlength=len(records)).tolist()):
+            stats[r].series = count
+        entries: list[SeriesEntry] = []
+        tenant_of = [record.tenant for _, record in records]
+        for tenant in sorted(set(tenant_of)):
+            in_tenant = np.array([t == tenant for t in tenant_of], dtype=bool)[record_of]
+            entries.extend(self._new_entries(tenant, decoded, verdicts, ids, present & in_tenant))
+        return items, entries, stats
 
     def _new_entries(
-        self, tenant: str, decoded: DecodedSeries, verdicts: list[Verdict], present: npt.NDArray[np.bool_]
+        self,
+        tenant: str,
+        decoded: DecodedSeries,
+        verdicts: list[Verdict],
+        series_ids: npt.NDArray[np.uint64],
+        present: npt.NDArray[np.bool_],
     ) -> list[SeriesEntry]:
         """Index entries (series x UTC day of its first and last sample) not yet known to be stored."""
         idx = np.flatnonzero(present)
@@ -216,19 +271,21 @@ class MetricsWriter:
             return []
         first_days = decoded.timestamps[decoded.offsets[idx]] // DAY_MS
         last_days = decoded.timestamps[decoded.offsets[idx + 1] - 1] // DAY_MS
-        ids = np.fromiter((verdicts[i].series_u64 for i in idx.tolist()), dtype=np.uint64, count=idx.size)
+        ids = series_ids[idx]
         entries: list[SeriesEntry] = []
         for day_number in np.unique(np.concatenate([first_days, last_days])).tolist():
             day = day_of(day_number * DAY_MS)
             on_day = (first_days == day_number) | (last_days == day_number)
             known = self._indexed.get((tenant, day))
             if known is not None and known.size:
-                # ``known`` is sorted: a binary search per id, without re-sorting it each record.
+                # ``known`` is sorted: a binary search per id, without re-sorting it each batch.
                 pos = np.minimum(np.searchsorted(known, ids), known.size - 1)
                 on_day &= known[pos] != ids
-            entries.extend(
-                SeriesEntry(tenant, day, verdicts[i].series_id, verdicts[i].labels) for i in idx[on_day].tolist()
-            )
+            # A series present in several records of the batch is entered once (a batch write
+            # refuses duplicate keys).
+            _, first = np.unique(ids[on_day], return_index=True)
+            chosen = idx[on_day][first]
+            entries.extend(SeriesEntry(tenant, day, verdicts[i].series_id, verdicts[i].labels) for i in chosen.tolist())
         return entries
 
     def _remember(self, entries: list[SeriesEntry]) -> None:
@@ -249,8 +306,9 @@ class MetricsWriter:
         series: npt.NDArray[np.uint64],
         ts: npt.NDArray[np.int64],
         vals: npt.NDArray[np.float64],
+        seen_tables: set[tuple[str, str]],
     ) -> list[BlockItem]:
-        """Split one bucket's rows into blocks of bounded time span and size."""
+        """Split one bucket's rows of one record into blocks of bounded time span and size."""
         # Aligned span windows bound every block's time range; a record rarely spans more than one.
         window = ts // MAX_BLOCK_SPAN_MS
         items: list[BlockItem] = []
@@ -270,9 +328,11 @@ class MetricsWriter:
                 payload, table_key = encode_block(block)
                 table_pk, expires_at = table_partition_key(tenant, bucket), self._expiry(max_ts)
                 table_expiry = expires_at + 86_400
-                if (table_pk, table_key, table_expiry // 86_400) not in self._tables and all(
-                    i.sk != table_key for i in items
-                ):
+                if (table_pk, table_key, table_expiry // 86_400) not in self._tables and (
+                    table_pk,
+                    table_key,
+                ) not in seen_tables:
+                    seen_tables.add((table_pk, table_key))
                     table = encode_series_table(block.series)
                     items.append(BlockItem(table_pk, table_key, table, 0, min_ts, max_ts, table_expiry, True))
                 items.append(

@@ -65,3 +65,13 @@ def test_histogram_series_are_flagged() -> None:
         [TimeSeries(labels=[Label(name="a", value="b")]).SerializeToString(), ts.SerializeToString()]
     )
     assert decoded.histogram_series == [1]
+
+
+@pytest.mark.parametrize("content", [b"", b"\x0a\x00", b"\x12\x00", b"\x0a\x02\x0a\x00"])
+def test_tiny_series_decode_without_reading_out_of_bounds(content: bytes) -> None:
+    # Given series a few bytes long (the buffer is shorter than one sample row)
+    decoded = decode_series([content])
+    # Then they decode like the protobuf runtime reads them
+    labels, stamps, _ = reference(content)
+    assert decoded.label_bytes[0] == labels
+    assert decoded.timestamps.tolist() == stamps

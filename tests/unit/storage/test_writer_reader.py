@@ -191,3 +191,30 @@ def test_a_block_without_its_table_is_an_error_not_silence(writer, blocks, index
     reader_module._TABLES.clear()
     with pytest.raises(ValueError, match="series tables"):
         reader("acme", blocks, index).select([Matcher("instance", "=", "a")], NOW - 10, NOW)
+
+
+def test_a_batch_isolates_poison_and_malformed_records(writer, blocks, index) -> None:
+    # Given a batch with a good record, a record that is not ours, one with broken protobuf, and another good one
+    broken = encode_record("acme", NOW, [b"\x0a\xff\xff\xff"])
+    batch = [
+        ("1", record("acme", [up("a", [(NOW, 1.0)])])),
+        ("2", b"not a record"),
+        ("3", broken),
+        ("4", record("acme", [up("b", [(NOW, 2.0)])])),
+    ]
+    # When written as one batch
+    outcomes = writer.write_batch(batch)
+    # Then the two bad ones come back as errors and the good ones are stored
+    assert [type(o).__name__ for o in outcomes] == ["WriteStats", "RecordFormatError", "WireFormatError", "WriteStats"]
+    got = reader("acme", blocks, index).select([Matcher("__name__", "=", "up")], NOW - 1, NOW)
+    assert [dict(s.labels)["instance"] for s in got] == ["a", "b"]
+
+
+def test_a_series_in_several_records_of_a_batch_is_indexed_once(writer, blocks, index) -> None:
+    outcomes = writer.write_batch(
+        [("1", record("acme", [up("a", [(NOW - 15000, 1.0)])])), ("2", record("acme", [up("a", [(NOW, 2.0)])]))]
+    )
+    assert [o.samples for o in outcomes] == [1, 1]
+    assert index.puts == 1
+    (series,) = reader("acme", blocks, index).select([Matcher("instance", "=", "a")], NOW - 20000, NOW)
+    assert series.values.tolist() == [1.0, 2.0]
