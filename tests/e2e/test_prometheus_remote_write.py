@@ -108,7 +108,7 @@ def test_every_scraped_sample_arrived(local_stack: LocalStack, prometheus: Prome
     first = ours[0]["values"][0][0]
     expected = [v for v in theirs[0]["values"] if v[0] >= first]
     assert ours[0]["values"] == expected
-    assert len(expected) >= 8
+    assert len(expected) >= 3
 
 
 def test_another_tenant_sees_none_of_it(local_stack: LocalStack, flowing: None) -> None:

@@ -2,9 +2,18 @@
 
 Every function here takes one series' samples and, per step, the window ``(end - range, end]``
 (Prometheus 3 range selectors are left-open), and returns ``(values, present)`` arrays over steps.
-Window bounds come from ``searchsorted`` over the sample timestamps, so no Python code runs per
-sample; the few loops run once per *position within a window* (vectorised over all steps), which
-keeps Prometheus's exact summation order where it matters for bit-identical results.
+Window bounds come from ``searchsorted``; each function then answers every window with whole-array
+operations whose Python-level cost does not depend on the window length:
+
+* sums (``sum``/``avg``/``stdvar``/``stddev_over_time``, ``deriv``, ``predict_linear``, counter
+  resets) use double-double prefix sums, which are as accurate as Prometheus's Kahan sums;
+* ``min``/``max_over_time`` use a sparse table of pairwise minima/maxima;
+* ``quantile``/``mad_over_time`` use a wavelet matrix over the series' value ranks, which finds the
+  k-th smallest value of any index range in one pass per bit of the rank.
+
+The few windows where a prefix sum could differ from Prometheus's sequential arithmetic by more than
+rounding (values near overflow, extreme cancellation) are recomputed with Prometheus's sequential
+algorithm, vectorised over those windows only (the ``_*_loop`` functions).
 """
 
 from __future__ import annotations
@@ -21,6 +30,17 @@ from novacron.series import SeriesSamples
 
 Result = tuple[F64, Mask]
 RangeFn = Callable[[SeriesSamples, I64, int, list[F64]], Result]
+
+_EPS = 2.0**-52
+# Dekker's splitter: a * _SPLIT separates a double into two 26-bit halves for exact products.
+_SPLIT = 134217729.0
+# Above this magnitude squares, splits or prefix sums could overflow: use the sequential fallbacks.
+_HUGE = 1e150
+# A window whose prefix-sum error bound exceeds this fraction of its result is recomputed exactly.
+_REL_TOL = 1e-12
+# Likewise where Prometheus's own rounding could move its result by more than this fraction: only
+# its sequential algorithm then reproduces its figure to 1e-9.
+_PROM_TOL = 2e-10
 
 
 def bounds(ts: I64, window_end: I64, range_ms: int) -> tuple[I64, I64]:
@@ -44,7 +64,86 @@ def _at(values: npt.NDArray[Any], idx: I64) -> npt.NDArray[Any]:
     return values[np.clip(idx, 0, len(values) - 1)]
 
 
-def _window_sum(values: F64, lo: I64, n: I64) -> F64:
+def _counts(flags: Mask) -> Callable[[I64, I64], I64]:
+    """How many ``flags`` are set in each index range ``[lo, hi)``."""
+    csum = np.concatenate(([0], np.cumsum(flags, dtype=np.int64)))
+    return lambda lo, hi: np.asarray(csum[hi] - csum[lo], dtype=np.int64)
+
+
+# --- double-double arithmetic (element-wise; a value is an unevaluated sum hi + lo) ------------
+
+
+def _two_sum(a: F64, b: F64) -> tuple[F64, F64]:
+    """``a + b`` as a rounded sum and its exact rounding error (Knuth's TwoSum)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _two_prod(a: F64, b: F64) -> tuple[F64, F64]:
+    """``a * b`` as a rounded product and its exact rounding error (Dekker; |a|, |b| < _HUGE)."""
+    p = a * b
+    ta, tb = _SPLIT * a, _SPLIT * b
+    ah, bh = ta - (ta - a), tb - (tb - b)
+    al, bl = a - ah, b - bh
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _dd_add(a: tuple[F64, F64], b: tuple[F64, F64]) -> tuple[F64, F64]:
+    s, e = _two_sum(a[0], b[0])
+    return _two_sum(s, e + (a[1] + b[1]))
+
+
+def _dd_mul(a: tuple[F64, F64], b: F64) -> tuple[F64, F64]:
+    """Double-double times double."""
+    p, e = _two_prod(a[0], b)
+    return _two_sum(p, e + a[1] * b)
+
+
+def _dd_div(a: tuple[F64, F64], b: F64) -> tuple[F64, F64]:
+    """Double-double divided by double."""
+    q = a[0] / b
+    p, e = _two_prod(q, b)
+    return _two_sum(q, ((a[0] - p) - e + a[1]) / b)
+
+
+def _dd_neg(a: tuple[F64, F64]) -> tuple[F64, F64]:
+    return -a[0], -a[1]
+
+
+class _Prefix:
+    """Compensated prefix sums: ``hi[k] + lo[k]`` is the sum of the first ``k`` terms.
+
+    ``np.cumsum`` accumulates sequentially, so the rounding error of every partial sum is recovered
+    exactly with TwoSum and accumulated separately. The result carries about 100 bits; its absolute
+    error is at most ``bound(k)``, second order in the machine epsilon.
+    """
+
+    def __init__(self, hi: F64, lo: F64 | None = None) -> None:
+        p: F64 = np.concatenate(([0.0], np.cumsum(hi)))
+        bb = p[1:] - p[:-1]
+        err: F64 = (p[:-1] - (p[1:] - bb)) + (hi - bb)
+        if lo is not None:
+            err = err + lo
+        self.hi = p
+        self.lo: F64 = np.concatenate(([0.0], np.cumsum(err)))
+        self.scale = float(np.abs(p).max(initial=0.0))
+
+    def window(self, lo: I64, hi: I64) -> tuple[F64, F64]:
+        """The sum of terms ``[lo, hi)`` per window, as a double-double."""
+        s, e = _two_sum(self.hi[hi], -self.hi[lo])
+        return _two_sum(s, e + (self.lo[hi] - self.lo[lo]))
+
+    def bound(self, hi: I64) -> F64:
+        """Error bound of ``window(·, hi)``: the plain cumsum of the (tiny) errors drifts by k·eps each."""
+        k = hi.astype(np.float64) + 1
+        return np.asarray(4 * k * k * _EPS * _EPS * self.scale, dtype=np.float64)
+
+
+# --- Prometheus's sequential algorithms, for the few windows the prefix sums cannot answer ------
+
+
+def _kahan_loop(values: F64, lo: I64, n: I64) -> F64:
     """Kahan sum of each window, in sample order (Prometheus's ``sum_over_time``)."""
     total: F64 = np.zeros(len(lo))
     comp: F64 = np.zeros(len(lo))
@@ -54,6 +153,136 @@ def _window_sum(values: F64, lo: I64, n: I64) -> F64:
         total = np.where(m, t, total)
         comp = np.where(m, c, comp)
     return np.asarray(np.where(np.isinf(total), total, total + comp), dtype=np.float64)
+
+
+def _welford_loop(values: F64, lo: I64, n: I64) -> F64:
+    """Population variance per window: Welford's algorithm with Kahan-compensated accumulators."""
+    size = len(lo)
+    mean: F64
+    c_mean: F64
+    aux: F64
+    c_aux: F64
+    mean, c_mean, aux, c_aux = (np.zeros(size) for _ in range(4))
+    for j in range(int(n.max(initial=0))):
+        m = n > j
+        v = _at(values, lo + j)
+        delta = v - (mean + c_mean)
+        t, c = kahan_inc(delta / (j + 1), mean, c_mean)
+        mean, c_mean = np.where(m, t, mean), np.where(m, c, c_mean)
+        t, c = kahan_inc(delta * (v - (mean + c_mean)), aux, c_aux)
+        aux, c_aux = np.where(m, t, aux), np.where(m, c, c_aux)
+    return np.asarray((aux + c_aux) / np.maximum(n, 1), dtype=np.float64)
+
+
+def _regression_loop(s: SeriesSamples, lo: I64, n: I64, intercept_ms: I64) -> tuple[F64, F64, F64, F64]:
+    """Kahan sums of x, y, x·y and x² per window, in sample order as Prometheus adds them."""
+    zeros: F64 = np.zeros(len(lo))
+    sx, cx, sy, cy, sxy, cxy, sx2, cx2 = (zeros.copy() for _ in range(8))
+    for j in range(int(n.max(initial=0))):
+        m = n > j
+        y = _at(s.values, lo + j)
+        x = (_at(s.timestamps, lo + j) - intercept_ms).astype(np.float64) / 1e3
+        for tot, comp, inc in ((sx, cx, x), (sy, cy, y), (sxy, cxy, x * y), (sx2, cx2, x * x)):
+            t, c = kahan_inc(inc, tot, comp)
+            tot[m], comp[m] = t[m], c[m]
+    return sx + cx, sy + cy, sxy + cxy, sx2 + cx2
+
+
+def _refine(result: F64, flagged: Mask, exact: Callable[[npt.NDArray[np.intp]], F64]) -> F64:
+    """``result`` with the ``flagged`` windows replaced by ``exact(indexes)``."""
+    idx = np.nonzero(flagged)[0]
+    if len(idx):
+        result = result.copy()
+        result[idx] = exact(idx)
+    return result
+
+
+# --- sums ----------------------------------------------------------------------------------------
+
+
+def _window_sum(values: F64, lo: I64, hi: I64) -> F64:
+    """Per window, the sum Prometheus's Kahan summation returns (to within an ulp or two)."""
+    n = hi - lo
+    finite = np.isfinite(values)
+    x: F64 = np.where(finite, values, 0.0)
+    if np.abs(x).max(initial=0.0) > _HUGE:
+        return _kahan_loop(values, lo, n)  # the prefix sums could overflow where windows do not
+    pre = _Prefix(x)
+    s, e = pre.window(lo, hi)
+    total: F64 = s + e
+    # Prometheus's own error is about n·eps²·Σ|v|; ours is bounded by the prefix error. Windows where
+    # either could reach the tolerance (heavy cancellation) are recomputed in Prometheus's order.
+    abs_pre = np.concatenate(([0.0], np.cumsum(np.abs(x))))
+    err = pre.bound(hi) + n * _EPS * _EPS * (abs_pre[hi] - abs_pre[lo])
+    nonzero = _counts(x != 0)(lo, hi) > 0
+    total = np.where(nonzero, total, 0.0)  # a window of zeros sums to exactly 0 (and -0 + 0 is 0)
+    if not finite.all():
+        nan, pos, neg = (_counts(f)(lo, hi) > 0 for f in (np.isnan(values), values == np.inf, values == -np.inf))
+        total = np.where(nan | (pos & neg), np.nan, np.where(pos, np.inf, np.where(neg, -np.inf, total)))
+        nonzero &= ~(nan | pos | neg)
+    flagged = nonzero & (n > 0) & ~(err <= _REL_TOL * np.abs(total))
+    return _refine(total, flagged, lambda i: _kahan_loop(values, lo[i], n[i]))
+
+
+def _pair_count(indicator: Mask) -> Callable[[I64, I64], F64]:
+    """Counts of ``indicator[i]`` (comparing sample i with i-1) over ``lo < i < hi``."""
+    csum = np.concatenate(([0], np.cumsum(indicator, dtype=np.int64)))
+
+    def count(lo: I64, hi: I64) -> F64:
+        # indicator[k] compares samples k+1 and k; pairs fully inside [lo, hi) are k in [lo, hi-1).
+        a = np.clip(lo, 0, len(csum) - 1)
+        b = np.clip(hi - 1, 0, len(csum) - 1)
+        return np.asarray(np.maximum(csum[b] - csum[a], 0), dtype=np.float64)
+
+    return count
+
+
+def _is_constant(values: F64, lo: I64, hi: I64) -> Mask:
+    """Windows whose values all equal the first (NaN equals nothing, as in Go)."""
+    return np.asarray(_pair_count(values[1:] != values[:-1])(lo, hi) == 0, dtype=bool)
+
+
+# --- rate and friends ------------------------------------------------------------------------------
+
+# Up to this many counter resets in a window, they are added one by one in Prometheus's exact order.
+_SEQUENTIAL_RESETS = 8
+
+
+def _reset_correction(vs: F64, lo: I64, hi: I64, ok: Mask, result: F64) -> F64:
+    """``last - first`` plus the value before each counter reset in each window."""
+    if len(vs) < 2:
+        return result
+    resets = (np.nonzero(vs[1:] < vs[:-1])[0] + 1).astype(np.int64)
+    a = np.searchsorted(resets, lo, side="right")
+    b = np.searchsorted(resets, hi - 1, side="right")
+    count = np.where(ok, b - a, 0)
+    if int(count.max(initial=0)) <= _SEQUENTIAL_RESETS or not np.isfinite(vs).all() or np.abs(vs).max() > _HUGE:
+        return _reset_correction_loop(vs, resets, a, count, result)
+    # Many resets (a gauge fed to rate()): a compensated prefix sum of the pre-reset values, where
+    # a reset at sample r lies in the window when lo < r <= hi - 1.
+    terms: F64 = np.zeros(len(vs))
+    terms[resets] = vs[resets - 1]
+    start = np.minimum(lo + 1, hi)
+    prefix = _Prefix(terms)
+    corr = prefix.window(start, hi)
+    s, e = _two_sum(corr[0], result)
+    total: F64 = np.where(count > 0, s + (e + corr[1]), result)
+    # Prometheus adds the terms one by one; where its rounding (or our prefix error) could matter,
+    # do the same.
+    abs_terms = np.concatenate(([0.0], np.cumsum(np.abs(terms))))
+    rounding = count * _EPS * (np.abs(result) + abs_terms[hi] - abs_terms[start])
+    flagged = (count > 0) & ~((rounding <= _PROM_TOL * np.abs(total)) & (prefix.bound(hi) <= _REL_TOL * np.abs(total)))
+    idx = np.nonzero(flagged)[0]
+    if len(idx):
+        total[idx] = _reset_correction_loop(vs, resets, a[idx], count[idx], result[idx])
+    return total
+
+
+def _reset_correction_loop(vs: F64, resets: I64, a: I64, count: I64, result: F64) -> F64:
+    """Prometheus's order: one addition per reset, vectorised over windows."""
+    for j in range(int(count.max(initial=0))):
+        result = np.where(count > j, result + _at(vs, _at(resets, a + j) - 1), result)
+    return result
 
 
 def extrapolated(is_counter: bool, is_rate: bool) -> RangeFn:
@@ -67,15 +296,8 @@ def extrapolated(is_counter: bool, is_rate: bool) -> RangeFn:
         first_t, last_t = _at(ts.astype(np.float64), lo), _at(ts.astype(np.float64), hi - 1)
         first_v, last_v = _at(vs, lo), _at(vs, hi - 1)
         result = last_v - first_v
-        if is_counter and len(vs) > 1:
-            # Add the value before each reset, in order, exactly as Prometheus accumulates them.
-            resets = (np.nonzero(vs[1:] < vs[:-1])[0] + 1).astype(np.int64)
-            a = np.searchsorted(resets, lo, side="right")
-            b = np.searchsorted(resets, hi - 1, side="right")
-            count = np.where(ok, b - a, 0)
-            for j in range(int(count.max(initial=0))):
-                m = count > j
-                result = np.where(m, result + _at(vs, _at(resets, a + j) - 1), result)
+        if is_counter:
+            result = _reset_correction(vs, lo, hi, ok, result)
         range_start = (window_end - range_ms).astype(np.float64)
         to_start = (first_t - range_start) / 1000
         to_end = (window_end.astype(np.float64) - last_t) / 1000
@@ -115,23 +337,70 @@ def instant_delta(is_rate: bool) -> RangeFn:
     return fn
 
 
-def _regression(s: SeriesSamples, lo: I64, n: I64, intercept_ms: I64) -> tuple[F64, F64]:
-    """Least-squares slope and intercept per window, with Kahan sums as Prometheus computes them."""
-    zeros: F64 = np.zeros(len(lo))
-    sx, cx, sy, cy, sxy, cxy, sx2, cx2 = (zeros.copy() for _ in range(8))
-    first = _at(s.values, lo)
-    const_y = np.ones(len(lo), dtype=bool)
-    for j in range(int(n.max(initial=0))):
-        m = n > j
-        y = _at(s.values, lo + j)
-        x = (_at(s.timestamps, lo + j) - intercept_ms).astype(np.float64) / 1e3
-        const_y &= ~m | (y == first) | (j == 0)
-        for acc, inc in ((0, x), (1, y), (2, x * y), (3, x * x)):
-            tot, comp = ((sx, cx), (sy, cy), (sxy, cxy), (sx2, cx2))[acc]
-            t, c = kahan_inc(inc, tot, comp)
-            tot[m], comp[m] = t[m], c[m]
+# --- linear regression -----------------------------------------------------------------------------
+
+
+def _regression_sums(s: SeriesSamples, lo: I64, n: I64, intercept_ms: I64) -> tuple[F64, F64, F64, F64]:
+    """Per window, Σx, Σy, Σx·y and Σx² with ``x = (t - intercept) / 1000``, as Kahan would sum them.
+
+    With ``u = t - t0`` (exact in float64) and ``U = intercept - t0``, the window sums expand into
+    prefix sums of ``u``, ``u²``, ``y`` and ``u·y`` (exact products), combined in double-double.
+    """
+    ts, y = s.timestamps, s.values
+    if len(ts) == 0:
+        zeros: F64 = np.zeros(len(lo))
+        return zeros, zeros, zeros, zeros
+    hi = lo + n
+    finite = np.isfinite(y)
+    yf: F64 = np.where(finite, y, 0.0)
+    u: F64 = (ts - ts[0]).astype(np.float64)
+    if np.abs(yf).max() > _HUGE or np.abs(u).max() > 2.0**52:
+        return _regression_loop(s, lo, n, intercept_ms)
+    big_u: F64 = (intercept_ms - ts[0]).astype(np.float64)
     nf = n.astype(np.float64)
-    sx, sy, sxy, sx2 = sx + cx, sy + cy, sxy + cxy, sx2 + cx2
+    p_u, p_y = _Prefix(u), _Prefix(yf)
+    p_uu, p_uy = _Prefix(*_two_prod(u, u)), _Prefix(*_two_prod(u, yf))
+    w_u, w_y, w_uu, w_uy = (p.window(lo, hi) for p in (p_u, p_y, p_uu, p_uy))
+    sx_ms = _dd_add(w_u, _dd_neg(_two_prod(nf, big_u)))
+    sxx_ms = _dd_add(_dd_add(w_uu, _dd_neg(_dd_mul(w_u, 2 * big_u))), _dd_mul(_two_prod(big_u, big_u), nf))
+    sxy_ms = _dd_add(w_uy, _dd_neg(_dd_mul(w_y, big_u)))
+    sum_x, sum_x2, sum_xy = (sum(_dd_div(v, d)) for v, d in ((sx_ms, 1e3), (sxx_ms, 1e6), (sxy_ms, 1e3)))
+    sum_y: F64 = w_y[0] + w_y[1]
+    # Recompute sequentially where a non-finite y takes part, or where the prefix error bound is not
+    # negligible against the sums the fit depends on (only with extreme magnitudes).
+    abs_u = np.abs(big_u)
+    err_xy = p_uy.bound(hi) + abs_u * p_y.bound(hi)
+    err_xx = p_uu.bound(hi) + 2 * abs_u * p_u.bound(hi)
+    # Prometheus rounds every x and x·y before summing: its covariance and variance of x can be off
+    # by about eps·Σ|x·y| and eps·Σx². Where that is not negligible against them, or where our
+    # prefix error is not, take Prometheus's sequential sums so the fit comes out as its does.
+    max_x = np.maximum(np.abs(_at(u, lo) - big_u), np.abs(_at(u, hi - 1) - big_u)) / 1e3
+    abs_y = np.concatenate(([0.0], np.cumsum(np.abs(yf))))
+    sum_abs_y = abs_y[hi] - abs_y[lo]
+    mean_y = np.abs(sum_y) / np.maximum(nf, 1)
+    cov = sum_xy - sum_x * sum_y / nf
+    var_x = sum_x2 - sum_x * sum_x / nf
+    rounding = 2 * _EPS * max_x * (sum_abs_y + nf * mean_y) / np.abs(cov) + 4 * _EPS * nf * max_x * max_x / var_x
+    bad = _counts(~finite)(lo, hi) > 0
+    bad |= ~(rounding <= _PROM_TOL) & ~_is_constant(y, lo, hi)
+    bad |= ~(err_xy <= _REL_TOL * 1e3 * np.abs(sum_xy)) & (_counts(yf != 0)(lo, hi) > 0)
+    bad |= ~(err_xx <= _REL_TOL * 1e6 * np.abs(sum_x2))
+    bad &= n > 1
+    idx = np.nonzero(bad)[0]
+    out = [np.asarray(v, dtype=np.float64).copy() for v in (sum_x, sum_y, sum_xy, sum_x2)]
+    if len(idx):
+        exact = _regression_loop(s, lo[idx], n[idx], intercept_ms[idx])
+        for dst, src in zip(out, exact, strict=True):
+            dst[idx] = src
+    return out[0], out[1], out[2], out[3]
+
+
+def _regression(s: SeriesSamples, lo: I64, n: I64, intercept_ms: I64) -> tuple[F64, F64]:
+    """Least-squares slope and intercept per window, with the formulas Prometheus uses."""
+    sx, sy, sxy, sx2 = _regression_sums(s, lo, n, intercept_ms)
+    first = _at(s.values, lo)
+    const_y = _is_constant(s.values, lo, lo + n)
+    nf = n.astype(np.float64)
     slope = (sxy - sx * sy / nf) / (sx2 - sx * sx / nf)
     intercept = sy / nf - slope * sx / nf
     slope = np.where(const_y, np.where(np.isinf(first), np.nan, 0.0), slope)
@@ -153,19 +422,6 @@ def predict_linear(s: SeriesSamples, window_end: I64, range_ms: int, args: list[
     return slope * args[0] + intercept, hi - lo >= 2
 
 
-def _pair_count(indicator: Mask) -> Callable[[I64, I64], F64]:
-    """Counts of ``indicator[i]`` (comparing sample i with i-1) over ``lo < i < hi``."""
-    csum = np.concatenate(([0], np.cumsum(indicator, dtype=np.int64)))
-
-    def count(lo: I64, hi: I64) -> F64:
-        # indicator[k] compares samples k+1 and k; pairs fully inside [lo, hi) are k in [lo, hi-1).
-        a = np.clip(lo, 0, len(csum) - 1)
-        b = np.clip(hi - 1, 0, len(csum) - 1)
-        return np.asarray(np.maximum(csum[b] - csum[a], 0), dtype=np.float64)
-
-    return count
-
-
 def resets(s: SeriesSamples, window_end: I64, range_ms: int, args: list[F64]) -> Result:
     """How many times each window's value decreased."""
     lo, hi = bounds(s.timestamps, window_end, range_ms)
@@ -181,10 +437,13 @@ def changes(s: SeriesSamples, window_end: I64, range_ms: int, args: list[F64]) -
     return _pair_count(changed)(lo, hi), hi > lo
 
 
+# --- simple aggregates over time -------------------------------------------------------------------
+
+
 def sum_over_time(s: SeriesSamples, window_end: I64, range_ms: int, args: list[F64]) -> Result:
     """Kahan sum of each window."""
     lo, hi = bounds(s.timestamps, window_end, range_ms)
-    return _window_sum(s.values, lo, hi - lo), hi > lo
+    return _window_sum(s.values, lo, hi), hi > lo
 
 
 def count_over_time(s: SeriesSamples, window_end: I64, range_ms: int, args: list[F64]) -> Result:
@@ -197,10 +456,10 @@ def avg_over_time(s: SeriesSamples, window_end: I64, range_ms: int, args: list[F
     """Mean of each window (Kahan sum over count; overflowing sums fall back to a running mean)."""
     lo, hi = bounds(s.timestamps, window_end, range_ms)
     n = hi - lo
-    total = _window_sum(s.values, lo, n)
+    total = _window_sum(s.values, lo, hi)
     result = total / np.maximum(n, 1)
     overflow = np.isinf(total) & (n > 0)
-    for k in np.nonzero(overflow)[0]:
+    for k in np.nonzero(overflow)[0]:  # only windows of finite values whose sum overflows
         window = s.values[lo[k] : hi[k]]
         if np.all(np.isfinite(window)):
             result[k] = _running_mean(window)
@@ -216,14 +475,30 @@ def _running_mean(values: F64) -> float:
 
 
 def _extreme(pick: Callable[[F64, F64], F64]) -> RangeFn:
+    """``min``/``max_over_time`` from a sparse table: ``table[j][i]`` covers samples ``[i, i + 2**j)``.
+
+    Each window is covered by two (overlapping) power-of-two ranges, which is exact for an
+    idempotent ``pick``. ``fmin``/``fmax`` skip NaN: a NaN wins only if the whole window is NaN.
+    """
+
     def fn(s: SeriesSamples, window_end: I64, range_ms: int, args: list[F64]) -> Result:
         lo, hi = bounds(s.timestamps, window_end, range_ms)
         n = hi - lo
-        result = _at(s.values, lo)
-        for j in range(1, int(n.max(initial=0))):
-            # fmin/fmax skip NaN: a NaN wins only if the whole window is NaN, as in Prometheus.
-            result = np.where(n > j, pick(result, _at(s.values, lo + j)), result)
-        return result, n > 0
+        v = s.values
+        if len(v) == 0:
+            return np.full(len(lo), np.nan), n > 0
+        # floor(log2(width)), exactly: frexp's exponent e has 2**(e-1) <= width < 2**e.
+        level = np.frexp(np.maximum(n, 1).astype(np.float64))[1].astype(np.int64) - 1
+        table: F64 = np.empty((int(level.max(initial=0)) + 1, len(v)))
+        table[0] = v
+        for j in range(1, len(table)):
+            half = 1 << (j - 1)
+            table[j] = table[j - 1]  # the tail (shorter than 2**j) is never queried
+            table[j, :-half] = pick(table[j - 1, :-half], table[j - 1, half:])
+        last = len(v) - 1
+        first_part = table[level, np.clip(lo, 0, last)]
+        second_part = table[level, np.clip(hi - (1 << level), 0, last)]
+        return pick(first_part, second_part), n > 0
 
     return fn
 
@@ -250,25 +525,42 @@ def present_over_time(s: SeriesSamples, window_end: I64, range_ms: int, args: li
     return np.ones(len(lo)), hi > lo
 
 
+# --- variance --------------------------------------------------------------------------------------
+
+
 def _variance(s: SeriesSamples, window_end: I64, range_ms: int) -> Result:
-    """Population variance per window: Welford's algorithm with Kahan-compensated accumulators."""
+    """Population variance per window, as Prometheus's Kahan-compensated Welford algorithm gives it.
+
+    With ``d = v - r`` (``r`` the series' median, exact in double-double), ``n·var = Σd² - (Σd)²/n``
+    from prefix sums of ``d`` and of ``d²`` (exact squares) evaluated in double-double.
+    """
     lo, hi = bounds(s.timestamps, window_end, range_ms)
     n = hi - lo
-    size = len(lo)
-    mean: F64
-    c_mean: F64
-    aux: F64
-    c_aux: F64
-    mean, c_mean, aux, c_aux = (np.zeros(size) for _ in range(4))
-    for j in range(int(n.max(initial=0))):
-        m = n > j
-        v = _at(s.values, lo + j)
-        delta = v - (mean + c_mean)
-        t, c = kahan_inc(delta / (j + 1), mean, c_mean)
-        mean, c_mean = np.where(m, t, mean), np.where(m, c, c_mean)
-        t, c = kahan_inc(delta * (v - (mean + c_mean)), aux, c_aux)
-        aux, c_aux = np.where(m, t, aux), np.where(m, c, c_aux)
-    return (aux + c_aux) / np.maximum(n, 1), n > 0
+    v = s.values
+    finite = np.isfinite(v)
+    if not finite.any() or np.abs(v[finite]).max() > _HUGE:
+        return _welford_loop(v, lo, n), n > 0
+    ref = float(np.median(v[finite]))
+    d_hi, d_lo = _two_sum(np.where(finite, v, ref), np.full(len(v), -ref))
+    sq_hi, sq_lo = _two_prod(d_hi, d_hi)
+    p1, p2 = _Prefix(d_hi, d_lo), _Prefix(sq_hi, sq_lo + 2 * d_hi * d_lo)
+    s1, s2 = p1.window(lo, hi), p2.window(lo, hi)
+    nf = np.maximum(n, 1).astype(np.float64)
+    square = _two_prod(s1[0], s1[0])
+    m2 = _dd_add(s2, _dd_neg(_dd_div((square[0], square[1] + 2 * s1[0] * s1[1]), nf)))
+    var: F64 = (m2[0] + m2[1]) / nf
+    # Welford returns exactly 0 for a constant window and NaN once an Inf or NaN takes part.
+    constant = _is_constant(v, lo, hi)
+    var = np.where(constant, 0.0, var)
+    nonfinite = _counts(~finite)(lo, hi) > 0
+    var = np.where(nonfinite, np.nan, var)
+    # Our error bound, and Welford's own rounding (about 2·eps·|v|/std relative, from subtracting
+    # the running mean): where either is not negligible, follow Prometheus's sequential algorithm.
+    err = p2.bound(hi) + 2 * np.abs(s1[0]) * p1.bound(hi) / nf + 8 * _EPS * _EPS * np.abs(s2[0])
+    magnitude = abs(ref) + np.sqrt(np.abs(s2[0]) / nf)
+    welford = 2 * _EPS * magnitude * np.sqrt(np.abs(m2[0]) * nf)
+    flagged = (n > 0) & ~nonfinite & ~constant & ~((err <= _REL_TOL * m2[0]) & (welford <= _PROM_TOL * m2[0]))
+    return _refine(var, flagged, lambda i: _welford_loop(v, lo[i], n[i])), n > 0
 
 
 def stdvar_over_time(s: SeriesSamples, window_end: I64, range_ms: int, args: list[F64]) -> Result:
@@ -280,6 +572,9 @@ def stddev_over_time(s: SeriesSamples, window_end: I64, range_ms: int, args: lis
     """Population standard deviation of each window."""
     var, ok = _variance(s, window_end, range_ms)
     return np.sqrt(var), ok
+
+
+# --- quantiles -------------------------------------------------------------------------------------
 
 
 def quantile(q: float, values: F64) -> float:
@@ -299,22 +594,121 @@ def quantile(q: float, values: F64) -> float:
     return float(ordered[lower] * (1 - weight) + ordered[upper] * weight)
 
 
+class _RankSelect:
+    """The k-th smallest value of any index range of a series, for many ranges at once.
+
+    A wavelet matrix over each sample's rank in the series (NaN first, as Prometheus sorts): level
+    by level, from the top bit of the rank, a query narrows ``[lo, hi)`` to the samples whose rank
+    shares the bits found so far. Building costs O(n log n), a batch of queries O(queries · log n),
+    independent of the window length.
+    """
+
+    def __init__(self, values: F64) -> None:
+        n = len(values)
+        order = np.lexsort((values, ~np.isnan(values)))  # last key is primary: NaN first
+        self.ordered: F64 = values[order]
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n, dtype=np.int64)
+        self.levels = max(1, (n - 1).bit_length())
+        self.zeros: list[I64] = []  # per level (top bit first): zero bits among the first i samples
+        self.total_zeros: list[int] = []
+        for level in reversed(range(self.levels)):
+            one = ((rank >> level) & 1).astype(bool)
+            zeros = np.concatenate(([0], np.cumsum(~one, dtype=np.int64)))
+            self.zeros.append(zeros)
+            self.total_zeros.append(int(zeros[-1]))
+            rank = np.concatenate((rank[~one], rank[one]))  # stable: zeros first, then ones
+
+    def kth(self, lo: I64, hi: I64, k: I64) -> F64:
+        """Per query, the ``k``-th smallest (0-based) value of samples ``[lo, hi)``; needs ``k < hi - lo``."""
+        found: I64 = np.zeros(len(lo), dtype=np.int64)
+        for i, level in enumerate(reversed(range(self.levels))):
+            zeros, nz = self.zeros[i], self.total_zeros[i]
+            zl, zh = zeros[lo], zeros[hi]
+            right = k >= zh - zl
+            k = np.where(right, k - (zh - zl), k)
+            lo = np.where(right, nz + lo - zl, zl)
+            hi = np.where(right, nz + hi - zh, zh)
+            found |= right.astype(np.int64) << level
+        return np.asarray(self.ordered[np.minimum(found, len(self.ordered) - 1)], dtype=np.float64)
+
+
+def _window_quantile(sel: _RankSelect, q: F64, lo: I64, n: I64) -> F64:
+    """``quantile(q, window)`` per window, with Prometheus's interpolation and out-of-range rules."""
+    size = np.maximum(n, 1)
+    qc = np.where(np.isfinite(q), np.clip(q, 0.0, 1.0), 0.0)  # the real q's rules are applied last
+    rank = qc * (size - 1)
+    floor = np.floor(rank)
+    lower = np.maximum(0, floor.astype(np.int64))
+    upper = np.minimum(size - 1, lower + 1)
+    weight = rank - floor
+    lo = np.where(n > 0, lo, np.minimum(lo, len(sel.ordered) - 1))  # empty windows: any valid range
+    hi = lo + size
+    result = sel.kth(lo, hi, lower) * (1 - weight) + sel.kth(lo, hi, upper) * weight
+    result = np.where(q < 0, -np.inf, np.where(q > 1, np.inf, result))
+    return np.asarray(np.where(np.isnan(q) | (n == 0), np.nan, result), dtype=np.float64)
+
+
 def quantile_over_time(s: SeriesSamples, window_end: I64, range_ms: int, args: list[F64]) -> Result:
-    """The ``args[0]``-quantile of each window (a loop per window: sorting is per window anyway)."""
+    """The ``args[0]``-quantile of each window."""
     lo, hi = bounds(s.timestamps, window_end, range_ms)
-    q = args[0]
-    out = np.array([quantile(float(q[k]), s.values[lo[k] : hi[k]]) for k in range(len(lo))])
-    return out.reshape(len(lo)), hi > lo
+    if len(s.values) == 0:
+        return np.full(len(lo), np.nan), hi > lo
+    q = np.broadcast_to(np.asarray(args[0], dtype=np.float64), lo.shape)
+    return _window_quantile(_RankSelect(s.values), q, lo, hi - lo), hi > lo
 
 
 def mad_over_time(s: SeriesSamples, window_end: I64, range_ms: int, args: list[F64]) -> Result:
-    """Median absolute deviation from the median of each window."""
+    """Median absolute deviation from the median of each window.
+
+    In the sorted window ``w``, with median ``m`` and ``p`` values at or below it, the deviations
+    ``m - w[p-1-i]`` and ``w[p+j] - m`` form two ascending lists; the median deviation is the k-th
+    smallest of their union, found by binary search over how many come from the left list.
+    Windows holding an Inf or NaN (whose deviations are not ordered that way) are done one by one.
+    """
     lo, hi = bounds(s.timestamps, window_end, range_ms)
-    out = np.full(len(lo), np.nan)
-    for k in np.nonzero(hi > lo)[0]:
-        window = s.values[lo[k] : hi[k]]
-        out[k] = quantile(0.5, np.abs(window - quantile(0.5, window)))
-    return out, hi > lo
+    n = hi - lo
+    v = s.values
+    out: F64 = np.full(len(lo), np.nan)
+    if len(v) == 0:
+        return out, n > 0
+    sel = _RankSelect(v)
+    median = _window_quantile(sel, np.full(len(lo), 0.5), lo, n)
+    valid = (n > 0) & np.isfinite(median) & (_counts(~np.isfinite(v))(lo, hi) == 0)
+    idx = np.nonzero(valid)[0]
+    wl, wn, m = lo[idx], n[idx], median[idx]
+    k = (wn - 1) // 2  # the lower rank of a median; the left list holds w[0..k]
+    left_len, right_len = k + 1, wn - k - 1
+
+    def left(i: I64) -> F64:  # i-th smallest deviation of values at or below the median
+        return np.asarray(m - sel.kth(wl, wl + wn, np.clip(k - i, 0, wn - 1)), dtype=np.float64)
+
+    def right(j: I64) -> F64:  # j-th smallest deviation of values above the median's lower rank
+        return np.asarray(sel.kth(wl, wl + wn, np.clip(k + 1 + j, 0, wn - 1)) - m, dtype=np.float64)
+
+    # Smallest i (taken from the left list) such that the (k+1) smallest are i left and k+1-i right.
+    a = np.maximum(0, k + 1 - right_len)
+    b = np.minimum(k + 1, left_len)
+    while (a < b).any():
+        mid = (a + b) // 2
+        j = k + 1 - mid
+        more_left = (mid < left_len) & (j >= 1) & (left(mid) < right(j - 1))
+        searching = a < b
+        a = np.where(searching & more_left, mid + 1, a)
+        b = np.where(searching & ~more_left, mid, b)
+    j = k + 1 - a
+    low = np.maximum(np.where(a > 0, left(a - 1), -np.inf), np.where(j > 0, right(j - 1), -np.inf))
+    nxt = np.minimum(np.where(a < left_len, left(a), np.inf), np.where(j < right_len, right(j), np.inf))
+    weight = 0.5 * (wn - 1) - k
+    high = np.where(wn > 1, nxt, low)
+    out[idx] = low * (1 - weight) + high * weight
+    for w in np.nonzero((n > 0) & ~valid)[0]:
+        window = v[lo[w] : hi[w]]
+        out[w] = quantile(0.5, np.abs(window - quantile(0.5, window)))
+    return out, n > 0
+
+
+# --- smoothing -------------------------------------------------------------------------------------
 
 
 def double_exponential_smoothing(s: SeriesSamples, window_end: I64, range_ms: int, args: list[F64]) -> Result:
