@@ -280,12 +280,13 @@ def _histogram_quantile(args: list[Value], steps: I64) -> Value:
             counts[u] += np.where(vec.present[i], vec.values[i], 0.0)  # coalesces equal bounds
             have[u] |= vec.present[i]
         any_bucket = have.any(axis=0)
-        full = have.all(axis=0)
-        values[gid, full] = bucket_quantile(q[full], uppers, counts[:, full])
-        # Steps where some buckets are missing: evaluate with the buckets present then.
-        for col in np.nonzero(any_bucket & ~full)[0]:
-            m = have[:, col]
-            values[gid, col] = bucket_quantile(q[col : col + 1], uppers[m], counts[m, col : col + 1])[0]
+        # Each step uses the buckets present at it: steps sharing a set of buckets (usually all of
+        # them, or a few sets while a bucket appears or goes) are evaluated together.
+        cols = np.nonzero(any_bucket)[0]
+        patterns, which = np.unique(have[:, cols], axis=1, return_inverse=True)
+        for p in range(patterns.shape[1]):
+            m, at = patterns[:, p], cols[which.reshape(-1) == p]
+            values[gid, at] = bucket_quantile(q[at], uppers[m], counts[np.ix_(m, at)])
         present[gid] = any_bucket
     return Vector(keys, values, present)
 
