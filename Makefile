@@ -33,7 +33,7 @@ unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers functions infra
+	$(BIN)/mypy layers functions infra bench
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -14,12 +14,13 @@ import argparse
 import math
 import statistics
 import time
+from collections.abc import Sequence
 
 import cramjam
 
 from bench.workload import estate_series, remote_write_body, scrapes
 from novacron.ingest.service import IngestService
-from novacron.storage.writer import MetricsWriter, SeriesEntry
+from novacron.storage.writer import BlockItem, MetricsWriter, SeriesEntry
 from tests.fakes import MemoryBlockStore, MemoryIndexStore
 
 SERIES = 10_000
@@ -34,7 +35,7 @@ class CountingBlocks(MemoryBlockStore):
         self.wru = 0
         self.count = 0
 
-    def put_blocks(self, items):  # type: ignore[no-untyped-def]
+    def put_blocks(self, items: Sequence[BlockItem]) -> None:
         for item in items:
             self.count += 1
             size = len(item.data) + len(item.pk) + len(item.sk) + 40  # attribute names and numbers
@@ -47,7 +48,7 @@ class CountingIndex(MemoryIndexStore):
         super().__init__()
         self.entries = 0
 
-    def put_series(self, entries: list[SeriesEntry], expires_at: int) -> None:  # type: ignore[override]
+    def put_series(self, entries: Sequence[SeriesEntry], expires_at: int) -> None:
         self.entries += len(entries)
 
 

@@ -282,10 +282,10 @@ def _histogram_quantile(args: list[Value], steps: I64) -> Value:
         any_bucket = have.any(axis=0)
         # Each step uses the buckets present at it: steps sharing a set of buckets (usually all of
         # them, or a few sets while a bucket appears or goes) are evaluated together.
-        cols = np.nonzero(any_bucket)[0]
-        patterns, which = np.unique(have[:, cols], axis=1, return_inverse=True)
-        for p in range(patterns.shape[1]):
-            m, at = patterns[:, p], cols[which.reshape(-1) == p]
+        used = np.nonzero(any_bucket)[0]
+        patterns, which = np.unique(have[:, used], axis=1, return_inverse=True)
+        for k in range(patterns.shape[1]):
+            m, at = patterns[:, k], used[which.reshape(-1) == k]
             values[gid, at] = bucket_quantile(q[at], uppers[m], counts[np.ix_(m, at)])
         present[gid] = any_bucket
     return Vector(keys, values, present)

@@ -107,6 +107,11 @@ def _dd_div(a: tuple[F64, F64], b: F64) -> tuple[F64, F64]:
     return _two_sum(q, ((a[0] - p) - e + a[1]) / b)
 
 
+def _dd_round(a: tuple[F64, F64]) -> F64:
+    """The double nearest a double-double."""
+    return np.asarray(a[0] + a[1], dtype=np.float64)
+
+
 def _dd_neg(a: tuple[F64, F64]) -> tuple[F64, F64]:
     return -a[0], -a[1]
 
@@ -364,7 +369,8 @@ def _regression_sums(s: SeriesSamples, lo: I64, n: I64, intercept_ms: I64) -> tu
     sx_ms = _dd_add(w_u, _dd_neg(_two_prod(nf, big_u)))
     sxx_ms = _dd_add(_dd_add(w_uu, _dd_neg(_dd_mul(w_u, 2 * big_u))), _dd_mul(_two_prod(big_u, big_u), nf))
     sxy_ms = _dd_add(w_uy, _dd_neg(_dd_mul(w_y, big_u)))
-    sum_x, sum_x2, sum_xy = (sum(_dd_div(v, d)) for v, d in ((sx_ms, 1e3), (sxx_ms, 1e6), (sxy_ms, 1e3)))
+    ms, ms2 = np.full(len(lo), 1e3), np.full(len(lo), 1e6)
+    sum_x, sum_x2, sum_xy = (_dd_round(_dd_div(v, d)) for v, d in ((sx_ms, ms), (sxx_ms, ms2), (sxy_ms, ms)))
     sum_y: F64 = w_y[0] + w_y[1]
     # Recompute sequentially where a non-finite y takes part, or where the prefix error bound is not
     # negligible against the sums the fit depends on (only with extreme magnitudes).
@@ -605,7 +611,11 @@ class _RankSelect:
 
     def __init__(self, values: F64) -> None:
         n = len(values)
-        order = np.lexsort((values, ~np.isnan(values)))  # last key is primary: NaN first
+        # numpy sorts NaN last; Prometheus's order puts them first, so rotate them to the front.
+        order = np.argsort(values, kind="stable")
+        nans = int(np.isnan(values).sum())
+        if nans:
+            order = np.concatenate((order[n - nans :], order[: n - nans]))
         self.ordered: F64 = values[order]
         rank = np.empty(n, dtype=np.int64)
         rank[order] = np.arange(n, dtype=np.int64)
