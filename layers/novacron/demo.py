@@ -106,9 +106,8 @@ class QueryClient:
         return Summary(series, first(REQUEST_RATE), first(FRESHNESS), by_service(ERROR_RATIO), by_service(P95_LATENCY))
 
 
-def render(summary: Summary, sim: Any, url: str, read_key: str) -> str:
-    """The summary as terminal text."""
-    stats = sim.stats
+def render(summary: Summary, stats: Any, ingest_rate: float, url: str, read_key: str) -> str:
+    """The summary as terminal text; ``stats`` are the simulator's, ``ingest_rate`` samples/s accepted."""
     faults = ", ".join(stats.active_faults) or "none active"
 
     def pairs(rows: list[tuple[str, float]], fmt: str) -> str:
@@ -119,8 +118,9 @@ def render(summary: Summary, sim: Any, url: str, read_key: str) -> str:
 
     lines = [
         f"NovaCron demo  {time.strftime('%H:%M:%S')}  {url}",
-        f"  simulator   {stats.phase}: {stats.series:,} series per scrape, {stats.samples_sent:,} samples sent, "
-        f"{stats.retries} retries, {stats.failures} failed requests",
+        f"  ingest      {ingest_rate:,.0f} samples/s over remote write ({stats.samples_sent:,} in all; simulator "
+        f"{stats.phase}, {stats.series:,} series per scrape, {stats.retries} retries, "
+        f"{stats.failures} failed requests)",
         f"  stored      {maybe(summary.series and float(summary.series), '{:,.0f}')} series active in the last 5m; "
         f"newest sample {maybe(summary.freshness_s, '{:.1f}')}s old; "
         f"{maybe(summary.request_rate, '{:,.0f}')} simulated requests/s",
@@ -175,10 +175,14 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         )
         client = QueryClient(runtime.url, read_key)
         deadline = time.monotonic() + args.duration if args.duration else None
+        sent, since = 0, time.monotonic()
         try:
             while not stop.wait(args.refresh):
+                stats, now = simulation.stats, time.monotonic()
+                rate, sent, since = (stats.samples_sent - sent) / max(now - since, 1e-9), stats.samples_sent, now
                 try:
-                    print("\n" + render(client.summary(), simulation, runtime.url, read_key), file=out, flush=True)
+                    text = render(client.summary(), stats, rate, runtime.url, read_key)
+                    print("\n" + text, file=out, flush=True)
                 except (urllib.error.URLError, OSError, KeyError, ValueError) as exc:
                     print(f"(summary unavailable: {exc})", file=out, flush=True)
                 if deadline is not None and time.monotonic() >= deadline:

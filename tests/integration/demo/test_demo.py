@@ -33,6 +33,7 @@ def test_demo_shows_data_read_back_through_promql() -> None:
     text = out.getvalue()
     # Then it printed the keys and a summary whose figures came back through the query API
     assert "admin key (tenant 'default'): demo-admin-key-for-tests" in text
+    assert re.search(r"ingest\s+[\d,]+ samples/s over remote write", text)
     stored = [int(n.replace(",", "")) for n in re.findall(r"stored\s+([\d,]+) series active", text)]
     assert stored
     assert max(stored) > 1000
