@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 9090
-API_KEY ?= nck_0000demo0000_local-demo-key-change-me-please
+API_KEY ?= local-demo-admin-key
 
 .PHONY: demo local test unit lint format bench synth clean
 
