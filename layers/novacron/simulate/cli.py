@@ -69,7 +69,7 @@ def _backfill(text: str) -> float:
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentParser:
-    """Add the ``simulate`` subcommand; its ``func`` default is ``run``."""
+    """Add the ``simulate`` subcommand; its ``run`` default is the function that runs it."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "simulate",
         help="simulate an online-shop microservice estate sending metrics over remote write",
@@ -82,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentPa
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(run=run)
     return parser
 
 

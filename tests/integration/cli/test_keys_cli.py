@@ -85,3 +85,19 @@ def test_errors_are_one_line(url: str, capsys: pytest.CaptureFixture[str]) -> No
     code, _, err = run(capsys, "keys", "list", "--url", "file:///etc/passwd", "--api-key", ADMIN)
     assert code == 1
     assert "must be an http:// or https:// URL" in err
+
+
+def test_every_command_dispatches(capsys: pytest.CaptureFixture[str]) -> None:
+    # Every subcommand must reach its own handler, not fall back to the top-level help.
+    from novacron.cli import build_parser
+
+    parser = build_parser()
+    for argv in (
+        ["local"],
+        ["simulate", "--target", "http://x", "--api-key", "k"],
+        ["demo"],
+        ["keys", "list"],
+        ["keys", "create", "--role", "read"],
+        ["keys", "revoke", "id"],
+    ):
+        assert callable(parser.parse_args(argv).run), argv

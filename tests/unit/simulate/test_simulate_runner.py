@@ -191,7 +191,7 @@ def test_register_adds_simulate_with_its_flags(parser):
             "1h",
         ]
     )
-    assert args.func is cli.run
+    assert args.run is cli.run
     config = cli.config_from_args(args)
     assert (config.interval_s, config.speed, config.duration_s, config.backfill_s) == (30.0, 60.0, 120.0, 3600.0)
     assert [f.service for f in config.faults] == ["payment", "cart"]
