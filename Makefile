@@ -9,7 +9,7 @@ API_KEY ?= local-demo-admin-key
 
 .PHONY: demo local test unit lint format bench synth clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py layers/novacron/protocols/_wirec.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"

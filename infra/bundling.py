@@ -4,6 +4,12 @@ Layers are built with ``pip install --target`` for Lambda's platform (manylinux2
 x86_64) into ``.build/layers/<name>/python/``. Third-party dependencies are cached, keyed by a hash of
 the layer's requirement list and the target platform, so repeated synths (and tests) never reinstall;
 once built, synth needs no network. The ``novacron`` package itself is copied fresh on every synth.
+
+The package's optional C extensions (``NATIVE_EXTENSIONS``) are compiled for the layer by the local C
+compiler against this interpreter's headers, which must be CPython 3.11 on x86_64 Linux (Lambda's
+python3.11 runtime). The result is cached by a hash of the source, compiler and flags, and checked to
+need no glibc symbol newer than Amazon Linux 2's (2.26). Elsewhere (another Python, no compiler) the
+layer ships without it, with a warning: the package then uses its pure-Python/numpy code.
 """
 
 from __future__ import annotations
@@ -13,10 +19,14 @@ import fcntl
 import hashlib
 import json
 import os
+import platform
+import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +49,16 @@ PRUNED_SUFFIXES = (".pyc", ".pyo")
 
 # Never copied from a function's folder into its code asset.
 FUNCTION_ASSET_EXCLUDES = ("__pycache__", "*.pyc", "tests", ".pytest_cache", ".mypy_cache")
+# Nor from the package into the core layer: extensions built in the source tree (pip install -e) are
+# for the developer's interpreter; the layer gets its own, built for Lambda (see _build_native).
+PACKAGE_EXCLUDES = (*FUNCTION_ASSET_EXCLUDES, "*.so", "*.c")
+
+# Optional C extensions of the package: (module path inside the package, C source inside it).
+NATIVE_EXTENSIONS = (("protocols/_wirec", "protocols/_wirec.c"),)
+# What Lambda's python3.11 x86_64 runtime imports, and the newest glibc it has (Amazon Linux 2).
+LAMBDA_EXT_SUFFIX = ".cpython-311-x86_64-linux-gnu.so"
+LAMBDA_MAX_GLIBC = (2, 26)
+NATIVE_CFLAGS = ("-O2", "-fPIC", "-shared", "-fno-strict-aliasing", "-Wall")
 
 
 class BundlingError(RuntimeError):
@@ -156,9 +176,87 @@ def _copy_package(source: Path, python_dir: Path, work_dir: Path) -> None:
     if not (source / "__init__.py").is_file():
         raise BundlingError(f"the novacron package was not found at {source}")
     staged = Path(tempfile.mkdtemp(prefix="pkg-", dir=work_dir)) / source.name
-    shutil.copytree(source, staged, ignore=shutil.ignore_patterns(*FUNCTION_ASSET_EXCLUDES))
+    shutil.copytree(source, staged, ignore=shutil.ignore_patterns(*PACKAGE_EXCLUDES))
+    for module, c_source in NATIVE_EXTENSIONS:
+        built = _build_native(source / c_source, work_dir.parent / "native")
+        if built is not None:
+            shutil.copy2(built, staged / f"{module}{LAMBDA_EXT_SUFFIX}")
     _replace_dir(staged, python_dir / source.name)
     shutil.rmtree(staged.parent, ignore_errors=True)
+
+
+def _native_build_problem() -> str | None:
+    """Why this machine cannot build an extension for Lambda's python3.11 x86_64, or None."""
+    if sys.implementation.name != "cpython" or sys.version_info[:2] != (3, 11):
+        return f"synth runs on {sys.implementation.name} {sys.version_info[0]}.{sys.version_info[1]}, not CPython 3.11"
+    if sys.platform != "linux" or platform.machine() != "x86_64":
+        return f"synth runs on {sys.platform}/{platform.machine()}, not linux/x86_64"
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file():
+        return "the CPython 3.11 headers (Python.h) are not installed"
+    if _compiler() is None:
+        return "no C compiler (set CC, or install gcc)"
+    return None
+
+
+def _compiler() -> str | None:
+    return shutil.which(os.environ.get("CC", "") or "gcc") or shutil.which("cc")
+
+
+def _build_native(c_source: Path, cache_dir: Path) -> Path | None:
+    """Compile one extension for the layer (cached); None, with a warning, where that is not possible."""
+    problem = _native_build_problem()
+    if problem is not None:
+        warnings.warn(
+            f"the core layer ships without the native extension {c_source.name} ({problem}); "
+            "the package falls back to its slower numpy code",
+            stacklevel=3,
+        )
+        return None
+    compiler = _compiler()
+    assert compiler is not None
+    include = sysconfig.get_paths()["include"]
+    version = subprocess.run(  # noqa: S603 - fixed argument list, no shell
+        [compiler, "--version"], capture_output=True, text=True, check=False
+    ).stdout.splitlines()[:1]
+    material = json.dumps(
+        {
+            "source": hashlib.sha256(c_source.read_bytes()).hexdigest(),
+            "compiler": version,
+            "flags": NATIVE_CFLAGS,
+            "include": include,
+            "version": BUNDLING_VERSION,
+        },
+        sort_keys=True,
+    )
+    target = cache_dir / hashlib.sha256(material.encode()).hexdigest()[:16] / f"{c_source.stem}{LAMBDA_EXT_SUFFIX}"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.with_name(f".{target.name}.{os.getpid()}")
+    cmd = [compiler, *NATIVE_CFLAGS, f"-I{include}", str(c_source), "-o", str(staged)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603 - no shell
+    if proc.returncode != 0:
+        raise BundlingError(f"could not compile {c_source} for the core layer:\n{proc.stderr[-2000:]}")
+    newest = max(glibc_versions_required(staged) or [(0,)])
+    if newest > LAMBDA_MAX_GLIBC:
+        staged.unlink(missing_ok=True)
+        raise BundlingError(
+            f"{c_source.name} compiled here needs glibc {'.'.join(map(str, newest))}, newer than Lambda's "
+            f"python3.11 runtime has ({'.'.join(map(str, LAMBDA_MAX_GLIBC))}); build on an older distribution"
+        )
+    staged.rename(target)
+    return target
+
+
+def glibc_versions_required(shared_object: Path) -> set[tuple[int, ...]] | None:
+    """The GLIBC_x.y symbol versions a shared object imports (``objdump -T``); None without objdump."""
+    objdump = shutil.which("objdump")
+    if objdump is None:
+        return None
+    proc = subprocess.run(  # noqa: S603 - fixed argument list, no shell
+        [objdump, "-T", str(shared_object)], capture_output=True, text=True, check=True
+    )
+    return {tuple(int(p) for p in m.split(".")) for m in re.findall(r"\bGLIBC_([0-9]+(?:\.[0-9]+)+)", proc.stdout)}
 
 
 def prepare_layer(name: str, build_dir: Path = BUILD_DIR) -> Path:

@@ -21,15 +21,14 @@ import numpy as np
 import numpy.typing as npt
 
 from novacron.ingest.validate import SeriesValidator, Verdict, format_labels
-from novacron.protocols.remote_write_pb import Label, RawWriteRequest, Sample, TimeSeries
-from novacron.protocols.wire import DecodedSeries, WireFormatError, decode_series
+from novacron.protocols.remote_write_pb import Label, Sample, TimeSeries
+from novacron.protocols.wire import DecodedSeries, WireFormatError, decode_series, decode_write_request
 from novacron.records import MAX_RECORD_PAYLOAD, StreamRecord, encode_record
 
 _FRAMED_SNAPPY_MAGIC = b"\xff\x06\x00\x00sNaPpY"
 _V1_PROTO = "prometheus.WriteRequest"
 _V2_PROTO = "io.prometheus.write.v2.Request"
 _MAX_LISTED_REJECTIONS = 10
-_BUCKET_OF = operator.attrgetter("bucket")
 
 
 class StreamUnavailable(Exception):
@@ -115,11 +114,7 @@ class IngestService:
         """Decode, validate and pack a snappy-compressed WriteRequest (no I/O)."""
         raw = decompress_snappy_block(body, self.settings.max_decoded_bytes)
         try:
-            request = RawWriteRequest.FromString(raw)
-        except Exception as exc:
-            raise IngestError(400, f"body is not a valid remote write WriteRequest protobuf: {exc}") from None
-        try:
-            decoded = decode_series(list(request.timeseries))
+            decoded = decode_write_request(raw)
         except WireFormatError as exc:
             raise IngestError(400, str(exc)) from None
         return self.pack(decoded, tenant)
@@ -147,14 +142,14 @@ class IngestService:
         now = self.clock_ms()
         low = now - self.settings.max_sample_age_s * 1000
         high = now + self.settings.max_sample_future_s * 1000
-        verdicts = list(map(self.validator.check, decoded.label_bytes))
-        buckets = np.fromiter(map(_BUCKET_OF, verdicts), dtype=np.int64, count=n)
+        buckets = np.fromiter(map(self.validator.bucket_of, decoded.label_bytes), dtype=np.int64, count=n)
         outside = _series_outside(decoded, low, high)
         refused = (buckets < 0) | outside
         refused[decoded.histogram_series] = True
         if refused.any():
             for i in np.flatnonzero(refused).tolist():
-                result.rejected.append(_rejection(decoded, i, verdicts[i], bool(outside[i]), low, high))
+                verdict = self.validator.check(decoded.label_bytes[i])
+                result.rejected.append(_rejection(decoded, i, verdict, bool(outside[i]), low, high))
         accepted = np.flatnonzero(~refused)
         counts = np.diff(decoded.offsets)
         result.series_accepted = int(accepted.size)

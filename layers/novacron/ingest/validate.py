@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from novacron.protocols.remote_write_pb import RawLabels
 from novacron.series import METRIC_NAME, Labels, encoded_series_id, partition_bucket
 
 METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -117,19 +119,19 @@ def _utf8_problem(raw_pairs: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-class _VerdictCache(dict[bytes, "Verdict"]):
-    """A bounded memo whose misses compute the verdict."""
+class _MemoDict(dict[bytes, _V]):
+    """A bounded memo whose misses compute the value."""
 
-    def __init__(self, compute: Callable[[bytes], Verdict], max_size: int) -> None:
+    def __init__(self, compute: Callable[[bytes], _V], max_size: int) -> None:
         super().__init__()
         self._compute = compute
         self._max_size = max_size
 
-    def __missing__(self, key: bytes) -> Verdict:
+    def __missing__(self, key: bytes) -> _V:
         if len(self) >= self._max_size:
             self.clear()  # full is rare (a million series in one function) and refills cheaply
-        verdict = self[key] = self._compute(key)
-        return verdict
+        value = self[key] = self._compute(key)
+        return value
 
 
 class SeriesValidator:
@@ -137,10 +139,13 @@ class SeriesValidator:
 
     def __init__(self, limits: Limits | None = None, cache_size: int = 1_000_000) -> None:
         self.limits = limits or Limits()
-        self._cache = _VerdictCache(self._check_uncached, cache_size)
+        self._cache: _MemoDict[Verdict] = _MemoDict(self._check_uncached, cache_size)
+        self._buckets: _MemoDict[int] = _MemoDict(lambda key: self.check(key).bucket, cache_size)
         self._valid_names: set[str] = set()
-        # A plain dict lookup on a hit, so ``map(validator.check, ...)`` runs at C speed when warm.
+        # Plain dict lookups on a hit, so ``map(validator.check, ...)`` runs at C speed when warm.
         self.check: Callable[[bytes], Verdict] = self._cache.__getitem__
+        # The partition bucket of a label set, or -1 if it is invalid: what the ingest hot path needs.
+        self.bucket_of: Callable[[bytes], int] = self._buckets.__getitem__
 
     def _check_uncached(self, label_bytes: bytes) -> Verdict:
         try:

@@ -7,16 +7,38 @@ clients emit (``Sample{value, timestamp}`` with a millisecond timestamp, 18 byte
 fixed-width rows. Any series that does not fit that layout (zero values, which proto3 omits,
 exemplars, unusual timestamps, long labels) is decoded by the protobuf runtime instead, so the fast
 path is an optimisation, never a different answer.
+
+When the optional C extension ``novacron.protocols._wirec`` is built (``pip install`` compiles it
+where a C compiler exists; the Lambda layer ships it), ``decode_series`` and ``decode_write_request``
+use it instead: it walks the protobuf once per body with no Python object per sample and the same
+acceptance rules as the protobuf runtime. The numpy code here stays the reference and the fallback;
+set ``NOVACRON_WIRE_NATIVE=0`` (before import) or call ``use_native(False)`` to force it.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
 
-from novacron.protocols.remote_write_pb import RawTimeSeries
+from novacron.protocols.remote_write_pb import RawTimeSeries, RawWriteRequest
+
+
+def _load_native() -> ModuleType | None:
+    if os.environ.get("NOVACRON_WIRE_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    try:
+        from novacron.protocols import _wirec
+    except ImportError:
+        return None
+    return _wirec
+
+
+_NATIVE_MODULE = _load_native()
+_native = _NATIVE_MODULE
 
 _LABEL_TAG = 0x0A  # field 1, length-delimited
 _SAMPLE_TAG = 0x12  # field 2, length-delimited
@@ -53,8 +75,78 @@ class DecodedSeries:
         return int(self.offsets[-1])
 
 
+def native_available() -> bool:
+    """Whether the C extension was built and imported (``NOVACRON_WIRE_NATIVE=0`` hides it)."""
+    return _NATIVE_MODULE is not None
+
+
+def native_enabled() -> bool:
+    """Whether the decoders currently use the C extension."""
+    return _native is not None
+
+
+def use_native(enabled: bool) -> bool:
+    """Use the C extension (when available) or the numpy reference; returns the previous setting."""
+    global _native
+    previous = _native is not None
+    _native = _NATIVE_MODULE if enabled else None
+    return previous
+
+
+def decode_write_request(raw: bytes | bytearray | memoryview) -> DecodedSeries:
+    """Decode a whole (decompressed) remote-write ``WriteRequest`` into columnar series.
+
+    Raises ``WireFormatError`` if the body or one of its series is not valid protobuf.
+    """
+    native = _native
+    if native is None:
+        try:
+            request = RawWriteRequest.FromString(raw)
+        except Exception as exc:  # the protobuf runtime's DecodeError
+            raise WireFormatError(f"body is not a valid remote write WriteRequest protobuf: {exc}") from None
+        return _decode_series_numpy(list(request.timeseries))
+    try:
+        contents, labels, lengths, offsets, stamps, values, histograms = native.split_write_request(raw)
+    except ValueError as exc:
+        raise WireFormatError(str(exc)) from None
+    return _columns(contents, labels, lengths, offsets, stamps, values, histograms)
+
+
 def decode_series(contents: list[bytes]) -> DecodedSeries:
     """Decode a list of TimeSeries encodings into labels-on-the-wire and columnar samples."""
+    native = _native
+    if native is None:
+        return _decode_series_numpy(contents)
+    try:
+        labels, lengths, offsets, stamps, values, histograms = native.decode_series_list(contents)
+    except ValueError as exc:
+        raise WireFormatError(str(exc)) from None
+    return _columns(contents, labels, lengths, offsets, stamps, values, histograms)
+
+
+def _columns(
+    contents: list[bytes],
+    labels: list[bytes],
+    lengths: bytearray,
+    offsets: bytearray,
+    stamps: bytearray,
+    values: bytearray,
+    histograms: list[int],
+) -> DecodedSeries:
+    """Wrap the C extension's buffers (native-endian int64 / float64) as numpy columns, without copies."""
+    return DecodedSeries(
+        contents,
+        np.frombuffer(lengths, dtype=np.int64),
+        labels,
+        np.frombuffer(offsets, dtype=np.int64),
+        np.frombuffer(stamps, dtype=np.int64),
+        np.frombuffer(values, dtype=np.float64),
+        histograms,
+    )
+
+
+def _decode_series_numpy(contents: list[bytes]) -> DecodedSeries:
+    """The numpy decoder: the reference implementation, and the path without the C extension."""
     n = len(contents)
     if n == 0:
         empty_i = np.zeros(0, dtype=np.int64)
@@ -174,8 +266,9 @@ def _walk_labels(
         b1 = padded[p + 1].astype(np.int64)
         b2 = padded[p + 2].astype(np.int64)
         two_byte = b1 >= 0x80
-        # Label fields longer than 16 KiB (three-byte lengths) are left to the slow path.
-        too_long = two_byte & (b2 >= 0x80)
+        # Label fields longer than 16 KiB (three-byte lengths) are left to the slow path, and so are
+        # non-minimal two-byte lengths (their canonical label bytes are shorter than the slice).
+        too_long = two_byte & ((b2 >= 0x80) | (b2 == 0))
         regular[active[too_long]] = False
         length = np.where(two_byte, (b1 & 0x7F) | (b2 << 7), b1)
         new_pos = p + 2 + two_byte + length

@@ -1,4 +1,7 @@
-"""The columnar TimeSeries decoder agrees with the protobuf runtime on every shape of input."""
+"""The columnar TimeSeries decoder agrees with the protobuf runtime on every shape of input.
+
+Every test runs with both implementations (the ``impl`` fixture): the C extension and the numpy reference.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ def random_series(rng: random.Random, i: int) -> bytes:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_fast_and_general_paths_agree_with_protobuf(seed: int) -> None:
+def test_fast_and_general_paths_agree_with_protobuf(impl: str, seed: int) -> None:
     # Given series mixing the common layout with zero values, odd timestamps and long labels
     rng = random.Random(seed)
     contents = [random_series(rng, i) for i in range(500)]
@@ -46,12 +49,12 @@ def test_fast_and_general_paths_agree_with_protobuf(seed: int) -> None:
         np.testing.assert_array_equal(decoded.values[a:b], np.array(values, dtype=np.float64))
 
 
-def test_empty_input_decodes_to_nothing() -> None:
+def test_empty_input_decodes_to_nothing(impl: str) -> None:
     decoded = decode_series([])
     assert (len(decoded), decoded.sample_count) == (0, 0)
 
 
-def test_truncated_series_is_a_wire_format_error() -> None:
+def test_truncated_series_is_a_wire_format_error(impl: str) -> None:
     # Given a series cut in the middle of a label
     content = TimeSeries(labels=[Label(name="__name__", value="abcdef")]).SerializeToString()[:-2]
     # When decoded, Then the error says the series is not valid protobuf
@@ -59,7 +62,7 @@ def test_truncated_series_is_a_wire_format_error() -> None:
         decode_series([content])
 
 
-def test_histogram_series_are_flagged() -> None:
+def test_histogram_series_are_flagged(impl: str) -> None:
     ts = RawTimeSeries(labels=[Label(name="__name__", value="h").SerializeToString()], histograms=[b"\x08\x01"])
     decoded = decode_series(
         [TimeSeries(labels=[Label(name="a", value="b")]).SerializeToString(), ts.SerializeToString()]
@@ -68,7 +71,7 @@ def test_histogram_series_are_flagged() -> None:
 
 
 @pytest.mark.parametrize("content", [b"", b"\x0a\x00", b"\x12\x00", b"\x0a\x02\x0a\x00"])
-def test_tiny_series_decode_without_reading_out_of_bounds(content: bytes) -> None:
+def test_tiny_series_decode_without_reading_out_of_bounds(impl: str, content: bytes) -> None:
     # Given series a few bytes long (the buffer is shorter than one sample row)
     decoded = decode_series([content])
     # Then they decode like the protobuf runtime reads them
