@@ -144,8 +144,11 @@ class SeriesValidator:
         self._valid_names: set[str] = set()
         # Plain dict lookups on a hit, so ``map(validator.check, ...)`` runs at C speed when warm.
         self.check: Callable[[bytes], Verdict] = self._cache.__getitem__
+        self._series: _MemoDict[int] = _MemoDict(lambda key: self.check(key).series_u64, cache_size)
         # The partition bucket of a label set, or -1 if it is invalid: what the ingest hot path needs.
         self.bucket_of: Callable[[bytes], int] = self._buckets.__getitem__
+        # The series id as a number (0 if invalid): what the writer's blocks store.
+        self.series_of: Callable[[bytes], int] = self._series.__getitem__
 
     def _check_uncached(self, label_bytes: bytes) -> Verdict:
         try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from novacron.ingest.validate import SeriesValidator, Verdict
+from novacron.ingest.validate import SeriesValidator
 from novacron.protocols.wire import DecodedSeries, WireFormatError, decode_series
 from novacron.records import RecordFormatError, SeriesRecord, decode_record
 from novacron.series import Labels, metric_name
@@ -33,8 +32,6 @@ from novacron.storage.blocks import (
 )
 
 DAY_MS = 86_400_000
-_BUCKET_OF = operator.attrgetter("bucket")
-_SERIES_OF = operator.attrgetter("series_u64")
 
 
 @dataclass(frozen=True)
@@ -213,12 +210,11 @@ class MetricsWriter:
         decoded = decode_series([c for _, r in records for c in r.contents])
         n = len(decoded)
         record_of = np.repeat(np.arange(len(records)), per_record)
-        verdicts = list(map(self.validator.check, decoded.label_bytes))
-        buckets = np.fromiter(map(_BUCKET_OF, verdicts), dtype=np.int64, count=n)
-        ids = np.fromiter(map(_SERIES_OF, verdicts), dtype=np.uint64, count=n)
+        buckets = np.fromiter(map(self.validator.bucket_of, decoded.label_bytes), dtype=np.int64, count=n)
+        ids = np.fromiter(map(self.validator.series_of, decoded.label_bytes), dtype=np.uint64, count=n)
         valid = buckets >= 0
         for i in np.flatnonzero(~valid).tolist():
-            stats[int(record_of[i])].invalid_series.append(verdicts[i].error)
+            stats[int(record_of[i])].invalid_series.append(self.validator.check(decoded.label_bytes[i]).error)
         counts = np.diff(decoded.offsets)
         present = valid & (counts > 0)
         owner = np.repeat(np.arange(n), counts)
@@ -254,14 +250,13 @@ class MetricsWriter:
         tenant_of = [record.tenant for _, record in records]
         for tenant in sorted(set(tenant_of)):
             in_tenant = np.array([t == tenant for t in tenant_of], dtype=bool)[record_of]
-            entries.extend(self._new_entries(tenant, decoded, verdicts, ids, present & in_tenant))
+            entries.extend(self._new_entries(tenant, decoded, ids, present & in_tenant))
         return items, entries, stats
 
     def _new_entries(
         self,
         tenant: str,
         decoded: DecodedSeries,
-        verdicts: list[Verdict],
         series_ids: npt.NDArray[np.uint64],
         present: npt.NDArray[np.bool_],
     ) -> list[SeriesEntry]:
@@ -285,7 +280,9 @@ class MetricsWriter:
             # refuses duplicate keys).
             _, first = np.unique(ids[on_day], return_index=True)
             chosen = idx[on_day][first]
-            entries.extend(SeriesEntry(tenant, day, verdicts[i].series_id, verdicts[i].labels) for i in chosen.tolist())
+            for i in chosen.tolist():
+                verdict = self.validator.check(decoded.label_bytes[i])
+                entries.append(SeriesEntry(tenant, day, verdict.series_id, verdict.labels))
         return entries
 
     def _remember(self, entries: list[SeriesEntry]) -> None:
