@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -105,21 +106,29 @@ def make_context(fn: Function, prefix: str = DEFAULT_PREFIX) -> LocalContext:
 class LocalFunction:
     """A declared function bound to its handler: ``invoke(event)`` runs it with a fresh context.
 
-    Invocations run on the caller's thread, concurrently when callers are concurrent (as separate
-    Lambda environments would), so handlers' module-level state must be thread-safe.
+    Like one Lambda execution environment, it runs one event at a time: handlers keep per-invocation
+    state at module level (Powertools' resolver even keeps the current event on a class shared by
+    every resolver), so concurrent callers wait on ``lock``. Functions whose state is shared pass the
+    same lock.
     """
 
-    def __init__(self, fn: Function, handler: Handler, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(
+        self, fn: Function, handler: Handler, prefix: str = DEFAULT_PREFIX, lock: threading.Lock | None = None
+    ) -> None:
         self.fn = fn
         self.handler = handler
         self.prefix = prefix
         self.arn = function_arn(fn.name, prefix)
+        self._lock = lock or threading.Lock()
 
     @classmethod
-    def load(cls, fn: Function, root: Path | None = None, prefix: str = DEFAULT_PREFIX) -> LocalFunction:
+    def load(
+        cls, fn: Function, root: Path | None = None, prefix: str = DEFAULT_PREFIX, lock: threading.Lock | None = None
+    ) -> LocalFunction:
         """Load ``fn``'s handler from disk."""
-        return cls(fn, load_handler(fn, root), prefix)
+        return cls(fn, load_handler(fn, root), prefix, lock)
 
     def invoke(self, event: Any) -> Any:
         """Call the handler with ``event`` and a new context; exceptions propagate."""
-        return self.handler(event, make_context(self.fn, self.prefix))
+        with self._lock:
+            return self.handler(event, make_context(self.fn, self.prefix))

@@ -134,14 +134,18 @@ class LocalRuntime:
 
     def _load_functions(self) -> dict[str, LocalFunction]:
         loaded: dict[str, LocalFunction] = {}
+        # Powertools' HTTP resolvers share the current event through a class attribute, so every
+        # function serving routes takes turns on one lock; the others each have their own.
+        http_lock = threading.Lock()
         for fn in self.wiring.functions:
+            lock = http_lock if self.wiring.routes_of(fn.name) else threading.Lock()
             if fn.name in self._handler_overrides:
-                loaded[fn.name] = LocalFunction(fn, self._handler_overrides[fn.name], self.prefix)
+                loaded[fn.name] = LocalFunction(fn, self._handler_overrides[fn.name], self.prefix, lock)
                 continue
             if self._allow_missing and not handler_path(fn, self._root).is_file():
                 log.warning("function %s: no handler at %s yet; skipping it", fn.name, handler_path(fn, self._root))
                 continue
-            loaded[fn.name] = LocalFunction.load(fn, self._root, self.prefix)
+            loaded[fn.name] = LocalFunction.load(fn, self._root, self.prefix, lock)
         return loaded
 
     def stop(self) -> None:
