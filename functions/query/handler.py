@@ -1,4 +1,4 @@
-"""Query function: the Prometheus HTTP API over the hot tier, plus API key administration."""
+"""Query function: the Prometheus HTTP API over the hot tier."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from novacron.adapters.keys_table import DynamoKeyStore
 from novacron.auth import Role
 from novacron.config import QueryConfig
 from novacron.http import json_response, principal_of, request_params, require_role
-from novacron.query import keys_api, prom_api, status
+from novacron.query import prom_api, status
 from novacron.storage.reader import HotTierReader
 
 config = QueryConfig.from_env()
@@ -23,7 +23,7 @@ tracer = Tracer()
 app = APIGatewayHttpResolver()
 keys = DynamoKeyStore(config.keys_table, config.key_cache_ttl_s)
 blocks, index = DynamoBlockStore(config.blocks_table), DynamoIndexStore(config.index_table)
-app.use([require_role(keys, lambda _m, path: Role.ADMIN if "/admin/" in path else Role.READ)])
+app.use([require_role(keys, lambda _m, _p: Role.READ)])
 
 
 def _reader() -> HotTierReader:
@@ -67,17 +67,6 @@ def buildinfo() -> Response[str]:
 @app.get("/api/v1/status/tsdb")
 def tsdb_status() -> Response[str]:
     return _answer(status.tsdb_status(_reader(), request_params(app), int(time.time() * 1000)))
-
-
-@app.route("/api/v1/admin/keys", method=["GET", "POST"])
-def admin_keys() -> Response[str]:
-    now = int(time.time())
-    return _answer(keys_api.handle(keys, principal_of(app), app.current_event.http_method, request_params(app), now))
-
-
-@app.delete("/api/v1/admin/keys/<key_id>")
-def revoke_key(key_id: str) -> Response[str]:
-    return _answer(keys_api.revoke(keys, principal_of(app), key_id, request_params(app), int(time.time())))
 
 
 @logger.inject_lambda_context

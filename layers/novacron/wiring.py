@@ -165,6 +165,7 @@ WRITER_DLQ = "metrics-writer-failures"
 INGEST = "ingest"
 WRITER = "metrics-writer"
 QUERY = "query"
+ADMIN = "admin"
 
 R, W, RW = Access.READ, Access.WRITE, Access.READ_WRITE
 
@@ -215,13 +216,23 @@ WIRING = Wiring(
             handler="handler.lambda_handler",
             memory_mb=2048,
             timeout_s=29,
-            grants=(Grant(BLOCKS_TABLE, R), Grant(INDEX_TABLE, R), Grant(KEYS_TABLE, RW)),
+            grants=(Grant(BLOCKS_TABLE, R), Grant(INDEX_TABLE, R), Grant(KEYS_TABLE, R)),
             environment={
                 **_AUTH_ENV,
                 "NOVACRON_BLOCKS_TABLE": BLOCKS_TABLE,
                 "NOVACRON_INDEX_TABLE": INDEX_TABLE,
             },
             layers=("core", "science"),
+        ),
+        # Key administration is its own function so that only it may write the keys table.
+        Function(
+            ADMIN,
+            code="functions/admin",
+            handler="handler.lambda_handler",
+            memory_mb=256,
+            timeout_s=10,
+            grants=(Grant(KEYS_TABLE, RW),),
+            environment=dict(_AUTH_ENV),
         ),
     ),
     consumers=(
@@ -253,8 +264,8 @@ WIRING = Wiring(
         Route("GET", "/api/v1/label/{name}/values", QUERY),
         Route("GET", "/api/v1/status/buildinfo", QUERY),
         Route("GET", "/api/v1/status/tsdb", QUERY),
-        Route("GET", "/api/v1/admin/keys", QUERY),
-        Route("POST", "/api/v1/admin/keys", QUERY),
-        Route("DELETE", "/api/v1/admin/keys/{key_id}", QUERY),
+        Route("GET", "/api/v1/admin/keys", ADMIN),
+        Route("POST", "/api/v1/admin/keys", ADMIN),
+        Route("DELETE", "/api/v1/admin/keys/{key_id}", ADMIN),
     ),
 )

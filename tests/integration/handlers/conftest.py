@@ -18,7 +18,7 @@ from novacron.auth import Role, generate_key, register_key
 from novacron.aws import reset_clients
 from novacron.local.handlers import load_handler, make_context
 from novacron.local.resources import LocalResources, create_resources, physical_name, wiring_environment
-from novacron.wiring import INGEST, KEYS_TABLE, METRICS_STREAM, QUERY, WIRING, WRITER
+from novacron.wiring import ADMIN, INGEST, KEYS_TABLE, METRICS_STREAM, QUERY, WIRING, WRITER
 
 
 class _Boto3Clients:
@@ -34,6 +34,7 @@ class Stack:
     ingest: Any
     writer: Any
     query: Any
+    admin: Any
     keys: dict[str, str]
 
     def http(
@@ -155,6 +156,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             load_handler(WIRING.function(INGEST)),
             load_handler(WIRING.function(WRITER)),
             load_handler(WIRING.function(QUERY)),
+            load_handler(WIRING.function(ADMIN)),
             keys,
         )
     reset_clients()

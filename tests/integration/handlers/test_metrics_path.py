@@ -99,7 +99,7 @@ def test_a_poison_record_fails_alone(stack: Stack) -> None:
 def test_every_route_is_authenticated(
     stack: Stack, method: str, path: str, key_name: str | None, status: int, fragment: str
 ) -> None:
-    fn = stack.ingest if path == "/api/v1/write" else stack.query
+    fn = stack.ingest if path == "/api/v1/write" else stack.admin if "/admin/" in path else stack.query
     key = stack.keys.get(key_name, key_name) if key_name else None
     response = stack.http(fn, method, path, key=key, body=b"", headers=RW_HEADERS, query="query=up")
     assert response["statusCode"] == status
@@ -129,26 +129,26 @@ def test_tenants_are_isolated_on_every_read_route(stack: Stack) -> None:
 def test_keys_are_managed_per_tenant(stack: Stack) -> None:
     admin = stack.keys["acme-admin"]
     # When acme's admin creates a read key
-    created = stack.http(stack.query, "POST", "/api/v1/admin/keys", key=admin, query="role=read&description=grafana")
+    created = stack.http(stack.admin, "POST", "/api/v1/admin/keys", key=admin, query="role=read&description=grafana")
     assert created["statusCode"] == 201
     new = body_json(created)["data"]
     assert new["tenant"] == "acme"
     assert new["key"].startswith("nck_")
     # Then it works, is listed without its secret, and stops working once revoked
     assert instant(stack, "up", new["key"], time.time())["statusCode"] == 200
-    listed = body_json(stack.http(stack.query, "GET", "/api/v1/admin/keys", key=admin))["data"]
+    listed = body_json(stack.http(stack.admin, "GET", "/api/v1/admin/keys", key=admin))["data"]
     assert new["key_id"] in {k["key_id"] for k in listed}
     assert all("key" not in k and "key_hash" not in k for k in listed)
-    revoked = stack.http(stack.query, "DELETE", f"/api/v1/admin/keys/{new['key_id']}", key=admin)
+    revoked = stack.http(stack.admin, "DELETE", f"/api/v1/admin/keys/{new['key_id']}", key=admin)
     assert revoked["statusCode"] == 200
     assert instant(stack, "up", new["key"], time.time())["statusCode"] == 401
     # And globex's admin can neither create keys for acme nor revoke acme's
     other = stack.keys["globex-admin"]
     assert (
-        stack.http(stack.query, "POST", "/api/v1/admin/keys", key=other, query="tenant=acme&role=admin")["statusCode"]
+        stack.http(stack.admin, "POST", "/api/v1/admin/keys", key=other, query="tenant=acme&role=admin")["statusCode"]
         == 403
     )
-    assert stack.http(stack.query, "DELETE", f"/api/v1/admin/keys/{new['key_id']}", key=other)["statusCode"] == 404
+    assert stack.http(stack.admin, "DELETE", f"/api/v1/admin/keys/{new['key_id']}", key=other)["statusCode"] == 404
 
 
 class _FlakyKinesis:
