@@ -1,4 +1,4 @@
-"""Ingest function: Prometheus remote write 1.0 and native JSON, onto the metrics stream."""
+"""Ingest function: Prometheus remote write (1.0 and 2.0) and native JSON, onto the metrics stream."""
 
 from __future__ import annotations
 
@@ -44,9 +44,11 @@ def remote_write() -> Response[str]:
     event = app.current_event
     result = service.remote_write(body_bytes(app), event.headers, principal_of(app).tenant)
     _record(result)
+    # Remote write 2.0 senders read the written counts, on partial rejections too (empty for 1.0).
+    headers = result.response_headers()
     if result.rejected:
-        return error_response(400, result.rejection_message())
-    return Response(204)
+        return error_response(400, result.rejection_message(), headers)
+    return Response(204, headers=headers)
 
 
 @app.post("/api/v1/ingest")

@@ -1,4 +1,4 @@
-"""The ingest use cases: remote write and native JSON in, stream records out.
+"""The ingest use cases: remote write (1.0 and 2.0) and native JSON in, stream records out.
 
 Status codes follow the remote-write spec's retry semantics: 4xx for data the sender must not send
 again (it is wrong and will stay wrong), 5xx/429 for data it should resend (we could not take it
@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from novacron.ingest.validate import SeriesValidator, Verdict, format_labels
 from novacron.protocols.remote_write_pb import Label, Sample, TimeSeries
+from novacron.protocols.remote_write_v2 import V2Decoder, V2RequestError
 from novacron.protocols.wire import DecodedSeries, WireFormatError, decode_series, decode_write_request
 from novacron.records import MAX_RECORD_PAYLOAD, StreamRecord, encode_record
 
@@ -29,6 +30,10 @@ _FRAMED_SNAPPY_MAGIC = b"\xff\x06\x00\x00sNaPpY"
 _V1_PROTO = "prometheus.WriteRequest"
 _V2_PROTO = "io.prometheus.write.v2.Request"
 _MAX_LISTED_REJECTIONS = 10
+# Response headers of remote write 2.0: what was written, so the sender can tell partial writes.
+SAMPLES_WRITTEN = "X-Prometheus-Remote-Write-Samples-Written"
+HISTOGRAMS_WRITTEN = "X-Prometheus-Remote-Write-Histograms-Written"
+EXEMPLARS_WRITTEN = "X-Prometheus-Remote-Write-Exemplars-Written"
 
 
 class StreamUnavailable(Exception):
@@ -63,9 +68,28 @@ class IngestResult:
     """What happened to one request."""
 
     series_accepted: int = 0
-    samples_accepted: int = 0
+    samples_accepted: int = 0  # samples stored, including zeros added for created timestamps
     records: int = 0
     rejected: list[str] = field(default_factory=list)
+    version: int = 1  # remote write protocol major version (1 also for native JSON)
+    created_samples: int = 0  # of samples_accepted: zeros added from 2.0 created timestamps
+    histograms_written: int = 0  # native histograms are not stored yet
+    exemplars_written: int = 0  # exemplars are not stored yet
+
+    @property
+    def samples_written(self) -> int:
+        """Samples of the sender's stored: the added created-timestamp zeros are not the sender's."""
+        return self.samples_accepted - self.created_samples
+
+    def response_headers(self) -> dict[str, str]:
+        """The written-count headers remote write 2.0 answers with (none for 1.0, which has none)."""
+        if self.version < 2:
+            return {}
+        return {
+            SAMPLES_WRITTEN: str(self.samples_written),
+            HISTOGRAMS_WRITTEN: str(self.histograms_written),
+            EXEMPLARS_WRITTEN: str(self.exemplars_written),
+        }
 
     def rejection_message(self) -> str:
         """A 400 body naming the rejected series (the first few, and how many in all)."""
@@ -101,12 +125,18 @@ class IngestService:
         self.validator = validator or SeriesValidator()
         self.clock_ms = clock_ms
 
-    # --- remote write 1.0 -------------------------------------------------------------------
+    # --- remote write 1.0 and 2.0 -----------------------------------------------------------
 
     def remote_write(self, body: bytes, headers: Mapping[str, str], tenant: str) -> IngestResult:
-        """Handle one ``POST /api/v1/write`` body (headers with lower-case names)."""
-        check_remote_write_headers(headers)
-        records, result = self.pack_remote_write(body, tenant)
+        """Handle one ``POST /api/v1/write`` body (headers with lower-case names).
+
+        The ``proto`` parameter of ``Content-Type`` picks the message: 1.0 ``prometheus.WriteRequest``
+        (the default) or 2.0 ``io.prometheus.write.v2.Request``.
+        """
+        if check_remote_write_headers(headers) == 2:
+            records, result = self.pack_remote_write_v2(body, tenant)
+        else:
+            records, result = self.pack_remote_write(body, tenant)
         self._put(records)
         return result
 
@@ -119,6 +149,30 @@ class IngestService:
             raise IngestError(400, str(exc)) from None
         return self.pack(decoded, tenant)
 
+    def pack_remote_write_v2(self, body: bytes, tenant: str) -> tuple[list[StreamRecord], IngestResult]:
+        """Decode, validate and pack a snappy-compressed 2.0 Request (no I/O).
+
+        Each 2.0 series is rewritten as its 1.0 encoding first, so everything after decoding is the
+        1.0 path. Requests refused as a whole still carry the (zero) written-count headers.
+        """
+        try:
+            raw = decompress_snappy_block(body, self.settings.max_decoded_bytes)
+            now = self.clock_ms()
+            window = (now - self.settings.max_sample_age_s * 1000, now + self.settings.max_sample_future_s * 1000)
+            try:
+                v2 = V2Decoder(window).decode(raw)
+                decoded = decode_series(v2.contents)
+            except (WireFormatError, V2RequestError) as exc:
+                raise IngestError(400, str(exc)) from None
+        except IngestError as exc:
+            exc.headers.update(IngestResult(version=2).response_headers())
+            raise
+        # The same clock reading as the decoder's window: a created timestamp it kept stays inside.
+        records, result = self.pack(decoded, tenant, created_samples=v2.created_samples, now=now)
+        result.version = 2
+        result.rejected[:0] = v2.rejected
+        return records, result
+
     # --- native JSON ------------------------------------------------------------------------
 
     def ingest_json(self, body: bytes, tenant: str) -> IngestResult:
@@ -130,16 +184,25 @@ class IngestService:
 
     # --- shared -----------------------------------------------------------------------------
 
-    def pack(self, decoded: DecodedSeries, tenant: str) -> tuple[list[StreamRecord], IngestResult]:
+    def pack(
+        self,
+        decoded: DecodedSeries,
+        tenant: str,
+        created_samples: npt.NDArray[np.int64] | None = None,
+        now: int | None = None,
+    ) -> tuple[list[StreamRecord], IngestResult]:
         """Validate decoded series and pack the valid ones into records by partition bucket.
 
-        Per-series work is a cache lookup; everything else is numpy over all series at once.
+        ``created_samples`` counts, per series, samples the receiver added (2.0 created timestamps),
+        so that the result can tell them from the sender's. Per-series work is a cache lookup;
+        everything else is numpy over all series at once. ``now`` defaults to the service's clock.
         """
         result = IngestResult()
         n = len(decoded)
         if n == 0:
             return [], result
-        now = self.clock_ms()
+        if now is None:
+            now = self.clock_ms()
         low = now - self.settings.max_sample_age_s * 1000
         high = now + self.settings.max_sample_future_s * 1000
         buckets = np.fromiter(map(self.validator.bucket_of, decoded.label_bytes), dtype=np.int64, count=n)
@@ -154,6 +217,8 @@ class IngestService:
         counts = np.diff(decoded.offsets)
         result.series_accepted = int(accepted.size)
         result.samples_accepted = int(counts[accepted].sum())
+        if created_samples is not None:
+            result.created_samples = int(created_samples[accepted].sum())
         if accepted.size == 0:
             return [], result
         order = accepted[np.argsort(buckets[accepted], kind="stable")]
@@ -188,8 +253,8 @@ class IngestService:
             ) from None
 
 
-def check_remote_write_headers(headers: Mapping[str, str]) -> None:
-    """Refuse, with 415, what is not remote write 1.0 (protobuf + snappy)."""
+def check_remote_write_headers(headers: Mapping[str, str]) -> int:
+    """The remote write major version a request uses (1 or 2); 415 for anything else."""
     content_type = headers.get("content-type", "")
     media, _, params = content_type.partition(";")
     media = media.strip().lower()
@@ -202,22 +267,21 @@ def check_remote_write_headers(headers: Mapping[str, str]) -> None:
         key, _, value = param.partition("=")
         if key.strip().lower() == "proto":
             proto = value.strip().strip('"')
+    if proto not in ("", _V1_PROTO, _V2_PROTO):
+        raise IngestError(415, f"unknown remote write message {proto!r}; supported: {_V1_PROTO}, {_V2_PROTO}")
     if proto == _V2_PROTO:
-        raise IngestError(
-            415,
-            f"remote write 2.0 ({_V2_PROTO}) is not supported yet; "
-            f"configure the sender for remote write 1.0 ({_V1_PROTO})",
-        )
-    if proto not in ("", _V1_PROTO):
-        raise IngestError(415, f"unknown remote write message {proto!r}; supported: {_V1_PROTO}")
-    version = headers.get("x-prometheus-remote-write-version", "")
-    if version and not version.startswith("0.1"):
-        raise IngestError(415, f"unsupported X-Prometheus-Remote-Write-Version {version!r}; supported: 0.1.0")
+        major = 2  # the proto parameter names the message; the version header adds nothing to it
+    else:
+        major = 1
+        version = headers.get("x-prometheus-remote-write-version", "")
+        if version and not version.startswith("0.1"):
+            raise IngestError(415, f"unsupported X-Prometheus-Remote-Write-Version {version!r}; supported: 0.1.0")
     encoding = headers.get("content-encoding", "").strip().lower()
     if encoding != "snappy":
         raise IngestError(
             415, f"unsupported Content-Encoding {encoding or '(none)'!r}: remote write bodies must be snappy-compressed"
         )
+    return major
 
 
 def decompress_snappy_block(body: bytes, max_decoded_bytes: int) -> memoryview:
@@ -314,7 +378,7 @@ def _rejection(decoded: DecodedSeries, i: int, verdict: Verdict, outside: bool, 
             f"sample at {_iso(first)} is outside the accepted window [{_iso(low)}, {_iso(high)}]: "
             f"{format_labels(verdict.labels)}"
         )
-    return f"native histograms are not accepted over remote write 1.0 yet: {format_labels(verdict.labels)}"
+    return f"native histograms are not stored yet: {format_labels(verdict.labels)}"
 
 
 def _iso(ms: int) -> str:

@@ -11,6 +11,7 @@ from novacron.protocols.remote_write_pb import WriteRequest
 from novacron.protocols.wire import decode_series
 from novacron.records import decode_record
 from tests.builders import RW_HEADERS, raw_body, timeseries, write_request
+from tests.builders_v2 import V2_HEADERS, V2Spec, v2_body
 from tests.fakes import ListSink
 
 NOW = 1_790_000_000_000
@@ -134,10 +135,10 @@ def test_samples_outside_the_window_are_refused(service: IngestService, sink: Li
     [
         ({**RW_HEADERS, "content-type": "application/json"}, "unsupported Content-Type"),
         (
-            {**RW_HEADERS, "content-type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"},
-            "remote write 2.0",
+            {**RW_HEADERS, "content-type": "application/x-protobuf;proto=foo.Bar"},
+            "unknown remote write message 'foo.Bar'; supported: prometheus.WriteRequest, "
+            "io.prometheus.write.v2.Request",
         ),
-        ({**RW_HEADERS, "content-type": "application/x-protobuf;proto=foo.Bar"}, "unknown remote write message"),
         ({k: v for k, v in RW_HEADERS.items() if k != "content-encoding"}, "must be snappy-compressed"),
         ({**RW_HEADERS, "content-encoding": "gzip"}, "unsupported Content-Encoding 'gzip'"),
         ({**RW_HEADERS, "x-prometheus-remote-write-version": "2.0.0"}, "unsupported X-Prometheus-Remote-Write"),
@@ -151,6 +152,21 @@ def test_unsupported_formats_get_415(service: IngestService, headers: dict[str, 
         service.remote_write(body, headers, "acme")
     assert err.value.status == 415
     assert fragment in err.value.message
+
+
+def test_remote_write_2_is_accepted_on_the_same_route(service: IngestService, sink: ListSink) -> None:
+    # Given a 2.0 body with the 2.0 Content-Type (which used to get 415)
+    body = v2_body([V2Spec({"__name__": "m"}, [(NOW, 1.0)])])
+    # When written, Then it is stored and answered with the 2.0 written counts
+    result = service.remote_write(body, V2_HEADERS, "acme")
+    assert (result.series_accepted, result.rejected) == (1, [])
+    assert result.response_headers()["X-Prometheus-Remote-Write-Samples-Written"] == "1"
+    assert list(stored_samples(sink)) == [(("__name__", "m"),)]
+
+
+def test_remote_write_1_answers_without_written_count_headers(service: IngestService) -> None:
+    result = service.remote_write(write_request([timeseries({"__name__": "m"}, [(NOW, 1.0)])]), RW_HEADERS, "t")
+    assert result.response_headers() == {}
 
 
 @pytest.mark.parametrize(
