@@ -32,7 +32,8 @@ class IngestConfig(_FunctionConfig):
     keys_table: str
     metrics_stream: str
     key_cache_ttl_s: float = Field(30.0, ge=0)
-    max_sample_age_s: int = Field(2 * 3600, gt=0)
+    # At most a day: series tables outlive their blocks by a day (storage/writer.py).
+    max_sample_age_s: int = Field(2 * 3600, gt=0, le=86_400)
     max_sample_future_s: int = Field(600, ge=0)
     max_decoded_bytes: int = Field(64 * 1024 * 1024, gt=0)
 

@@ -48,7 +48,9 @@ def body_bytes(app: APIGatewayHttpResolver) -> bytes:
     body = event.body or ""
     if event.is_base64_encoded:
         return base64.b64decode(body)
-    return body.encode()
+    # A text body that is not valid Unicode (lone surrogates) reaches the parsers as replacement
+    # characters, which they reject with a 400, rather than failing here with a 500.
+    return body.encode(errors="replace")
 
 
 def request_params(app: APIGatewayHttpResolver) -> dict[str, list[str]]:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from novacron.aws import client
 from novacron.ingest.service import StreamUnavailable
@@ -62,6 +62,11 @@ class KinesisSink:
             entries = [{"Data": r.data, "PartitionKey": r.partition_key} for r in pending]
             try:
                 response = self.kinesis.put_records(StreamName=self.stream_name, Records=entries)
+            except BotoCoreError as exc:
+                # Connection and timeout errors: the stream may be fine; the sender should retry.
+                last_error = f"{type(exc).__name__}: {exc}"
+                logger.warning("PutRecords failed (attempt %d): %s", attempt + 1, last_error)
+                continue
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
                 throttled = code in _THROTTLE_CODES

@@ -207,11 +207,20 @@ class IngestService:
         high = now + self.settings.max_sample_future_s * 1000
         buckets = np.fromiter(map(self.validator.bucket_of, decoded.label_bytes), dtype=np.int64, count=n)
         outside = _series_outside(decoded, low, high)
-        refused = (buckets < 0) | outside
+        # A series travels in one stream record, so one larger than a record can hold is refused.
+        oversized = decoded.lengths + 4 > MAX_RECORD_PAYLOAD
+        refused = (buckets < 0) | outside | oversized
         refused[decoded.histogram_series] = True
         if refused.any():
             for i in np.flatnonzero(refused).tolist():
                 verdict = self.validator.check(decoded.label_bytes[i])
+                if verdict.valid and oversized[i]:
+                    result.rejected.append(
+                        f"series encodes to {int(decoded.lengths[i])} bytes, more than the {MAX_RECORD_PAYLOAD} a "
+                        f"series may take in one request; send fewer samples per request: "
+                        f"{format_labels(verdict.labels)}"
+                    )
+                    continue
                 result.rejected.append(_rejection(decoded, i, verdict, bool(outside[i]), low, high))
         accepted = np.flatnonzero(~refused)
         counts = np.diff(decoded.offsets)
@@ -309,8 +318,8 @@ def json_to_series(body: bytes, now_ms: int) -> list[bytes]:
     """Turn a native JSON ingest body into TimeSeries encodings, validating its shape."""
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise IngestError(400, f"body is not valid JSON: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise IngestError(400, f"body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("series"), list):
         raise IngestError(400, 'body must be a JSON object with a "series" array')
     out = []
@@ -323,6 +332,8 @@ def json_to_series(body: bytes, now_ms: int) -> list[bytes]:
             isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
         ):
             raise IngestError(400, f"{where}.labels must be an object of string to string")
+        if not all(_encodable(k) and _encodable(v) for k, v in labels.items()):
+            raise IngestError(400, f"{where}.labels holds a string that is not valid Unicode (a lone surrogate)")
         samples = entry.get("samples")
         if not isinstance(samples, list) or not samples:
             raise IngestError(400, f"{where}.samples must be a non-empty array of [timestamp_ms, value]")
@@ -340,13 +351,24 @@ def _json_sample(sample: object, now_ms: int, where: str) -> tuple[int, float]:
     stamp, value = sample
     if stamp is None:
         stamp = now_ms
-    if isinstance(stamp, bool) or not isinstance(stamp, int):
+    if isinstance(stamp, bool) or not isinstance(stamp, int) or not -(2**63) <= stamp < 2**63:
         raise IngestError(400, f"{where}: timestamp must be integer milliseconds since the epoch or null")
     if isinstance(value, str) and value in ("NaN", "+Inf", "-Inf", "Inf"):
         value = float(value.replace("Inf", "inf"))
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise IngestError(400, f'{where}: value must be a number (or "NaN", "+Inf", "-Inf")')
-    return stamp, float(value)
+    try:
+        return stamp, float(value)
+    except OverflowError:
+        raise IngestError(400, f"{where}: value {str(value)[:40]}... does not fit a 64-bit float") from None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _uvarint_prefix(data: bytes) -> int | None:

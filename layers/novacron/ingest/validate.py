@@ -23,8 +23,10 @@ _V = TypeVar("_V")
 class Limits:
     """Per-series limits. Defaults follow what Prometheus-compatible backends commonly enforce."""
 
-    max_label_name_length: int = 1024
-    max_label_value_length: int = 4096
+    max_label_name_length: int = 256
+    # A label name, "=" and its value form a sort key of the series index, and DynamoDB limits sort
+    # keys to 1024 bytes; the metric name's pair bounds the index's partition keys the same way.
+    max_label_pair_bytes: int = 1024
     max_labels_per_series: int = 64
 
 
@@ -73,11 +75,6 @@ def check_labels(pairs: list[tuple[str, str]], limits: Limits, known_names: set[
     for name, value in pairs:
         if not name:
             return "series has a label with an empty name"
-        if len(value) * 4 > limits.max_label_value_length and len(value.encode()) > limits.max_label_value_length:
-            return (
-                f"label {name!r} has a value of {len(value.encode())} bytes, "
-                f"more than the limit of {limits.max_label_value_length}"
-            )
         if name <= previous:
             if name == previous:
                 return f"duplicate label name {name!r}"
@@ -92,6 +89,13 @@ def check_labels(pairs: list[tuple[str, str]], limits: Limits, known_names: set[
             if problem is not None:
                 return problem
             known.add(name)
+        if (len(name) + len(value)) * 4 >= limits.max_label_pair_bytes:
+            size = len(name.encode()) + 1 + len(value.encode())
+            if size > limits.max_label_pair_bytes:
+                return (
+                    f"label {name!r} has a value of {len(value.encode())} bytes; a label name, '=' and value "
+                    f"may be at most {limits.max_label_pair_bytes} bytes together (this one is {size})"
+                )
     if not has_name:
         return "series has no metric name (__name__ label)"
     return None

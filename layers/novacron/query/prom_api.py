@@ -20,6 +20,7 @@ from typing import Any
 import novacron
 from novacron.promql import BadData, Engine, PromQLError, QueryResult, format_float, parse_selector
 from novacron.series import Labels, Matcher, SeriesReader
+from novacron.storage.reader import QueryTooLarge
 
 Params = Mapping[str, str | Sequence[str]]
 Response = tuple[int, dict[str, Any]]
@@ -35,6 +36,7 @@ _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?
 _DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
 _DURATION_UNITS_MS = (365 * 86_400_000, 7 * 86_400_000, 86_400_000, 3_600_000, 60_000, 1000, 1)
 _GO_FLOAT = re.compile(r"^[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)$", re.IGNORECASE)
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _STATUS = {"bad_data": 400, "execution": 422, "timeout": 503, "canceled": 503, "internal": 500}
 
 
@@ -78,6 +80,13 @@ def _go_round(x: float) -> float:
 
 def parse_time(text: str) -> int:
     """A Prometheus time parameter (unix seconds or RFC 3339) as milliseconds."""
+    try:
+        return _parse_time(text)
+    except OverflowError:
+        raise BadData(f'cannot parse "{text}" to a valid timestamp') from None
+
+
+def _parse_time(text: str) -> int:
     number = _go_float(text)
     if number is not None:
         if math.isnan(number) or math.isinf(number):
@@ -191,6 +200,11 @@ def _run(fn: Callable[[], Response]) -> Response:
         return fn()
     except PromQLError as exc:
         return error(exc.error_type, str(exc))
+    except QueryTooLarge as exc:
+        return error("bad_data", str(exc))
+    except OverflowError as exc:
+        # Times and durations far outside anything stored (e.g. time=1e300) overflow on the way.
+        return error("bad_data", f"a time or duration parameter is out of range: {exc}")
 
 
 def query(reader: SeriesReader, params: Params, now: Clock | None = None, engine: Engine | None = None) -> Response:
@@ -313,7 +327,7 @@ def label_values(reader: SeriesReader, name: str, params: Params, now: Clock | N
     """``/api/v1/label/<name>/values``: values of one label, optionally filtered by ``match[]``."""
 
     def run() -> Response:
-        if name == "":
+        if not _LABEL_NAME.match(name):
             raise BadData(f'invalid label name: "{name}"')
         bounds = _range_params(params)
         limit = _limit(params)

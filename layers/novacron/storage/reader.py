@@ -25,6 +25,7 @@ from novacron.storage.writer import DAY_MS, BlockStore, IndexStore, SeriesEntry,
 DEFAULT_LOOKUP_MS = 2 * DAY_MS
 # A range beyond this many days is refused rather than fanned out into thousands of index reads.
 MAX_INDEX_DAYS = 62
+_LAST_DAY = 2_932_896  # 9999-12-31, the last day a calendar date can name
 
 
 # Series tables never change once written (their key is a hash of their content), so a
@@ -186,7 +187,10 @@ class HotTierReader:
     def _days(self, start_ms: int, end_ms: int) -> list[str]:
         if end_ms < start_ms:
             return []
-        first, last = start_ms // DAY_MS, end_ms // DAY_MS
+        # Nothing is stored before 1970 or after 9999 (the index keys days by calendar date).
+        first, last = max(start_ms // DAY_MS, 0), min(end_ms // DAY_MS, _LAST_DAY)
+        if last < first:
+            return []
         if last - first + 1 > MAX_INDEX_DAYS:
             raise QueryTooLarge(
                 f"time range covers {last - first + 1} days; at most {MAX_INDEX_DAYS} days can be looked up at once"

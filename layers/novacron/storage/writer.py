@@ -169,9 +169,10 @@ class MetricsWriter:
                 outcomes[i] = exc
         try:
             items, entries, stats = self.build_batch([(records[i][0], rec) for i, rec in good])
-        except WireFormatError:
+        except WireFormatError as exc:
             if len(good) == 1:
-                raise
+                outcomes[good[0][0]] = exc
+                return outcomes
             # Some record holds malformed protobuf: find which, one record at a time.
             for i, _ in good:
                 try:
@@ -187,7 +188,9 @@ class MetricsWriter:
     def _store(self, items: list[BlockItem], entries: list[SeriesEntry]) -> None:
         # Index and series tables first: a block must never be readable before what it refers to.
         if entries:
-            self.index.put_series(entries, self._expiry(max(i.max_ts for i in items)))
+            # An entry stands for the whole day, so it lives until the day's last block expires.
+            last_day = max(datetime.strptime(e.day, "%Y-%m-%d").replace(tzinfo=UTC) for e in entries)
+            self.index.put_series(entries, self._expiry(int(last_day.timestamp() * 1000) + DAY_MS - 1))
             self._remember(entries)
         tables = [item for item in items if item.is_series_table]
         if tables:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import cramjam
 import numpy as np
 import pytest
@@ -82,7 +84,9 @@ def test_zero_values_and_stale_markers_survive(service: IngestService, sink: Lis
         ([("__meta_x", "1"), ("__name__", "ok")], "label name '__meta_x' is reserved"),
         ([("__name__", "ok"), ("big", "v" * 5000)], "label 'big' has a value of 5000 bytes"),
         ([("", "x"), ("__name__", "ok")], "series has a label with an empty name"),
-        ([("__name__", "ok"), ("n" * 1100, "x")], "bytes, more than the limit of 1024"),
+        ([("__name__", "ok"), ("n" * 300, "x")], "bytes, more than the limit of 256"),
+        ([("__name__", "ok"), ("job", "x" * 1100)], "at most 1024 bytes together (this one is 1104)"),
+        ([("__name__", "m" * 1100)], "label '__name__' has a value of 1100 bytes"),
         ([("__name__", "ok"), *((f"l{i:03d}", "x") for i in range(70))], "more than the limit of 64"),
     ],
 )
@@ -214,10 +218,53 @@ def test_native_histograms_are_refused_clearly(service: IngestService) -> None:
 
 def test_large_bodies_split_into_records_under_the_kinesis_limit(service: IngestService, sink: ListSink) -> None:
     # Given many series with long label values, all in few buckets' worth of data
-    series = [timeseries({"__name__": "m", "id": str(i), "pad": "x" * 3000}, [(NOW, float(i))]) for i in range(2000)]
+    series = [timeseries({"__name__": "m", "id": str(i), "pad": "x" * 1000}, [(NOW, float(i))]) for i in range(4000)]
     # When written
     result = service.remote_write(write_request(series), RW_HEADERS, "acme")
     # Then every record stays under 1 MiB and nothing is lost
-    assert result.samples_accepted == 2000
+    assert result.samples_accepted == 4000
     assert all(len(r.data) < 1024 * 1024 for r in sink.records)
-    assert len(stored_samples(sink)) == 2000
+    assert len(stored_samples(sink)) == 4000
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b"[" * 100_000, "not valid JSON"),
+        (b'{"series": [{"labels": {"__name__": "m"}, "samples": [[18446744073709551616, 1]]}]}', "timestamp must be"),
+        (b'{"series": [{"labels": {"__name__": "m"}, "samples": [[1, 1' + b"0" * 400 + b"]]}]}", "64-bit float"),
+        (b'{"series": [{"labels": {"__name__": "m", "x": "\\ud800"}, "samples": [[1, 1]]}]}', "lone surrogate"),
+    ],
+)
+def test_hostile_json_gets_400_not_a_crash(service: IngestService, body: bytes, fragment: str) -> None:
+    with pytest.raises(IngestError) as err:
+        service.ingest_json(body, "acme")
+    assert err.value.status == 400
+    assert fragment in err.value.message
+
+
+def test_chunking_keeps_each_record_under_the_payload_limit() -> None:
+    # Given a bucket's series adding up to three and a half times the per-record payload
+    from novacron.ingest.service import _chunk_bounds
+    from novacron.records import MAX_RECORD_PAYLOAD
+
+    sizes = np.full(350, MAX_RECORD_PAYLOAD // 100, dtype=np.int64)
+    # When split, Then every chunk fits, chunks are contiguous, and all series are covered
+    bounds = _chunk_bounds(sizes)
+    assert len(bounds) == 4
+    assert bounds[0][0] == 0
+    assert bounds[-1][1] == 350
+    assert all(a2 == b1 for (_, b1), (a2, _) in itertools.pairwise(bounds))
+    assert all(int((sizes[a:b] + 4).sum()) <= MAX_RECORD_PAYLOAD for a, b in bounds)
+
+
+def test_a_series_too_big_for_one_record_is_refused_not_retried_forever(service: IngestService, sink: ListSink) -> None:
+    # Given a series with so many samples that it cannot fit one Kinesis record, and a normal one
+    huge = timeseries({"__name__": "huge"}, [(NOW - 7_000_000 + i * 50, float(i) + 0.5) for i in range(70_000)])
+    small = timeseries({"__name__": "small"}, [(NOW, 1.0)])
+    # When written
+    result = service.remote_write(write_request([huge, small]), RW_HEADERS, "acme")
+    # Then the big one is refused with a 4xx reason (not a retryable error) and the other is stored
+    assert len(result.rejected) == 1
+    assert "send fewer samples per request: huge{}" in result.rejected[0]
+    assert list(stored_samples(sink)) == [(("__name__", "small"),)]

@@ -218,3 +218,26 @@ def test_a_series_in_several_records_of_a_batch_is_indexed_once(writer, blocks, 
     assert index.puts == 1
     (series,) = reader("acme", blocks, index).select([Matcher("instance", "=", "a")], NOW - 20000, NOW)
     assert series.values.tolist() == [1.0, 2.0]
+
+
+def test_a_lone_malformed_record_fails_alone(writer) -> None:
+    # A batch holding only one decodable record, with broken protobuf inside, reports that record
+    (outcome,) = writer.write_batch([("1", encode_record("acme", NOW, [b"\x0a\xff\xff\xff"]))])
+    assert type(outcome).__name__ == "WireFormatError"
+
+
+def test_index_entries_live_until_the_end_of_their_day_plus_retention(blocks) -> None:
+    # Given an index store that records expiries, and a sample early in a UTC day
+    expiries: list[int] = []
+
+    class RecordingIndex(MemoryIndexStore):
+        def put_series(self, entries, expires_at):  # type: ignore[no-untyped-def]
+            expiries.append(expires_at)
+            super().put_series(entries, expires_at)
+
+    writer = MetricsWriter(blocks, RecordingIndex())
+    day_start_ms = (NOW // 86_400_000) * 86_400_000
+    writer.write_record(record("acme", [up("a", [(day_start_ms + 60_000, 1.0)])]), "1")
+    # Then the entry outlives the day's last possible block, not just the first one
+    block_expiry_at_day_end = (day_start_ms + 86_400_000 - 1) // 1000 + 15 * 86_400
+    assert expiries == [block_expiry_at_day_end]
