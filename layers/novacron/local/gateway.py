@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -416,6 +417,13 @@ class _GatewayServer(ThreadingHTTPServer):
     def untrack(self, connection: socket.socket) -> None:
         with self._lock:
             self._connections.discard(connection)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-response (Ctrl-C on curl, a timeout) is not an error here."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("client %s went away before the response was written", client_address)
+            return
+        super().handle_error(request, client_address)
 
     def close_idle_connections(self) -> None:
         """Shut the read side of every open connection: idle ones see EOF and end."""

@@ -182,3 +182,21 @@ def test_access_log_line_per_request(connect, caplog):
     caplog.set_level("INFO", logger="novacron.local.gateway")
     _request(connect, "GET", "/plain")
     assert any(r.getMessage().startswith("GET /plain 200 ") for r in caplog.records)
+
+
+def test_a_client_that_goes_away_is_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    # A peer resetting the connection mid-response must not print a traceback (Ctrl-C on a client).
+    import socket as socket_module
+
+    from novacron.local.gateway import _GatewayServer
+
+    server = _GatewayServer(("127.0.0.1", 0), gateway=None)  # type: ignore[arg-type]
+    try:
+        try:
+            raise BrokenPipeError(32, "Broken pipe")
+        except BrokenPipeError:
+            with caplog.at_level("DEBUG"), socket_module.socket() as peer:
+                server.handle_error(peer, ("127.0.0.1", 1))
+    finally:
+        server.server_close()
+    assert "went away" in caplog.text
