@@ -287,19 +287,15 @@ def prepare_layer(name: str, build_dir: Path = BUILD_DIR) -> Path:
     return layer_dir
 
 
-def prepare_function_code(name: str, code: str, build_dir: Path = BUILD_DIR) -> Path:
-    """The code asset directory of a function: its declared folder, or an empty placeholder.
+def prepare_function_code(name: str, code: str) -> Path:
+    """The code asset directory of a function: its declared folder, which must exist.
 
-    A function whose folder does not exist yet (handlers are written in parallel) gets an empty
-    directory under ``.build/functions/`` so that synth and size tests still work; nothing is written
-    into ``functions/``.
+    Deploying a function without its code would only fail at its first invocation, so synth fails now.
     """
     source = REPO_ROOT / code
-    if source.is_dir():
-        return source
-    placeholder = build_dir / "functions" / name
-    placeholder.mkdir(parents=True, exist_ok=True)
-    return placeholder
+    if not source.is_dir():
+        raise BundlingError(f"function {name!r} declares its code in {code!r}, which does not exist")
+    return source
 
 
 def directory_size(path: Path) -> int:

@@ -82,8 +82,7 @@ def test_unknown_layer_is_rejected():
         bundling.prepare_layer("pandas")
 
 
-def test_missing_function_folder_gets_an_empty_placeholder(tmp_path: Path):
-    path = bundling.prepare_function_code("not-written-yet", "functions/not-written-yet", build_dir=tmp_path)
-    assert path.is_dir()
-    assert not any(path.iterdir())
+def test_a_function_without_its_code_folder_fails_synth():
+    with pytest.raises(BundlingError, match="'functions/not-written-yet', which does not exist"):
+        bundling.prepare_function_code("not-written-yet", "functions/not-written-yet")
     assert not (REPO_ROOT / "functions" / "not-written-yet").exists()
