@@ -6,89 +6,67 @@ time so that no generated code and no ``protoc`` are needed. Field numbers are t
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+import functools
+from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from novacron.protocols.descriptors import F as _F
+from novacron.protocols.descriptors import field, message, message_classes
 
-_F: TypeAlias = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "novacron.prompb"
+_field = functools.partial(field, _PACKAGE)
 
-
-def _field(name: str, number: int, kind: int, *, repeated: bool = False, type_name: str = "") -> _F:
-    label = _F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL
-    field = _F(name=name, number=number, type=kind, label=label)
-    if type_name:
-        field.type_name = f".{_PACKAGE}.{type_name}"
-    return field
-
-
-def _message(name: str, *fields: _F) -> descriptor_pb2.DescriptorProto:
-    return descriptor_pb2.DescriptorProto(name=name, field=list(fields))
-
-
-def _build() -> descriptor_pool.DescriptorPool:
-    proto = descriptor_pb2.FileDescriptorProto(name="novacron/prompb.proto", package=_PACKAGE, syntax="proto3")
-    proto.message_type.extend(
-        [
-            _message("Label", _field("name", 1, _F.TYPE_STRING), _field("value", 2, _F.TYPE_STRING)),
-            _message("Sample", _field("value", 1, _F.TYPE_DOUBLE), _field("timestamp", 2, _F.TYPE_INT64)),
-            _message(
-                "Exemplar",
-                _field("labels", 1, _F.TYPE_MESSAGE, repeated=True, type_name="Label"),
-                _field("value", 2, _F.TYPE_DOUBLE),
-                _field("timestamp", 3, _F.TYPE_INT64),
-            ),
-            _message(
-                "TimeSeries",
-                _field("labels", 1, _F.TYPE_MESSAGE, repeated=True, type_name="Label"),
-                _field("samples", 2, _F.TYPE_MESSAGE, repeated=True, type_name="Sample"),
-                _field("exemplars", 3, _F.TYPE_MESSAGE, repeated=True, type_name="Exemplar"),
-                # Native histograms (field 4) are recognised only to refuse them clearly; their
-                # contents are not parsed until remote write 2.0 support lands.
-                _field("histograms", 4, _F.TYPE_BYTES, repeated=True),
-            ),
-            _message(
-                "MetricMetadata",
-                _field("type", 1, _F.TYPE_INT32),
-                _field("metric_family_name", 2, _F.TYPE_STRING),
-                _field("help", 4, _F.TYPE_STRING),
-                _field("unit", 5, _F.TYPE_STRING),
-            ),
-            _message(
-                "WriteRequest",
-                _field("timeseries", 1, _F.TYPE_MESSAGE, repeated=True, type_name="TimeSeries"),
-                _field("metadata", 3, _F.TYPE_MESSAGE, repeated=True, type_name="MetricMetadata"),
-            ),
-            # The same wire bytes seen one level deep only: each series stays an opaque byte string,
-            # which the columnar decoder in ``wire.py`` reads without a Python object per sample.
-            # Labels with their strings as bytes, so invalid UTF-8 can be reported per label.
-            _message("RawLabel", _field("name", 1, _F.TYPE_BYTES), _field("value", 2, _F.TYPE_BYTES)),
-            _message("RawLabels", _field("labels", 1, _F.TYPE_MESSAGE, repeated=True, type_name="RawLabel")),
-            # A series with its label fields kept as bytes, for the decoder's general path.
-            _message(
-                "RawTimeSeries",
-                _field("labels", 1, _F.TYPE_BYTES, repeated=True),
-                _field("samples", 2, _F.TYPE_MESSAGE, repeated=True, type_name="Sample"),
-                _field("histograms", 4, _F.TYPE_BYTES, repeated=True),
-            ),
-            _message(
-                "RawWriteRequest",
-                _field("timeseries", 1, _F.TYPE_BYTES, repeated=True),
-                _field("metadata", 3, _F.TYPE_BYTES, repeated=True),
-            ),
-        ]
-    )
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(proto)
-    return pool
-
-
-_POOL = _build()
-
-
-def _cls(name: str) -> Any:
-    return message_factory.GetMessageClass(_POOL.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
-
+_cls = message_classes(
+    "novacron/prompb.proto",
+    _PACKAGE,
+    [
+        message("Label", _field("name", 1, _F.TYPE_STRING), _field("value", 2, _F.TYPE_STRING)),
+        message("Sample", _field("value", 1, _F.TYPE_DOUBLE), _field("timestamp", 2, _F.TYPE_INT64)),
+        message(
+            "Exemplar",
+            _field("labels", 1, _F.TYPE_MESSAGE, repeated=True, type_name="Label"),
+            _field("value", 2, _F.TYPE_DOUBLE),
+            _field("timestamp", 3, _F.TYPE_INT64),
+        ),
+        message(
+            "TimeSeries",
+            _field("labels", 1, _F.TYPE_MESSAGE, repeated=True, type_name="Label"),
+            _field("samples", 2, _F.TYPE_MESSAGE, repeated=True, type_name="Sample"),
+            _field("exemplars", 3, _F.TYPE_MESSAGE, repeated=True, type_name="Exemplar"),
+            # Native histograms (field 4) are recognised only to refuse them clearly; their
+            # contents are not parsed until remote write 2.0 support lands.
+            _field("histograms", 4, _F.TYPE_BYTES, repeated=True),
+        ),
+        message(
+            "MetricMetadata",
+            _field("type", 1, _F.TYPE_INT32),
+            _field("metric_family_name", 2, _F.TYPE_STRING),
+            _field("help", 4, _F.TYPE_STRING),
+            _field("unit", 5, _F.TYPE_STRING),
+        ),
+        message(
+            "WriteRequest",
+            _field("timeseries", 1, _F.TYPE_MESSAGE, repeated=True, type_name="TimeSeries"),
+            _field("metadata", 3, _F.TYPE_MESSAGE, repeated=True, type_name="MetricMetadata"),
+        ),
+        # The same wire bytes seen one level deep only: each series stays an opaque byte string,
+        # which the columnar decoder in ``wire.py`` reads without a Python object per sample.
+        # Labels with their strings as bytes, so invalid UTF-8 can be reported per label.
+        message("RawLabel", _field("name", 1, _F.TYPE_BYTES), _field("value", 2, _F.TYPE_BYTES)),
+        message("RawLabels", _field("labels", 1, _F.TYPE_MESSAGE, repeated=True, type_name="RawLabel")),
+        # A series with its label fields kept as bytes, for the decoder's general path.
+        message(
+            "RawTimeSeries",
+            _field("labels", 1, _F.TYPE_BYTES, repeated=True),
+            _field("samples", 2, _F.TYPE_MESSAGE, repeated=True, type_name="Sample"),
+            _field("histograms", 4, _F.TYPE_BYTES, repeated=True),
+        ),
+        message(
+            "RawWriteRequest",
+            _field("timeseries", 1, _F.TYPE_BYTES, repeated=True),
+            _field("metadata", 3, _F.TYPE_BYTES, repeated=True),
+        ),
+    ],
+)
 
 WriteRequest: Any = _cls("WriteRequest")
 TimeSeries: Any = _cls("TimeSeries")
