@@ -7,7 +7,9 @@ from dataclasses import replace
 
 from novacron.auth import KeyRecord
 from novacron.ingest.service import StreamUnavailable
-from novacron.records import StreamRecord
+from novacron.protocols.remote_write_pb import TimeSeries
+from novacron.protocols.wire import decode_series
+from novacron.records import StreamRecord, decode_record
 from novacron.storage.writer import BlockItem, SeriesEntry
 
 
@@ -22,6 +24,19 @@ class ListSink:
         if self.fail_with is not None:
             raise self.fail_with
         self.records.extend(records)
+
+    def stored_samples(self) -> dict[tuple[tuple[str, str], ...], list[tuple[int, float]]]:
+        """Everything received, decoded back to series → samples."""
+        out: dict[tuple[tuple[str, str], ...], list[tuple[int, float]]] = {}
+        for record in self.records:
+            decoded = decode_series(decode_record(record.data).contents)
+            for i, content in enumerate(decoded.contents):
+                labels = tuple((lb.name, lb.value) for lb in TimeSeries.FromString(content).labels)
+                a, b = decoded.offsets[i], decoded.offsets[i + 1]
+                out.setdefault(labels, []).extend(
+                    zip(decoded.timestamps[a:b].tolist(), decoded.values[a:b].tolist(), strict=True)
+                )
+        return out
 
 
 class MemoryBlockStore:

@@ -10,8 +10,6 @@ import pytest
 
 from novacron.ingest.service import IngestError, IngestService, IngestSettings, StreamUnavailable
 from novacron.protocols.remote_write_pb import WriteRequest
-from novacron.protocols.wire import decode_series
-from novacron.records import decode_record
 from tests.builders import RW_HEADERS, raw_body, timeseries, write_request
 from tests.builders_v2 import V2_HEADERS, V2Spec, v2_body
 from tests.fakes import ListSink
@@ -29,22 +27,6 @@ def service(sink: ListSink) -> IngestService:
     return IngestService(sink, IngestSettings(), clock_ms=lambda: NOW)
 
 
-def stored_samples(sink: ListSink) -> dict[tuple[tuple[str, str], ...], list[tuple[int, float]]]:
-    """Everything the sink received, decoded back to series → samples."""
-    out: dict[tuple[tuple[str, str], ...], list[tuple[int, float]]] = {}
-    for record in sink.records:
-        decoded = decode_series(decode_record(record.data).contents)
-        for i, content in enumerate(decoded.contents):
-            from novacron.protocols.remote_write_pb import TimeSeries
-
-            labels = tuple((lb.name, lb.value) for lb in TimeSeries.FromString(content).labels)
-            a, b = decoded.offsets[i], decoded.offsets[i + 1]
-            out.setdefault(labels, []).extend(
-                zip(decoded.timestamps[a:b].tolist(), decoded.values[a:b].tolist(), strict=True)
-            )
-    return out
-
-
 def test_valid_body_reaches_the_stream_partitioned_by_series(service: IngestService, sink: ListSink) -> None:
     # Given 50 series with two samples each
     series = [timeseries({"__name__": "up", "instance": f"i{i}"}, [(NOW - 15000, 1.0), (NOW, i)]) for i in range(50)]
@@ -52,7 +34,7 @@ def test_valid_body_reaches_the_stream_partitioned_by_series(service: IngestServ
     result = service.remote_write(write_request(series), RW_HEADERS, "acme")
     # Then every sample is in the stream, in records keyed by tenant and bucket
     assert (result.series_accepted, result.samples_accepted, result.rejected) == (50, 100, [])
-    stored = stored_samples(sink)
+    stored = sink.stored_samples()
     assert len(stored) == 50
     assert stored[(("__name__", "up"), ("instance", "i7"))] == [(NOW - 15000, 1.0), (NOW, 7.0)]
     assert all(r.partition_key.startswith("acme:") for r in sink.records)
@@ -66,7 +48,7 @@ def test_zero_values_and_stale_markers_survive(service: IngestService, sink: Lis
     # When written
     service.remote_write(write_request(series), RW_HEADERS, "acme")
     # Then the values come back bit for bit
-    (samples,) = stored_samples(sink).values()
+    (samples,) = sink.stored_samples().values()
     assert samples[0] == (NOW - 2000, 0.0)
     assert np.array([samples[1][1]]).view(np.uint64)[0] == 0x7FF0000000000002
     assert samples[2] == (NOW, -1.5)
@@ -103,7 +85,7 @@ def test_bad_labels_are_refused_naming_the_series(
     assert len(result.rejected) == 1
     assert message in result.rejected[0]
     assert "1 series rejected (1 accepted)" in result.rejection_message()
-    assert list(stored_samples(sink)) == [(("__name__", "good"), ("job", "a"))]
+    assert list(sink.stored_samples()) == [(("__name__", "good"), ("job", "a"))]
 
 
 def test_non_utf8_label_value_is_refused(service: IngestService) -> None:
@@ -131,7 +113,7 @@ def test_samples_outside_the_window_are_refused(service: IngestService, sink: Li
     assert "outside the accepted window" in result.rejected[0]
     assert "old{}" in result.rejected[0]
     assert "future{}" in result.rejected[1]
-    assert list(stored_samples(sink)) == [(("__name__", "fresh"),)]
+    assert list(sink.stored_samples()) == [(("__name__", "fresh"),)]
 
 
 @pytest.mark.parametrize(
@@ -165,7 +147,7 @@ def test_remote_write_2_is_accepted_on_the_same_route(service: IngestService, si
     result = service.remote_write(body, V2_HEADERS, "acme")
     assert (result.series_accepted, result.rejected) == (1, [])
     assert result.response_headers()["X-Prometheus-Remote-Write-Samples-Written"] == "1"
-    assert list(stored_samples(sink)) == [(("__name__", "m"),)]
+    assert list(sink.stored_samples()) == [(("__name__", "m"),)]
 
 
 def test_remote_write_1_answers_without_written_count_headers(service: IngestService) -> None:
@@ -224,7 +206,7 @@ def test_large_bodies_split_into_records_under_the_kinesis_limit(service: Ingest
     # Then every record stays under 1 MiB and nothing is lost
     assert result.samples_accepted == 4000
     assert all(len(r.data) < 1024 * 1024 for r in sink.records)
-    assert len(stored_samples(sink)) == 4000
+    assert len(sink.stored_samples()) == 4000
 
 
 @pytest.mark.parametrize(
@@ -267,4 +249,4 @@ def test_a_series_too_big_for_one_record_is_refused_not_retried_forever(service:
     # Then the big one is refused with a 4xx reason (not a retryable error) and the other is stored
     assert len(result.rejected) == 1
     assert "send fewer samples per request: huge{}" in result.rejected[0]
-    assert list(stored_samples(sink)) == [(("__name__", "small"),)]
+    assert list(sink.stored_samples()) == [(("__name__", "small"),)]

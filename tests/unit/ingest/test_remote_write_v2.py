@@ -6,15 +6,11 @@ import pytest
 
 from novacron.ingest.service import IngestError, IngestResult, IngestService, IngestSettings
 from novacron.protocols import remote_write_v2_pb as pb
-from novacron.protocols.remote_write_pb import TimeSeries
-from novacron.protocols.wire import decode_series
-from novacron.records import decode_record
 from tests.builders import RW_HEADERS, timeseries, write_request
 from tests.builders_v2 import V2_HEADERS, V2Spec, compress, v2_body, v2_request
 from tests.fakes import ListSink
 
 NOW = 1_790_000_000_000
-Stored = dict[tuple[tuple[str, str], ...], list[tuple[int, float]]]
 
 
 @pytest.fixture
@@ -25,20 +21,6 @@ def sink() -> ListSink:
 @pytest.fixture
 def service(sink: ListSink) -> IngestService:
     return IngestService(sink, IngestSettings(), clock_ms=lambda: NOW)
-
-
-def stored(sink: ListSink) -> Stored:
-    """Every record the sink received, decoded back to series → samples."""
-    out: Stored = {}
-    for record in sink.records:
-        decoded = decode_series(decode_record(record.data).contents)
-        for i, content in enumerate(decoded.contents):
-            labels = tuple((lb.name, lb.value) for lb in TimeSeries.FromString(content).labels)
-            a, b = decoded.offsets[i], decoded.offsets[i + 1]
-            out.setdefault(labels, []).extend(
-                zip(decoded.timestamps[a:b].tolist(), decoded.values[a:b].tolist(), strict=True)
-            )
-    return out
 
 
 def written(result: IngestResult) -> tuple[str, str, str]:
@@ -66,8 +48,8 @@ def test_a_2_0_body_lands_in_the_same_records_as_the_equivalent_1_0_body(service
     r1 = IngestService(sink1, clock_ms=lambda: NOW).remote_write(v1, RW_HEADERS, "acme")
     r2 = IngestService(sink2, clock_ms=lambda: NOW).remote_write(v2, V2_HEADERS, "acme")
     # Then the stream holds the same series and samples, in the same records under the same keys
-    assert stored(sink2) == stored(sink1)
-    assert len(stored(sink2)) == 40
+    assert sink2.stored_samples() == sink1.stored_samples()
+    assert len(sink2.stored_samples()) == 40
     assert [(r.partition_key, r.data) for r in sink2.records] == [(r.partition_key, r.data) for r in sink1.records]
     counts = ("series_accepted", "samples_accepted", "records")
     assert [getattr(r2, c) for c in counts] == [getattr(r1, c) for c in counts]
@@ -80,7 +62,7 @@ def test_created_timestamp_zero_is_stored_but_not_counted_as_written(service: In
     # When written
     result = service.remote_write(v2_body([spec]), V2_HEADERS, "acme")
     # Then the counter's start is stored as 0, and the sender is told only of its own sample
-    assert stored(sink) == {(("__name__", "jobs_total"),): [(NOW - 60_000, 0.0), (NOW, 12.0)]}
+    assert sink.stored_samples() == {(("__name__", "jobs_total"),): [(NOW - 60_000, 0.0), (NOW, 12.0)]}
     assert (result.samples_accepted, result.created_samples) == (2, 1)
     assert written(result) == ("1", "0", "0")
 
@@ -97,7 +79,7 @@ def test_partial_rejection_stores_the_rest_and_reports_the_counts(service: Inges
     # When written
     result = service.remote_write(v2_body(specs), V2_HEADERS, "acme")
     # Then the good series are stored and the others named, the decoding ones by index
-    assert set(stored(sink)) == {(("__name__", "good"), ("n", "1")), (("__name__", "good"), ("n", "2"))}
+    assert set(sink.stored_samples()) == {(("__name__", "good"), ("n", "1")), (("__name__", "good"), ("n", "2"))}
     assert len(result.rejected) == 3
     assert result.rejected[0] == "timeseries[1]: native histograms are not stored yet: hist{}"
     assert result.rejected[1].startswith("timeseries[2]: label reference 200 is out of range")
