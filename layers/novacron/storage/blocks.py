@@ -112,14 +112,24 @@ def encode_block(block: Block) -> tuple[bytes, str]:
     return bytes(cramjam.zstd.compress(raw, level=3)), table_key
 
 
-def block_table_key(data: bytes) -> str:
-    """The series-table key a block refers to (decompresses the block)."""
-    return _parse(data)[1]
+@dataclass(frozen=True)
+class ParsedBlock:
+    """A decompressed block whose header has been read: enough to know which series table it needs."""
+
+    raw: bytes
+    table_key: str
+    n_series: int
+    n_samples: int
 
 
 def decode_block(data: bytes, series_table: Callable[[str], npt.NDArray[np.uint64]]) -> Block:
     """Decompress and deserialize a block; ``series_table`` returns the ids of a table key."""
-    raw, table_key, n_series, n_samples = _parse(data)
+    return decode_parsed(parse_block(data), series_table)
+
+
+def decode_parsed(parsed: ParsedBlock, series_table: Callable[[str], npt.NDArray[np.uint64]]) -> Block:
+    """Deserialize a parsed block with the ids of its series table."""
+    raw, table_key, n_series, n_samples = parsed.raw, parsed.table_key, parsed.n_series, parsed.n_samples
     series = series_table(table_key)
     if len(series) != n_series:
         raise BlockFormatError(f"series table {table_key} has {len(series)} ids, the block needs {n_series}")
@@ -135,7 +145,8 @@ def decode_block(data: bytes, series_table: Callable[[str], npt.NDArray[np.uint6
     return Block(series, offsets, np.cumsum(deltas), values)
 
 
-def _parse(data: bytes) -> tuple[bytes, str, int, int]:
+def parse_block(data: bytes) -> ParsedBlock:
+    """Decompress a block and read its header."""
     try:
         raw = bytes(cramjam.zstd.decompress(data))
         magic, table_key, n_series, n_samples = _HEAD.unpack_from(raw)
@@ -143,7 +154,7 @@ def _parse(data: bytes) -> tuple[bytes, str, int, int]:
         raise BlockFormatError(f"not a block: {exc}") from None
     if magic != _MAGIC or len(raw) != _HEAD.size + 4 * n_series + 16 * n_samples:
         raise BlockFormatError("block header does not match its contents")
-    return raw, table_key.hex(), n_series, n_samples
+    return ParsedBlock(raw, table_key.hex(), n_series, n_samples)
 
 
 def block_sort_key(min_ts: int, sequence: str, part: int) -> str:

@@ -13,9 +13,9 @@ from novacron.series import METRIC_NAME, Labels, Matcher, SeriesSamples, matches
 from novacron.storage.blocks import (
     BlockFormatError,
     block_partition_key,
-    block_table_key,
-    decode_block,
+    decode_parsed,
     decode_series_table,
+    parse_block,
     sort_key_range,
     table_partition_key,
 )
@@ -81,12 +81,14 @@ class HotTierReader:
             ids = np.array(sorted(int(e.series_id, 16) for e in wanted), dtype=np.uint64)
             ts_parts, val_parts, owner_parts = [], [], []
             self.stats.block_queries += 1
-            payloads = list(self.blocks.query_blocks(block_partition_key(self.tenant, bucket), low, high))
-            tables = self._series_tables(bucket, payloads)
-            for payload in payloads:
+            parsed = []
+            for payload in self.blocks.query_blocks(block_partition_key(self.tenant, bucket), low, high):
                 self.stats.blocks += 1
                 self.stats.block_bytes += len(payload)
-                block = decode_block(payload, tables.__getitem__)
+                parsed.append(parse_block(payload))
+            tables = self._series_tables(bucket, {p.table_key for p in parsed})
+            for header in parsed:
+                block = decode_parsed(header, tables.__getitem__)
                 counts = np.diff(block.offsets)
                 row_series = np.repeat(block.series, counts)
                 keep = np.isin(row_series, ids) & (block.timestamps >= start_ms) & (block.timestamps <= end_ms)
@@ -113,10 +115,9 @@ class HotTierReader:
         out.sort(key=lambda s: s.labels)
         return out
 
-    def _series_tables(self, bucket: int, payloads: list[bytes]) -> dict[str, npt.NDArray[np.uint64]]:
+    def _series_tables(self, bucket: int, keys: set[str]) -> dict[str, npt.NDArray[np.uint64]]:
         """The series tables the blocks refer to: from the process-wide cache, the rest in one read."""
         pk = table_partition_key(self.tenant, bucket)
-        keys = {block_table_key(p) for p in payloads}
         found = {k: _TABLES[(pk, k)] for k in keys if (pk, k) in _TABLES}
         missing = sorted(keys - found.keys())
         if missing:
