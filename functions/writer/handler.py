@@ -54,13 +54,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
 
     with processor(records=event["Records"], handler=settle, lambda_context=context):
         settled = processor.process()
-    written = {rec["kinesis"]["sequenceNumber"] for status, _, rec in settled if status == "success"}
-    stats = [outcomes[sequence] for sequence in written]
-    add_metrics(metrics, {"SamplesWritten": sum(s.samples for s in stats if isinstance(s, WriteStats))})
-    add_metrics(
-        metrics, {"BlockBytes": sum(s.block_bytes for s in stats if isinstance(s, WriteStats))}, MetricUnit.Bytes
-    )
-    stored = [(sequence, data) for sequence, data in batch if sequence in written]
+    written: dict[str, WriteStats] = {
+        rec["kinesis"]["sequenceNumber"]: stats for status, stats, rec in settled if status == "success"
+    }
+    add_metrics(metrics, {"SamplesWritten": sum(s.samples for s in written.values())})
+    add_metrics(metrics, {"BlockBytes": sum(s.block_bytes for s in written.values())}, MetricUnit.Bytes)
+    stored = [(sequence, data, written[sequence]) for sequence, data in batch if sequence in written]
     if stored:
         shard = event["Records"][0]["eventID"].split(":")[0]
         # Raising here fails the whole batch; block writes are idempotent, so the retry is safe.

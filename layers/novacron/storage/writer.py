@@ -119,6 +119,8 @@ class WriteStats:
     block_bytes: int = 0
     new_index_entries: int = 0
     invalid_series: list[str] = field(default_factory=list)
+    tenant: str = ""  # of the record, and when ingest received it: where the archive files it
+    received_ms: int = 0
 
 
 def day_of(ms: int) -> str:
@@ -208,7 +210,7 @@ class MetricsWriter:
         All records are decoded and sorted together (numpy over the whole batch, a cached lookup per
         series), then cut into blocks per record and bucket: block keys depend on one record only.
         """
-        stats = [WriteStats() for _ in records]
+        stats = [WriteStats(tenant=record.tenant, received_ms=record.received_ms) for _, record in records]
         per_record = np.fromiter((len(r.contents) for _, r in records), dtype=np.int64, count=len(records))
         decoded = decode_series([c for _, r in records for c in r.contents])
         n = len(decoded)
@@ -369,16 +371,17 @@ def labels_json(labels: Labels) -> str:
     return json.dumps(dict(labels), separators=(",", ":"), sort_keys=True)
 
 
-def archive_stored_records(archive: ArchiveStore, shard_id: str, stored: Sequence[tuple[str, bytes]]) -> list[str]:
-    """Archive the records of a batch that were stored, one object per tenant; returns the keys.
+def archive_stored_records(
+    archive: ArchiveStore, shard_id: str, stored: Sequence[tuple[str, bytes, WriteStats]]
+) -> list[str]:
+    """Archive the (sequence, data, stats) of a batch's stored records, one object per tenant; returns the keys.
 
     Keys are made of the shard and the first and last sequence numbers, so a retried batch
     rewrites the same objects.
     """
     by_tenant: dict[str, list[tuple[str, bytes, int]]] = {}
-    for sequence, data in stored:
-        record = decode_record(data)
-        by_tenant.setdefault(record.tenant, []).append((sequence, data, record.received_ms))
+    for sequence, data, stats in stored:
+        by_tenant.setdefault(stats.tenant, []).append((sequence, data, stats.received_ms))
     keys = []
     for tenant, records in sorted(by_tenant.items()):
         key = archive_key(tenant, records[0][2], shard_id, records[0][0], records[-1][0])

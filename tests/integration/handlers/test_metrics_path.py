@@ -11,7 +11,7 @@ import pytest
 
 from novacron.local.resources import physical_name
 from novacron.records import encode_record
-from novacron.wiring import BLOCKS_TABLE
+from novacron.wiring import ARCHIVE_BUCKET, BLOCKS_TABLE
 from tests.builders import RW_HEADERS, timeseries, write_request
 from tests.integration.handlers.conftest import Stack, body_json, kinesis_record
 
@@ -54,6 +54,10 @@ def test_remote_write_is_queryable(stack: Stack) -> None:
     assert data["resultType"] == "vector"
     assert float(data["result"][0]["value"][1]) == sum(range(20))
     assert stored_block_samples() == 40
+    # And the raw records are archived under the tenant's prefix
+    s3 = boto3.client("s3", region_name="us-east-1")
+    listed = s3.list_objects_v2(Bucket=physical_name(ARCHIVE_BUCKET), Prefix="raw/tenant=acme/")
+    assert listed.get("KeyCount", 0) >= 1
 
 
 def test_replaying_a_batch_leaves_each_sample_once(stack: Stack) -> None:

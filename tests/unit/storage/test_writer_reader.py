@@ -9,7 +9,7 @@ from novacron.records import encode_record
 from novacron.series import Matcher
 from novacron.storage.blocks import MAX_BLOCK_SPAN_MS
 from novacron.storage.reader import HotTierReader, QueryTooLarge
-from novacron.storage.writer import MetricsWriter, archive_stored_records
+from novacron.storage.writer import MetricsWriter, WriteStats, archive_stored_records
 from tests.builders import timeseries
 from tests.fakes import MemoryArchive, MemoryBlockStore, MemoryIndexStore
 
@@ -144,7 +144,10 @@ def test_index_is_written_once_per_series_and_day(writer, blocks, index) -> None
 def test_archive_objects_are_keyed_for_idempotency() -> None:
     # Given two stored records of two tenants in one batch
     archive = MemoryArchive()
-    stored = [("100", record("acme", [up("a", [(NOW, 1.0)])])), ("101", record("globex", [up("a", [(NOW, 1.0)])]))]
+    stored = [
+        ("100", record("acme", [up("a", [(NOW, 1.0)])]), WriteStats(tenant="acme", received_ms=NOW)),
+        ("101", record("globex", [up("a", [(NOW, 1.0)])]), WriteStats(tenant="globex", received_ms=NOW)),
+    ]
     # When archived twice
     keys = archive_stored_records(archive, "shardId-000000000000", stored)
     archive_stored_records(archive, "shardId-000000000000", stored)
