@@ -18,13 +18,8 @@ METRIC_NAME = "__name__"
 Labels = tuple[tuple[str, str], ...]
 
 
-def series_id(labels: Labels) -> str:
-    """A stable 64-bit identity of a label set, as 16 hex digits."""
-    return encoded_series_id([(name.encode(), value.encode()) for name, value in labels])
-
-
 def encoded_series_id(pairs: Sequence[tuple[bytes, bytes]]) -> str:
-    """``series_id`` of a label set given as UTF-8 bytes (as it arrives on the wire).
+    """The stable 64-bit identity of a label set given as UTF-8 (name, value) bytes, as 16 hex digits.
 
     The separator bytes cannot occur in valid UTF-8, so distinct label sets cannot collide by
     concatenation.
