@@ -27,15 +27,35 @@ class _FunctionConfig(BaseModel):
 
 
 class IngestConfig(_FunctionConfig):
-    """The ingest function."""
+    """The ingest function; the OTLP and Firehose functions extend it."""
 
     keys_table: str
     metrics_stream: str
+    settings_table: str
+    index_table: str
     key_cache_ttl_s: float = Field(30.0, ge=0)
+    # How long a warm function trusts a tenant's ingest policy and cardinality counts before re-reading.
+    settings_cache_ttl_s: float = Field(60.0, ge=0)
     # At most a day: series tables outlive their blocks by a day (storage/writer.py).
     max_sample_age_s: int = Field(2 * 3600, gt=0, le=86_400)
     max_sample_future_s: int = Field(600, ge=0)
     max_decoded_bytes: int = Field(64 * 1024 * 1024, gt=0)
+
+
+class OtlpConfig(IngestConfig):
+    """The OTLP/HTTP function (metrics and traces)."""
+
+    spans_stream: str
+
+
+class FirehoseConfig(IngestConfig):
+    """The CloudWatch metric stream endpoint (Kinesis Data Firehose HTTP endpoint delivery)."""
+
+
+class SpansArchiverConfig(_FunctionConfig):
+    """The spans archiver (spans stream → S3)."""
+
+    archive_bucket: str
 
 
 class WriterConfig(_FunctionConfig):
@@ -59,6 +79,8 @@ class QueryConfig(_FunctionConfig):
 
 
 class AdminConfig(_FunctionConfig):
-    """The admin function (API keys)."""
+    """The admin function (API keys, ingest policy, cardinality approvals)."""
 
     keys_table: str
+    settings_table: str
+    index_table: str

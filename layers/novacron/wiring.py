@@ -156,30 +156,55 @@ class Wiring:
 # --- The declaration --------------------------------------------------------------------------
 
 METRICS_STREAM = "metrics"
+SPANS_STREAM = "spans"
 BLOCKS_TABLE = "blocks"
 INDEX_TABLE = "series-index"
 KEYS_TABLE = "api-keys"
+# Per-tenant ingest policy: label defaults and their policy, cardinality limits and approvals, PII rules.
+SETTINGS_TABLE = "tenant-settings"
 ARCHIVE_BUCKET = "archive"
 WRITER_DLQ = "metrics-writer-failures"
+SPANS_DLQ = "spans-archiver-failures"
 
 INGEST = "ingest"
 WRITER = "metrics-writer"
 QUERY = "query"
 ADMIN = "admin"
+OTLP = "otlp"
+FIREHOSE = "firehose"
+SPANS_ARCHIVER = "spans-archiver"
 
 R, W, RW = Access.READ, Access.WRITE, Access.READ_WRITE
 
 _AUTH_ENV = {"NOVACRON_KEYS_TABLE": KEYS_TABLE}
+# Every function that accepts metrics applies the tenant's ingest policy: it reads the settings table,
+# and the index's per-day cardinality summary for the cardinality limits.
+_INGEST_GRANTS = (
+    Grant(METRICS_STREAM, W),
+    Grant(KEYS_TABLE, R),
+    Grant(SETTINGS_TABLE, R),
+    Grant(INDEX_TABLE, R),
+)
+_INGEST_ENV = {
+    **_AUTH_ENV,
+    "NOVACRON_METRICS_STREAM": METRICS_STREAM,
+    "NOVACRON_SETTINGS_TABLE": SETTINGS_TABLE,
+    "NOVACRON_INDEX_TABLE": INDEX_TABLE,
+}
 
 WIRING = Wiring(
-    streams=(Stream(METRICS_STREAM, shards=2, retention_hours=24),),
+    streams=(
+        Stream(METRICS_STREAM, shards=2, retention_hours=24),
+        Stream(SPANS_STREAM, shards=1, retention_hours=24),
+    ),
     tables=(
         Table(BLOCKS_TABLE, partition_key="pk", sort_key="sk", ttl_attribute="expires_at"),
         Table(INDEX_TABLE, partition_key="pk", sort_key="sk"),
         Table(KEYS_TABLE, partition_key="key_id"),
+        Table(SETTINGS_TABLE, partition_key="pk", sort_key="sk"),
     ),
     buckets=(Bucket(ARCHIVE_BUCKET),),
-    queues=(Queue(WRITER_DLQ),),
+    queues=(Queue(WRITER_DLQ), Queue(SPANS_DLQ)),
     functions=(
         Function(
             INGEST,
@@ -187,8 +212,38 @@ WIRING = Wiring(
             handler="handler.lambda_handler",
             memory_mb=1024,
             timeout_s=29,
-            grants=(Grant(METRICS_STREAM, W), Grant(KEYS_TABLE, R)),
-            environment={**_AUTH_ENV, "NOVACRON_METRICS_STREAM": METRICS_STREAM},
+            grants=_INGEST_GRANTS,
+            environment=dict(_INGEST_ENV),
+        ),
+        # OpenTelemetry OTLP/HTTP: metrics onto the metrics stream, spans onto the spans stream.
+        Function(
+            OTLP,
+            code="functions/otlp",
+            handler="handler.lambda_handler",
+            memory_mb=1024,
+            timeout_s=29,
+            grants=(*_INGEST_GRANTS, Grant(SPANS_STREAM, W)),
+            environment={**_INGEST_ENV, "NOVACRON_SPANS_STREAM": SPANS_STREAM},
+        ),
+        # CloudWatch metric streams, delivered by Kinesis Data Firehose's HTTP endpoint destination.
+        Function(
+            FIREHOSE,
+            code="functions/firehose",
+            handler="handler.lambda_handler",
+            memory_mb=1024,
+            timeout_s=29,
+            grants=_INGEST_GRANTS,
+            environment=dict(_INGEST_ENV),
+        ),
+        # Spans are kept in the archive until the tracing features read them.
+        Function(
+            SPANS_ARCHIVER,
+            code="functions/spans",
+            handler="handler.lambda_handler",
+            memory_mb=512,
+            timeout_s=60,
+            grants=(Grant(SPANS_STREAM, R), Grant(ARCHIVE_BUCKET, W), Grant(SPANS_DLQ, W)),
+            environment={"NOVACRON_ARCHIVE_BUCKET": ARCHIVE_BUCKET},
         ),
         Function(
             WRITER,
@@ -231,8 +286,8 @@ WIRING = Wiring(
             handler="handler.lambda_handler",
             memory_mb=256,
             timeout_s=10,
-            grants=(Grant(KEYS_TABLE, RW),),
-            environment=dict(_AUTH_ENV),
+            grants=(Grant(KEYS_TABLE, RW), Grant(SETTINGS_TABLE, RW), Grant(INDEX_TABLE, R)),
+            environment={**_AUTH_ENV, "NOVACRON_SETTINGS_TABLE": SETTINGS_TABLE, "NOVACRON_INDEX_TABLE": INDEX_TABLE},
         ),
     ),
     consumers=(
@@ -249,10 +304,25 @@ WIRING = Wiring(
             max_record_age_s=6 * 3600,
             on_failure=WRITER_DLQ,
         ),
+        StreamConsumer(
+            SPANS_ARCHIVER,
+            SPANS_STREAM,
+            batch_size=1000,
+            # Archive objects are billed per PUT: gather a few seconds of spans into each.
+            batching_window_s=5,
+            report_batch_item_failures=True,
+            bisect_on_error=True,
+            max_retry_attempts=10,
+            max_record_age_s=24 * 3600,
+            on_failure=SPANS_DLQ,
+        ),
     ),
     routes=(
         Route("POST", "/api/v1/write", INGEST),
         Route("POST", "/api/v1/ingest", INGEST),
+        Route("POST", "/otlp/v1/metrics", OTLP),
+        Route("POST", "/otlp/v1/traces", OTLP),
+        Route("POST", "/aws/firehose", FIREHOSE),
         Route("GET", "/api/v1/query", QUERY),
         Route("POST", "/api/v1/query", QUERY),
         Route("GET", "/api/v1/query_range", QUERY),
@@ -267,5 +337,11 @@ WIRING = Wiring(
         Route("GET", "/api/v1/admin/keys", ADMIN),
         Route("POST", "/api/v1/admin/keys", ADMIN),
         Route("DELETE", "/api/v1/admin/keys/{key_id}", ADMIN),
+        Route("GET", "/api/v1/admin/ingest-policy", ADMIN),
+        Route("PUT", "/api/v1/admin/ingest-policy", ADMIN),
+        Route("GET", "/api/v1/admin/cardinality", ADMIN),
+        Route("GET", "/api/v1/admin/cardinality/approvals", ADMIN),
+        Route("PUT", "/api/v1/admin/cardinality/approvals/{metric}", ADMIN),
+        Route("DELETE", "/api/v1/admin/cardinality/approvals/{metric}", ADMIN),
     ),
 )

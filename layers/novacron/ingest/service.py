@@ -177,7 +177,18 @@ class IngestService:
 
     def ingest_json(self, body: bytes, tenant: str) -> IngestResult:
         """Handle one ``POST /api/v1/ingest`` body (see docs/ingest-json.md)."""
-        decoded = decode_series(json_to_series(body, self.clock_ms()))
+        return self.ingest_encoded(json_to_series(body, self.clock_ms()), tenant)
+
+    def ingest_encoded(self, contents: list[bytes], tenant: str) -> IngestResult:
+        """Validate, pack and put series given as ``TimeSeries`` encodings.
+
+        The one entry point of every protocol that is not remote write (OTLP, Firehose, the agent's
+        imports): each turns its payload into ``TimeSeries`` encodings and hands them here.
+        """
+        try:
+            decoded = decode_series(contents)
+        except WireFormatError as exc:
+            raise IngestError(400, str(exc)) from None
         records, result = self.pack(decoded, tenant)
         self._put(records)
         return result
