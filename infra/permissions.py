@@ -7,7 +7,7 @@ calls need. Nothing else is granted to a function (apart from its log group and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from aws_cdk import aws_dynamodb as dynamodb
@@ -15,6 +15,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 
 from novacron.wiring import Access, Grant, Wiring
@@ -27,6 +28,7 @@ class Kind(StrEnum):
     TABLE = "table"
     BUCKET = "bucket"
     QUEUE = "queue"
+    SECRET = "secret"
 
 
 _R, _W = Access.READ, Access.WRITE
@@ -77,6 +79,11 @@ ACTIONS: dict[Kind, dict[Access, tuple[str, ...]]] = {
         ),
         _W: ("sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"),
     },
+    # Secrets are generated at deployment; functions read them and nothing in the data plane writes them.
+    Kind.SECRET: {
+        _R: ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"),
+        _W: (),
+    },
 }
 
 # KMS actions on the stack key that the data-plane calls above need (SSE with a customer managed key).
@@ -88,6 +95,7 @@ KEY_ACTIONS: dict[Kind, dict[Access, tuple[str, ...]]] = {
     },
     Kind.BUCKET: {_R: ("kms:Decrypt",), _W: ("kms:Decrypt", "kms:GenerateDataKey")},
     Kind.QUEUE: {_R: ("kms:Decrypt",), _W: ("kms:Decrypt", "kms:GenerateDataKey")},
+    Kind.SECRET: {_R: ("kms:Decrypt",), _W: ()},
 }
 
 BUCKET_LEVEL_ACTIONS = frozenset({"s3:ListBucket"})
@@ -116,6 +124,7 @@ class ResourceCatalog:
     tables: dict[str, dynamodb.Table]
     buckets: dict[str, s3.Bucket]
     queues: dict[str, sqs.Queue]
+    secrets: dict[str, secretsmanager.Secret] = field(default_factory=dict)
 
     def kind(self, name: str) -> Kind:
         """What kind of resource ``name`` is; a clear error if the wiring names an unknown one."""
@@ -124,6 +133,7 @@ class ResourceCatalog:
             (Kind.TABLE, self.tables),
             (Kind.BUCKET, self.buckets),
             (Kind.QUEUE, self.queues),
+            (Kind.SECRET, self.secrets),
         ):
             if name in group:
                 return kind
@@ -138,6 +148,9 @@ class ResourceCatalog:
             return self.tables[name].table_name
         if kind is Kind.BUCKET:
             return self.buckets[name].bucket_name
+        if kind is Kind.SECRET:
+            # Functions take the ARN: GetSecretValue accepts it, and generated names carry a suffix.
+            return self.secrets[name].secret_arn
         return self.queues[name].queue_name
 
     def arn(self, name: str) -> str:
@@ -149,6 +162,8 @@ class ResourceCatalog:
             return self.tables[name].table_arn
         if kind is Kind.BUCKET:
             return self.buckets[name].bucket_arn
+        if kind is Kind.SECRET:
+            return self.secrets[name].secret_arn
         return self.queues[name].queue_arn
 
     def statements(self, grants: tuple[Grant, ...]) -> list[iam.PolicyStatement]:
@@ -158,6 +173,8 @@ class ResourceCatalog:
         for grant in grants:
             kind = self.kind(grant.resource)
             actions = actions_for(kind, grant.access)
+            if not actions:
+                raise ValueError(f"{kind} {grant.resource!r} can only be granted {Access.READ}, not {grant.access}")
             key_actions.update(key_actions_for(kind, grant.access))
             arn = self.arn(grant.resource)
             if kind is Kind.BUCKET:

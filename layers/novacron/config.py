@@ -33,6 +33,7 @@ class IngestConfig(_FunctionConfig):
     metrics_stream: str
     settings_table: str
     index_table: str
+    pii_secret: str  # the secret's id (a name locally, an ARN in AWS): read once per cold start
     key_cache_ttl_s: float = Field(30.0, ge=0)
     # How long a warm function trusts a tenant's ingest policy and cardinality counts before re-reading.
     settings_cache_ttl_s: float = Field(60.0, ge=0)

@@ -54,6 +54,14 @@ class Queue:
 
 
 @dataclass(frozen=True)
+class Secret:
+    """A secret value generated at deployment (Secrets Manager); functions only ever read it."""
+
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Grant:
     """One permission of a function on one declared resource."""
 
@@ -130,6 +138,7 @@ class Wiring:
     consumers: tuple[StreamConsumer, ...]
     routes: tuple[Route, ...]
     schedules: tuple[Schedule, ...] = ()
+    secrets: tuple[Secret, ...] = ()
 
     def function(self, name: str) -> Function:
         """The declared function called ``name``."""
@@ -139,12 +148,13 @@ class Wiring:
         raise KeyError(f"no function named {name!r} in the wiring")
 
     def resource_names(self) -> set[str]:
-        """Every declared resource name (streams, tables, buckets, queues)."""
-        groups: tuple[tuple[Stream | Table | Bucket | Queue, ...], ...] = (
+        """Every declared resource name (streams, tables, buckets, queues, secrets)."""
+        groups: tuple[tuple[Stream | Table | Bucket | Queue | Secret, ...], ...] = (
             self.streams,
             self.tables,
             self.buckets,
             self.queues,
+            self.secrets,
         )
         return {r.name for group in groups for r in group}
 
@@ -165,6 +175,8 @@ SETTINGS_TABLE = "tenant-settings"
 ARCHIVE_BUCKET = "archive"
 WRITER_DLQ = "metrics-writer-failures"
 SPANS_DLQ = "spans-archiver-failures"
+# The deployment secret that per-tenant PII-scrubbing keys are derived from (docs/pii.md).
+PII_SECRET = "pii-key"
 
 INGEST = "ingest"
 WRITER = "metrics-writer"
@@ -184,12 +196,14 @@ _INGEST_GRANTS = (
     Grant(KEYS_TABLE, R),
     Grant(SETTINGS_TABLE, R),
     Grant(INDEX_TABLE, R),
+    Grant(PII_SECRET, R),
 )
 _INGEST_ENV = {
     **_AUTH_ENV,
     "NOVACRON_METRICS_STREAM": METRICS_STREAM,
     "NOVACRON_SETTINGS_TABLE": SETTINGS_TABLE,
     "NOVACRON_INDEX_TABLE": INDEX_TABLE,
+    "NOVACRON_PII_SECRET": PII_SECRET,
 }
 
 WIRING = Wiring(
@@ -344,4 +358,5 @@ WIRING = Wiring(
         Route("PUT", "/api/v1/admin/cardinality/approvals/{metric}", ADMIN),
         Route("DELETE", "/api/v1/admin/cardinality/approvals/{metric}", ADMIN),
     ),
+    secrets=(Secret(PII_SECRET, "NovaCron: the key per-tenant PII-scrubbing HMAC keys are derived from"),),
 )

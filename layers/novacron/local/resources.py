@@ -7,6 +7,7 @@ the AWS CLI pointed at moto, and prefixed, so two runtimes could share one moto 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +77,7 @@ class LocalResources:
     bucket_names: Mapping[str, str] = field(default_factory=dict)
     queue_urls: Mapping[str, str] = field(default_factory=dict)
     queue_arns: Mapping[str, str] = field(default_factory=dict)
+    secret_names: Mapping[str, str] = field(default_factory=dict)
 
 
 def function_arn(fn_name: str, prefix: str = DEFAULT_PREFIX) -> str:
@@ -146,12 +148,22 @@ def create_resources(clients: Any, wiring: Wiring, prefix: str = DEFAULT_PREFIX)
         ]
         log.debug("created queue %s", name)
 
+    secretsmanager = clients.client("secretsmanager")
+    secret_names: dict[str, str] = {}
+    for secret in wiring.secrets:
+        name = physical_name(secret.name, prefix)
+        # A fresh random value per local stack, as CloudFormation generates one per deployment.
+        secretsmanager.create_secret(Name=name, SecretString=secrets.token_urlsafe(48))
+        secret_names[secret.name] = name
+        log.debug("created secret %s", name)
+
     log.info(
-        "created %d streams, %d tables, %d buckets, %d queues (prefix %r)",
+        "created %d streams, %d tables, %d buckets, %d queues, %d secrets (prefix %r)",
         len(stream_arns),
         len(table_names),
         len(bucket_names),
         len(queue_urls),
+        len(secret_names),
         prefix,
     )
-    return LocalResources(prefix, stream_arns, table_names, bucket_names, queue_urls, queue_arns)
+    return LocalResources(prefix, stream_arns, table_names, bucket_names, queue_urls, queue_arns, secret_names)
