@@ -12,8 +12,10 @@ from infra.constructs.consumers import StreamConsumers
 from infra.constructs.encryption import Encryption
 from infra.constructs.functions import Functions
 from infra.constructs.http_api import HttpApi
+from infra.constructs.metric_stream import add_metric_stream
 from infra.constructs.queues import Queues
 from infra.constructs.schedules import Schedules
+from infra.constructs.secrets import Secrets
 from infra.constructs.storage import Storage
 from infra.constructs.streams import Streams
 from infra.permissions import ResourceCatalog, check_wiring
@@ -44,12 +46,14 @@ class NovaCronStack(Stack):
             self, "Storage", tables=wiring.tables, buckets=wiring.buckets, key=key, removal_policy=data_policy
         )
         queues = Queues(self, "Queues", queues=wiring.queues, key=key, removal_policy=data_policy)
+        secrets = Secrets(self, "Secrets", secrets=wiring.secrets, key=key, removal_policy=data_policy)
         self.resources = ResourceCatalog(
             key=key,
             streams=streams.by_name,
             tables=storage.tables,
             buckets=storage.buckets,
             queues=queues.by_name,
+            secrets=secrets.by_name,
         )
         self.functions = Functions(
             self, "Functions", functions=wiring.functions, resources=self.resources, settings=settings
@@ -74,6 +78,15 @@ class NovaCronStack(Stack):
             else None
         )
         Schedules(self, "Schedules", schedules=wiring.schedules, functions=self.functions.by_name)
+        # Off unless novacron:metricStream is set (it is billed per metric update): docs/cloudwatch.md.
+        self.metric_stream = add_metric_stream(
+            self,
+            routes=wiring.routes,
+            api=self.http_api.api if self.http_api else None,
+            buckets=storage.buckets,
+            key=key,
+            log_retention=settings.log_retention,
+        )
         self.alarms = Alarms(
             self,
             "Alarms",

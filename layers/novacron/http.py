@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -16,15 +16,32 @@ from novacron.auth import AuthError, KeyStore, Principal, Role, authenticate, au
 PRINCIPAL = "principal"
 
 
-def require_role(store: KeyStore, role_for: Callable[[str, str], Role]) -> Callable[..., Response[str]]:
-    """A resolver middleware: authenticate every request and check the role its route needs."""
+def _authorization_header(headers: Mapping[str, str]) -> str | None:
+    return headers.get("authorization")
+
+
+def require_role(
+    store: KeyStore,
+    role_for: Callable[[str, str], Role],
+    credential_of: Callable[[Mapping[str, str]], str | None] = _authorization_header,
+    refuse: Callable[[Mapping[str, str], AuthError], Response[str]] | None = None,
+) -> Callable[..., Response[str]]:
+    """A resolver middleware: authenticate every request and check the role its route needs.
+
+    By default the key is read from ``Authorization`` and a refusal is a plain-text error. A protocol
+    that carries the key elsewhere (Firehose's ``X-Amz-Firehose-Access-Key``) passes ``credential_of``,
+    turning the request headers into an Authorization value (it may raise AuthError), and one that
+    prescribes its error bodies passes ``refuse``.
+    """
 
     def middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[str]:
         event = app.current_event
         try:
-            principal = authenticate(event.headers.get("authorization"), store)
+            principal = authenticate(credential_of(event.headers), store)
             authorize(principal, role_for(event.http_method, event.path))
         except AuthError as exc:
+            if refuse is not None:
+                return refuse(event.headers, exc)
             headers = {"WWW-Authenticate": 'Bearer realm="novacron"'} if exc.status == 401 else {}
             return error_response(exc.status, exc.message, headers)
         # Powertools leaves append_context unannotated; there is no typed way to set routing context.
