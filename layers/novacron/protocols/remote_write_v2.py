@@ -6,9 +6,10 @@ series is rewritten here as the 1.0 ``TimeSeries`` bytes an equivalent 1.0 sende
 1.0 path's, unchanged. Samples are copied byte for byte: a 2.0 ``Sample`` is wire-identical to a 1.0
 one, so no Python object is built per sample.
 
-What does not map onto 1.0 is handled here: label references are checked, native histograms are
-refused (not stored yet), exemplars and metadata are parsed but not stored, and a counter's
-``created_timestamp`` becomes a zero sample (see ``V2Decoder``).
+What does not map onto 1.0 is handled here: label references are checked, series of native
+histograms are handed on as ``NativeSeries`` (``novacron.protocols.histograms`` stores them as
+classic ``_bucket``/``_count``/``_sum`` series), exemplars and metadata are parsed but not stored,
+and a counter's ``created_timestamp`` becomes a zero sample (see ``V2Decoder``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ COUNTER_SUFFIXES = (b"_total", b"_count", b"_sum", b"_bucket")
 _NOT_COUNTER_TYPES = frozenset(
     {pb.METRIC_TYPE_GAUGE, pb.METRIC_TYPE_GAUGEHISTOGRAM, pb.METRIC_TYPE_INFO, pb.METRIC_TYPE_STATESET}
 )
+RESET_HINT_GAUGE = 3  # Histogram.ResetHint GAUGE: the sender says the histogram is a gauge histogram
 _NAME = b"__name__"
 _LABEL_TAG = b"\x0a"  # 1.0 TimeSeries.labels and Label.name: field 1, length-delimited
 _VALUE_TAG = b"\x12"  # Label.value: field 2, length-delimited
@@ -42,12 +44,24 @@ class V2RequestError(ValueError):
 
 
 @dataclass
+class NativeSeries:
+    """One series of native histogram samples as received (1.0 or 2.0), before conversion."""
+
+    labels: list[tuple[bytes, bytes]]  # name/value pairs, in the order sent
+    histograms: Sequence[Any]  # ``remote_write_v2_pb.Histogram`` messages (1.0's are wire-identical)
+    created_ms: int = 0  # > 0: the histogram counted from zero at this time (a checked created timestamp)
+    where: str = ""  # prefix naming the series in messages, e.g. "timeseries[3]: "
+    floats: bytes = b""  # 1.0 only: the series' float samples as a TimeSeries encoding, if it had any
+
+
+@dataclass
 class V2Series:
     """A 2.0 request rewritten as 1.0 series, with what could not be rewritten."""
 
     contents: list[bytes]  # 1.0 TimeSeries encodings of the series that survive this stage
     created_samples: npt.NDArray[np.int64]  # per content: zero samples added from created_timestamp (0/1)
     rejected: list[str] = field(default_factory=list)  # one message per refused series
+    native: list[NativeSeries] = field(default_factory=list)  # series of native histograms, to convert
     samples_received: int = 0
     histograms_received: int = 0
     exemplars_received: int = 0
@@ -81,12 +95,12 @@ def is_counter(metric_name: bytes, metric_type: int) -> bool:
     return metric_type not in _NOT_COUNTER_TYPES and metric_name.endswith(COUNTER_SUFFIXES)
 
 
-def _describe(symbols: Sequence[bytes], refs: Sequence[int]) -> str:
+def describe(labels: Sequence[tuple[bytes, bytes]]) -> str:
     """Prometheus-style text of a series' labels, for rejection messages."""
     name = ""
     rest = []
-    for k in range(0, len(refs) - 1, 2):
-        key, value = symbols[refs[k]].decode(errors="replace"), symbols[refs[k + 1]].decode(errors="replace")
+    for raw_key, raw_value in labels:
+        key, value = raw_key.decode(errors="replace"), raw_value.decode(errors="replace")
         if key == "__name__" and not name:
             name = value
         else:
@@ -137,9 +151,15 @@ class V2Decoder:
                 out.rejected.append(f"timeseries[{index}]: {problem}")
                 continue
             if n_hist:
-                out.rejected.append(
-                    f"timeseries[{index}]: native histograms are not stored yet: {_describe(symbols, refs)}"
-                )
+                pairs = [(symbols[refs[k]], symbols[refs[k + 1]]) for k in range(0, len(refs), 2)]
+                if len(samples):
+                    out.rejected.append(
+                        f"timeseries[{index}]: a series carries both samples and histograms, which remote write "
+                        f"2.0 forbids (send them as separate series): {describe(pairs)}"
+                    )
+                    continue
+                start = self._created_histogram(series)
+                out.native.append(NativeSeries(pairs, series.histograms, start, f"timeseries[{index}]: "))
                 continue
             labels = []
             name = b""
@@ -147,7 +167,7 @@ class V2Decoder:
                 pair = (refs[k], refs[k + 1])
                 encoded = label_fields.get(pair)
                 if encoded is None:
-                    encoded = label_fields[pair] = _label_field(symbols[pair[0]], symbols[pair[1]])
+                    encoded = label_fields[pair] = label_field(symbols[pair[0]], symbols[pair[1]])
                 if symbols[pair[0]] == _NAME:
                     name = symbols[pair[1]]
                 labels.append(encoded)
@@ -173,8 +193,21 @@ class V2Decoder:
             raise WireFormatError(f"series sample is not a valid Sample message: {exc}") from None
         return zero_sample(created) if created < first else b""
 
+    def _created_histogram(self, series: Any) -> int:
+        """When a counter histogram series counted from zero (its created timestamp), or 0 (see the class docstring).
 
-def _label_field(name: bytes, value: bytes) -> bytes:
+        The same rule as for float counters; a gauge histogram (metadata ``GAUGEHISTOGRAM`` or reset
+        hint ``GAUGE``) has no start to count from.
+        """
+        created: int = series.created_timestamp
+        if created <= 0 or not (self.low <= created <= self.high):
+            return 0
+        first = series.histograms[0]
+        gauge = series.metadata.type == pb.METRIC_TYPE_GAUGEHISTOGRAM or first.reset_hint == RESET_HINT_GAUGE
+        return created if not gauge and created < first.timestamp else 0
+
+
+def label_field(name: bytes, value: bytes) -> bytes:
     """A 1.0 ``TimeSeries.labels`` entry, canonical as a protobuf encoder writes it (empty strings omitted)."""
     inner = (_delimited(_LABEL_TAG, name) if name else b"") + (_delimited(_VALUE_TAG, value) if value else b"")
     return _delimited(_LABEL_TAG, inner)
