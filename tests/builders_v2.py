@@ -30,6 +30,7 @@ class V2Spec:
     exemplars: Sequence[tuple[Mapping[str, str], float, int]] = ()
     labels_refs: Sequence[int] | None = None
     extra_symbols: Sequence[str] = field(default_factory=tuple)
+    native: Sequence[pb.Histogram] = ()  # native histogram samples, after the ``histograms`` ones
 
 
 class Symbols:
@@ -75,6 +76,7 @@ def v2_request(specs: Iterable[V2Spec], symbols: Symbols | None = None) -> pb.Re
                     timestamp=(spec.samples[0][0] if spec.samples else 1) + n,
                 )
             )
+        ts.histograms.extend(spec.native)
         for labels, value, stamp in spec.exemplars:
             ts.exemplars.append(pb.Exemplar(labels_refs=table.refs(labels), value=value, timestamp=stamp))
         series.append(ts)
@@ -94,3 +96,52 @@ def v2_body(specs: Iterable[V2Spec]) -> bytes:
 def compress(raw: bytes) -> bytes:
     """Snappy block compression, as remote write uses."""
     return bytes(cramjam.snappy.compress_raw(raw))
+
+
+def native_histogram(
+    timestamp: int,
+    positive: Mapping[int, float],
+    *,
+    schema: int = 0,
+    negative: Mapping[int, float] | None = None,
+    zero_count: float = 0,
+    zero_threshold: float = 0.0,
+    total: float = 0.0,
+    count: float | None = None,
+    float_counts: bool = False,
+    custom_values: Sequence[float] = (),
+    reset_hint: int = 0,
+) -> pb.Histogram:
+    """A native histogram from absolute bucket counts by Prometheus index, encoded as a sender does it.
+
+    Runs of consecutive indexes become spans; integer histograms carry deltas (float ones counts).
+    ``count`` defaults to the buckets' total; ``total`` is the sum of observations.
+    """
+    negative = negative or {}
+    h = pb.Histogram(
+        sum=total, schema=schema, zero_threshold=zero_threshold, reset_hint=reset_hint, timestamp=timestamp
+    )
+    h.custom_values.extend(custom_values)
+    everything = zero_count + sum(positive.values()) + sum(negative.values())
+    if float_counts:
+        h.count_float = everything if count is None else count
+        h.zero_count_float = zero_count
+    else:
+        h.count_int = int(everything if count is None else count)
+        h.zero_count_int = int(zero_count)
+    for side, buckets in (("positive", positive), ("negative", negative)):
+        indexes = sorted(buckets)
+        spans = getattr(h, f"{side}_spans")
+        end = 0
+        for i in indexes:
+            if spans and i == end:
+                spans[-1].length += 1
+            else:
+                spans.add(offset=i if not spans else i - end, length=1)
+            end = i + 1
+        values = [buckets[i] for i in indexes]
+        if float_counts:
+            getattr(h, f"{side}_counts").extend(values)
+        else:
+            getattr(h, f"{side}_deltas").extend(int(b - a) for a, b in zip([0, *values], values, strict=False))
+    return h

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from novacron.auth import KeyRecord
+from novacron.ingest.policy import IngestPolicy
 from novacron.ingest.service import StreamUnavailable
 from novacron.protocols.remote_write_pb import TimeSeries
 from novacron.protocols.wire import decode_series
@@ -66,6 +67,9 @@ class MemoryIndexStore:
     def __init__(self) -> None:
         self.series: dict[tuple[str, str, str, str], SeriesEntry] = {}
         self.puts = 0
+        self.summary: dict[tuple[str, str], dict[str, int]] = {}  # the cardinality summary
+        self.counted = 0  # count_series calls
+        self.existence_checks = 0  # existing_series calls
 
     def put_series(self, entries: Sequence[SeriesEntry], expires_at: int) -> None:
         for entry in entries:
@@ -78,6 +82,24 @@ class MemoryIndexStore:
     def label_pairs(self, tenant: str, day: str, name: str | None = None) -> list[tuple[str, str]]:
         pairs = {pair for (t, d, _, _), e in self.series.items() if (t, d) == (tenant, day) for pair in e.labels}
         return sorted(p for p in pairs if name is None or p[0] == name)
+
+    # The cardinality summary (CardinalityStore for the writer, CardinalityReader for ingest).
+
+    def count_series(self, tenant: str, day: str, metric: str) -> int:
+        self.counted += 1
+        return len(self.series_of_metric(tenant, day, metric))
+
+    def put_cardinality(self, tenant: str, day: str, counts: Mapping[str, int], expires_at: int) -> None:
+        day_counts = self.summary.setdefault((tenant, day), {})
+        for metric, count in counts.items():
+            day_counts[metric] = max(count, day_counts.get(metric, 0))
+
+    def cardinality(self, tenant: str, day: str) -> dict[str, int]:
+        return dict(self.summary.get((tenant, day), {}))
+
+    def existing_series(self, tenant: str, day: str, metric: str, series_ids: Sequence[str]) -> set[str]:
+        self.existence_checks += 1
+        return {sid for sid in series_ids if (tenant, day, metric, sid) in self.series}
 
 
 class MemoryArchive:
@@ -111,3 +133,19 @@ class MemoryKeyStore:
 
     def list(self, tenant: str) -> list[KeyRecord]:
         return [r for r in self.records.values() if r.tenant == tenant]
+
+
+class MemoryPolicyStore:
+    """A PolicySource and policy store over a dict (the settings table's policy methods)."""
+
+    def __init__(self) -> None:
+        self.policies: dict[str, IngestPolicy] = {}
+
+    def policy(self, tenant: str) -> IngestPolicy:
+        return self.policies.get(tenant) or IngestPolicy()
+
+    def put_policy(self, tenant: str, policy: IngestPolicy, expected_version: int) -> bool:
+        if self.policy(tenant).version != expected_version:
+            return False
+        self.policies[tenant] = policy
+        return True

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
@@ -47,6 +47,8 @@ class KeyRecord:
     created_at: int
     description: str = ""
     revoked_at: int | None = None
+    # Labels the ingest policy adds to this key's series when they lack them (source, environment, owner…).
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Principal:
     tenant: str
     role: Role
     key_id: str
+    labels: dict[str, str] = field(default_factory=dict)  # the key's labels
 
 
 class KeyStore(Protocol):
@@ -111,8 +114,15 @@ def validate_tenant(tenant: str) -> str:
     return tenant
 
 
-def new_key_record(api_key: str, tenant: str, role: Role | str, created_at: int, description: str = "") -> KeyRecord:
-    """The record to store for ``api_key``."""
+def new_key_record(
+    api_key: str,
+    tenant: str,
+    role: Role | str,
+    created_at: int,
+    description: str = "",
+    labels: dict[str, str] | None = None,
+) -> KeyRecord:
+    """The record to store for ``api_key`` (``labels`` validated by the caller)."""
     return KeyRecord(
         key_id=key_id_of(api_key),
         key_hash=hash_key(api_key),
@@ -120,6 +130,7 @@ def new_key_record(api_key: str, tenant: str, role: Role | str, created_at: int,
         role=Role(role),
         created_at=created_at,
         description=description,
+        labels=dict(labels or {}),
     )
 
 
@@ -160,7 +171,7 @@ def authenticate(authorization: str | None, store: KeyStore) -> Principal:
         raise AuthError(401, "invalid API key")
     if record.revoked_at is not None:
         raise AuthError(401, f"API key {key_id} has been revoked")
-    return Principal(tenant=record.tenant, role=record.role, key_id=key_id)
+    return Principal(tenant=record.tenant, role=record.role, key_id=key_id, labels=record.labels)
 
 
 def authorize(principal: Principal, needed: Role) -> None:
@@ -191,10 +202,17 @@ def may_manage(principal: Principal, tenant: str, operator_tenant: str = OPERATO
     return principal.role is Role.ADMIN and principal.tenant in (tenant, operator_tenant)
 
 
-def issue_key(store: KeyStore, tenant: str, role: Role | str, now: int, description: str = "") -> tuple[str, KeyRecord]:
+def issue_key(
+    store: KeyStore,
+    tenant: str,
+    role: Role | str,
+    now: int,
+    description: str = "",
+    labels: dict[str, str] | None = None,
+) -> tuple[str, KeyRecord]:
     """Create, store and return a new key; the key itself is shown once and never stored."""
     api_key = generate_key()
-    record = new_key_record(api_key, tenant, role, now, description)
+    record = new_key_record(api_key, tenant, role, now, description, labels)
     store.put(record)
     return api_key, record
 
@@ -208,4 +226,5 @@ def key_summary(record: KeyRecord) -> dict[str, object]:
         "description": record.description,
         "created_at": record.created_at,
         "revoked_at": record.revoked_at,
+        "labels": dict(record.labels),
     }

@@ -54,7 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_simulate(commands)
     register_demo(commands)
+    from novacron.agent.cli import register as register_agent
+
+    register_agent(commands)
     _register_keys(commands)
+    from novacron.policy_cli import register as register_policy
+
+    register_policy(commands)
     return parser
 
 
@@ -89,6 +95,13 @@ def _register_keys(commands: Any) -> None:
     target(create)
     create.add_argument("--role", required=True, choices=["ingest", "read", "admin"])
     create.add_argument("--description", default="")
+    create.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a label the ingest policy adds to this key's series lacking it (repeatable), e.g. owner=team-a",
+    )
     create.set_defaults(run=_keys_create)
 
     listing = actions.add_parser("list", help="list the keys of a tenant")
@@ -110,14 +123,21 @@ def _direct_store(args: argparse.Namespace) -> Any:
 
 
 def _keys_create(args: argparse.Namespace) -> int:
+    from novacron.query.keys_api import key_labels
+
+    try:
+        labels = key_labels({"label": args.label}, b"")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     if args.table:
         from novacron.auth import issue_key, key_summary
 
-        key, record = issue_key(_direct_store(args), args.tenant, args.role, int(time.time()), args.description)
+        now = int(time.time())
+        key, record = issue_key(_direct_store(args), args.tenant, args.role, now, args.description, labels)
         data: dict[str, Any] = {**key_summary(record), "key": key}
     else:
         params = {"role": args.role, "description": args.description}
-        data = _api(args, "POST", "/api/v1/admin/keys", params)
+        data = _api(args, "POST", "/api/v1/admin/keys", params, {"labels": labels} if labels else None)
     print(json.dumps(data, indent=2))
     return 0
 
@@ -145,16 +165,23 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _api(args: argparse.Namespace, method: str, path: str, params: dict[str, str]) -> Any:
+def _api(args: argparse.Namespace, method: str, path: str, params: dict[str, str], body: Any = None) -> Any:
+    """Call the admin API; ``body``, when given, is sent as JSON. Returns the answer's ``data``."""
     if not args.url or not args.api_key:
         raise CliError("give --url and --api-key (an admin key), or --table and --tenant")
     if args.tenant:
         params = {**params, "tenant": args.tenant}
     query = urllib.parse.urlencode(params)
+    headers = {"Authorization": f"Bearer {args.api_key}"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
     request = urllib.request.Request(  # noqa: S310 (scheme checked by _http_url)
         _http_url(args.url.rstrip("/") + f"{path}?{query}"),
+        data=data,
         method=method,
-        headers={"Authorization": f"Bearer {args.api_key}"},
+        headers=headers,
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (scheme checked)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -11,6 +12,10 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+# Prometheus's staleness marker: a NaN with this exact bit pattern ends a series (other NaNs are values).
+STALE_NAN_BITS = 0x7FF0000000000002
+STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
 
 METRIC_NAME = "__name__"
 

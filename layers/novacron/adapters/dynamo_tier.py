@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import UpdateError
 from pynamodb.models import Model
 
 from novacron.adapters.dynamodb import bind_model
@@ -32,6 +33,7 @@ class _IndexItem(Model):
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
     labels = UnicodeAttribute(null=True)
+    series = NumberAttribute(null=True)  # of a cardinality summary item
     expires_at = NumberAttribute()
 
 
@@ -75,12 +77,25 @@ def _labels_pk(tenant: str, day: str) -> str:
     return f"{tenant}#l#{day}"
 
 
+def _cardinality_pk(tenant: str, day: str) -> str:
+    return f"{tenant}#card#{day}"
+
+
+# Above this many series to look up, reading a metric's whole partition (keys only) costs fewer requests.
+_EXISTENCE_BATCH_LIMIT = 300
+
+
 class DynamoIndexStore:
     """IndexStore over the index table.
 
     Per tenant and day: one item per series under its metric (``tenant#s#day#metric``, sort key the
     series id, the labels as JSON) and one item per label pair (``tenant#l#day``, sort key
     ``name=value``; names cannot contain ``=``). Days bound every lookup and expire with TTL.
+
+    The cardinality summary of a tenant's day is one item per metric (``tenant#card#day``, sort key the
+    metric, ``series`` its distinct series): one Query reads it, and no item nears DynamoDB's 400 KB
+    limit however many metrics a tenant has. Counts only grow within a day, so a write never lowers
+    one (a late writer with an older count loses).
     """
 
     def __init__(self, table_name: str) -> None:
@@ -106,6 +121,37 @@ class DynamoIndexStore:
             SeriesEntry(tenant, day, item.sk, tuple(sorted(json.loads(item.labels).items())))
             for item in self._model.query(_series_pk(tenant, day, metric))
         ]
+
+    def count_series(self, tenant: str, day: str, metric: str) -> int:
+        """Exact number of series of ``metric`` on ``day`` (a COUNT query of its index partition)."""
+        return int(self._model.count(_series_pk(tenant, day, metric)))
+
+    def put_cardinality(self, tenant: str, day: str, counts: Mapping[str, int], expires_at: int) -> None:
+        """Record series counts per metric in the day's summary, never lowering a stored count."""
+        for metric, count in sorted(counts.items()):
+            item = self._model(_cardinality_pk(tenant, day), metric)
+            try:
+                item.update(
+                    actions=[self._model.series.set(count), self._model.expires_at.set(expires_at)],
+                    condition=self._model.series.does_not_exist() | (self._model.series < count),
+                )
+            except UpdateError as exc:
+                if exc.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+
+    def cardinality(self, tenant: str, day: str) -> dict[str, int]:
+        """Series per metric of a tenant's day, from the summary."""
+        items = self._model.query(_cardinality_pk(tenant, day), attributes_to_get=["sk", "series"])
+        return {item.sk: int(item.series or 0) for item in items}
+
+    def existing_series(self, tenant: str, day: str, metric: str, series_ids: Sequence[str]) -> set[str]:
+        """Which of ``series_ids`` of ``metric`` are in the index on ``day``."""
+        pk = _series_pk(tenant, day, metric)
+        if len(series_ids) > _EXISTENCE_BATCH_LIMIT:
+            stored = {item.sk for item in self._model.query(pk, attributes_to_get=["sk"])}
+            return stored.intersection(series_ids)
+        # batch_get splits into requests of 100 keys and retries unprocessed keys itself.
+        return {item.sk for item in self._model.batch_get([(pk, sid) for sid in series_ids], attributes_to_get=["sk"])}
 
     def label_pairs(self, tenant: str, day: str, name: str | None = None) -> list[tuple[str, str]]:
         condition = self._model.sk.startswith(f"{name}=") if name is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ class _KeyItem(Model):
     created_at = NumberAttribute()
     description = UnicodeAttribute(default="")
     revoked_at = NumberAttribute(null=True)
+    labels = UnicodeAttribute(null=True)  # JSON object; absent on keys made before labels existed
 
 
 class DynamoKeyStore:
@@ -57,6 +59,7 @@ class DynamoKeyStore:
             created_at=record.created_at,
             description=record.description,
             revoked_at=record.revoked_at,
+            labels=json.dumps(record.labels, sort_keys=True) if record.labels else None,
         )
         item.save()
 
@@ -91,4 +94,5 @@ def _to_record(item: _KeyItem) -> KeyRecord:
         created_at=int(item.created_at),
         description=item.description or "",
         revoked_at=None if item.revoked_at is None else int(item.revoked_at),
+        labels=json.loads(item.labels) if item.labels else {},
     )

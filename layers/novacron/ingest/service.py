@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import operator
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -20,11 +21,25 @@ import cramjam
 import numpy as np
 import numpy.typing as npt
 
-from novacron.ingest.validate import SeriesValidator, Verdict, format_labels
+from novacron.ingest.admission import (
+    BUCKET_MASK,
+    CHECK,
+    FILLED_UNKNOWN,
+    INVALID,
+    REFUSED,
+    REWRITE,
+    Admission,
+    AdmissionCache,
+)
+from novacron.ingest.cardinality import CardinalityGate, CardinalityReader, Refusal
+from novacron.ingest.policy import IngestPolicy
+from novacron.ingest.validate import RejectReason, SeriesValidator, Verdict, format_labels
+from novacron.protocols.histograms import ClassicBatch, native_series_v1, to_classic
 from novacron.protocols.remote_write_pb import Label, Sample, TimeSeries
-from novacron.protocols.remote_write_v2 import V2Decoder, V2RequestError
+from novacron.protocols.remote_write_v2 import NativeSeries, V2Decoder, V2RequestError
 from novacron.protocols.wire import DecodedSeries, WireFormatError, decode_series, decode_write_request
 from novacron.records import MAX_RECORD_PAYLOAD, StreamRecord, encode_record
+from novacron.storage.writer import day_of
 
 _FRAMED_SNAPPY_MAGIC = b"\xff\x06\x00\x00sNaPpY"
 _V1_PROTO = "prometheus.WriteRequest"
@@ -53,6 +68,18 @@ class StreamSink(Protocol):
         ...
 
 
+class PolicySource(Protocol):
+    """Where tenants' ingest policies come from (the settings table, cached; a dict in tests)."""
+
+    def policy(self, tenant: str) -> IngestPolicy:
+        """The tenant's policy (the default one when none is stored)."""
+        ...
+
+
+# A sender's API key labels (see auth.KeyRecord.labels).
+KeyLabels = Mapping[str, str] | None
+
+
 class IngestError(Exception):
     """The whole request is refused with ``status``."""
 
@@ -72,13 +99,47 @@ class IngestResult:
     records: int = 0
     rejected: list[str] = field(default_factory=list)
     version: int = 1  # remote write protocol major version (1 also for native JSON)
-    created_samples: int = 0  # of samples_accepted: zeros added from 2.0 created timestamps
-    histograms_written: int = 0  # native histograms are not stored yet
+    # of samples_accepted: samples the receiver made, not float samples of the sender's (zeros from 2.0
+    # created timestamps, and the classic series native histograms are stored as)
+    created_samples: int = 0
+    histograms_written: int = 0  # native histogram samples stored (as classic series)
     exemplars_written: int = 0  # exemplars are not stored yet
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)  # RejectReason value -> series
+    labels_defaulted: int = 0  # accepted series given "unknown" for a required label
+
+    def reject(self, reason: RejectReason, message: str) -> None:
+        """Record one rejected series."""
+        self.rejected.append(message)
+        self.count_rejections(reason, 1)
+
+    def count_rejections(self, reason: RejectReason, n: int) -> None:
+        """Count ``n`` rejected series whose messages are (or will be) in ``rejected``."""
+        if n:
+            self.rejected_by_reason[reason.value] = self.rejected_by_reason.get(reason.value, 0) + n
+
+    def metric_counts(self) -> dict[str, float]:
+        """NovaCron's own metrics of this request: accepted samples, rejected series in all and by reason.
+
+        Every rejection is counted here; rejections from a decoder that gave no reason count as
+        ``invalid_labels``.
+        """
+        by_reason = dict(self.rejected_by_reason)
+        unclassified = len(self.rejected) - sum(by_reason.values())
+        if unclassified > 0:
+            invalid = RejectReason.INVALID_LABELS.value
+            by_reason[invalid] = by_reason.get(invalid, 0) + unclassified
+        counts: dict[str, float] = {
+            "SamplesAccepted": self.samples_accepted,
+            "SeriesRejected": len(self.rejected),
+            "SeriesLabelsDefaulted": self.labels_defaulted,
+        }
+        for reason, n in sorted(by_reason.items()):
+            counts[f"SeriesRejected_{reason}"] = n
+        return counts
 
     @property
     def samples_written(self) -> int:
-        """Samples of the sender's stored: the added created-timestamp zeros are not the sender's."""
+        """Float samples of the sender's stored: created-timestamp zeros and histograms' series are not."""
         return self.samples_accepted - self.created_samples
 
     def response_headers(self) -> dict[str, str]:
@@ -108,10 +169,16 @@ class IngestSettings:
     max_decoded_bytes: int = 64 * 1024 * 1024
     max_sample_age_s: int = 2 * 3600
     max_sample_future_s: int = 600
+    # How long a tenant's cardinality counts are trusted before the index's summary is read again.
+    cardinality_ttl_s: float = 60.0
 
 
 class IngestService:
-    """Decode → validate → pack into stream records → put."""
+    """Decode → validate → apply the ingest policy → pack into stream records → put.
+
+    Without ``policies`` series are validated only (no label completion, no limits); without
+    ``cardinality`` the policy's labels apply but its cardinality limits do not.
+    """
 
     def __init__(
         self,
@@ -119,37 +186,63 @@ class IngestService:
         settings: IngestSettings | None = None,
         validator: SeriesValidator | None = None,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        policies: PolicySource | None = None,
+        cardinality: CardinalityReader | None = None,
     ) -> None:
         self.sink = sink
         self.settings = settings or IngestSettings()
         self.validator = validator or SeriesValidator()
         self.clock_ms = clock_ms
+        self.policies = policies
+        self.cardinality = cardinality
+        self._admissions = AdmissionCache()
+        self._gates: dict[str, CardinalityGate] = {}
 
     # --- remote write 1.0 and 2.0 -----------------------------------------------------------
 
-    def remote_write(self, body: bytes, headers: Mapping[str, str], tenant: str) -> IngestResult:
+    def remote_write(
+        self, body: bytes, headers: Mapping[str, str], tenant: str, key_labels: KeyLabels = None
+    ) -> IngestResult:
         """Handle one ``POST /api/v1/write`` body (headers with lower-case names).
 
         The ``proto`` parameter of ``Content-Type`` picks the message: 1.0 ``prometheus.WriteRequest``
         (the default) or 2.0 ``io.prometheus.write.v2.Request``.
         """
         if check_remote_write_headers(headers) == 2:
-            records, result = self.pack_remote_write_v2(body, tenant)
+            records, result = self.pack_remote_write_v2(body, tenant, key_labels)
         else:
-            records, result = self.pack_remote_write(body, tenant)
+            records, result = self.pack_remote_write(body, tenant, key_labels)
         self._put(records)
         return result
 
-    def pack_remote_write(self, body: bytes, tenant: str) -> tuple[list[StreamRecord], IngestResult]:
+    def pack_remote_write(
+        self, body: bytes, tenant: str, key_labels: KeyLabels = None
+    ) -> tuple[list[StreamRecord], IngestResult]:
         """Decode, validate and pack a snappy-compressed WriteRequest (no I/O)."""
         raw = decompress_snappy_block(body, self.settings.max_decoded_bytes)
         try:
             decoded = decode_write_request(raw)
         except WireFormatError as exc:
             raise IngestError(400, str(exc)) from None
-        return self.pack(decoded, tenant)
+        if not decoded.histogram_series:
+            return self.pack(decoded, tenant, key_labels=key_labels)
+        # Series carrying native histograms are stored as classic histogram series instead.
+        now = self.clock_ms()
+        try:
+            native = [native_series_v1(decoded.contents[i], f"timeseries[{i}]: ") for i in decoded.histogram_series]
+            classic = self._classic_histograms(native, now)
+            histogram_series = set(decoded.histogram_series)
+            floats = [c for i, c in enumerate(decoded.contents) if i not in histogram_series]
+            decoded = decode_series(floats + classic.contents)
+        except WireFormatError as exc:
+            raise IngestError(400, str(exc)) from None
+        records, result = self.pack(decoded, tenant, now=now, key_labels=key_labels)
+        _add_histogram_outcome(result, classic)
+        return records, result
 
-    def pack_remote_write_v2(self, body: bytes, tenant: str) -> tuple[list[StreamRecord], IngestResult]:
+    def pack_remote_write_v2(
+        self, body: bytes, tenant: str, key_labels: KeyLabels = None
+    ) -> tuple[list[StreamRecord], IngestResult]:
         """Decode, validate and pack a snappy-compressed 2.0 Request (no I/O).
 
         Each 2.0 series is rewritten as its 1.0 encoding first, so everything after decoding is the
@@ -161,25 +254,39 @@ class IngestService:
             window = (now - self.settings.max_sample_age_s * 1000, now + self.settings.max_sample_future_s * 1000)
             try:
                 v2 = V2Decoder(window).decode(raw)
-                decoded = decode_series(v2.contents)
+                classic = self._classic_histograms(v2.native, now)
+                decoded = decode_series(v2.contents + classic.contents)
             except (WireFormatError, V2RequestError) as exc:
                 raise IngestError(400, str(exc)) from None
         except IngestError as exc:
             exc.headers.update(IngestResult(version=2).response_headers())
             raise
+        # Samples of the classic histogram series are the histograms', not float samples of the sender's.
+        added = np.concatenate([v2.created_samples, np.asarray(classic.added_samples, dtype=np.int64)])
         # The same clock reading as the decoder's window: a created timestamp it kept stays inside.
-        records, result = self.pack(decoded, tenant, created_samples=v2.created_samples, now=now)
+        records, result = self.pack(decoded, tenant, created_samples=added, now=now, key_labels=key_labels)
         result.version = 2
         result.rejected[:0] = v2.rejected
+        _add_histogram_outcome(result, classic)
         return records, result
+
+    def _classic_histograms(self, native: Sequence[NativeSeries], now: int) -> ClassicBatch:
+        """Native histogram series as classic series, each checked whole against the validator and window."""
+        window = (now - self.settings.max_sample_age_s * 1000, now + self.settings.max_sample_future_s * 1000)
+
+        def labels_problem(label_bytes: bytes) -> str | None:
+            verdict = self.validator.check(label_bytes)
+            return None if verdict.valid else verdict.error
+
+        return to_classic(native, labels_problem, window, MAX_RECORD_PAYLOAD - 4)
 
     # --- native JSON ------------------------------------------------------------------------
 
-    def ingest_json(self, body: bytes, tenant: str) -> IngestResult:
+    def ingest_json(self, body: bytes, tenant: str, key_labels: KeyLabels = None) -> IngestResult:
         """Handle one ``POST /api/v1/ingest`` body (see docs/ingest-json.md)."""
-        return self.ingest_encoded(json_to_series(body, self.clock_ms()), tenant)
+        return self.ingest_encoded(json_to_series(body, self.clock_ms()), tenant, key_labels)
 
-    def ingest_encoded(self, contents: list[bytes], tenant: str) -> IngestResult:
+    def ingest_encoded(self, contents: list[bytes], tenant: str, key_labels: KeyLabels = None) -> IngestResult:
         """Validate, pack and put series given as ``TimeSeries`` encodings.
 
         The one entry point of every protocol that is not remote write (OTLP, Firehose, the agent's
@@ -189,7 +296,7 @@ class IngestService:
             decoded = decode_series(contents)
         except WireFormatError as exc:
             raise IngestError(400, str(exc)) from None
-        records, result = self.pack(decoded, tenant)
+        records, result = self.pack(decoded, tenant, key_labels=key_labels)
         self._put(records)
         return result
 
@@ -201,12 +308,14 @@ class IngestService:
         tenant: str,
         created_samples: npt.NDArray[np.int64] | None = None,
         now: int | None = None,
+        key_labels: KeyLabels = None,
     ) -> tuple[list[StreamRecord], IngestResult]:
-        """Validate decoded series and pack the valid ones into records by partition bucket.
+        """Validate decoded series, apply the ingest policy and pack the accepted ones into records by bucket.
 
         ``created_samples`` counts, per series, samples the receiver added (2.0 created timestamps),
         so that the result can tell them from the sender's. Per-series work is a cache lookup;
         everything else is numpy over all series at once. ``now`` defaults to the service's clock.
+        ``key_labels`` are the sending key's labels, which the policy adds to series lacking them.
         """
         result = IngestResult()
         n = len(decoded)
@@ -216,23 +325,38 @@ class IngestService:
             now = self.clock_ms()
         low = now - self.settings.max_sample_age_s * 1000
         high = now + self.settings.max_sample_future_s * 1000
-        buckets = np.fromiter(map(self.validator.bucket_of, decoded.label_bytes), dtype=np.int64, count=n)
+        with _policy_reads():
+            admission = self._admission(tenant, key_labels, now)
+        contents, lengths = decoded.contents, decoded.lengths
+        refusals: dict[int, Refusal] = {}
+        if admission is None:
+            buckets = np.fromiter(map(self.validator.bucket_of, decoded.label_bytes), dtype=np.int64, count=n)
+            validator = self.validator
+        else:
+            buckets, contents, lengths, refusals = _admit(admission, decoded, result)
+            validator = admission.validator
         outside = _series_outside(decoded, low, high)
         # A series travels in one stream record, so one larger than a record can hold is refused.
-        oversized = decoded.lengths + 4 > MAX_RECORD_PAYLOAD
+        oversized = lengths + 4 > MAX_RECORD_PAYLOAD
         refused = (buckets < 0) | outside | oversized
         refused[decoded.histogram_series] = True
         if refused.any():
             for i in np.flatnonzero(refused).tolist():
-                verdict = self.validator.check(decoded.label_bytes[i])
+                if i in refusals:
+                    refusal = refusals[i]
+                    labels = format_labels(validator.check(decoded.label_bytes[i]).labels)
+                    result.reject(refusal.reason, f"{refusal.message}: {labels}")
+                    continue
+                verdict = validator.check(decoded.label_bytes[i])
                 if verdict.valid and oversized[i]:
-                    result.rejected.append(
-                        f"series encodes to {int(decoded.lengths[i])} bytes, more than the {MAX_RECORD_PAYLOAD} a "
+                    result.reject(
+                        RejectReason.OVERSIZED,
+                        f"series encodes to {int(lengths[i])} bytes, more than the {MAX_RECORD_PAYLOAD} a "
                         f"series may take in one request; send fewer samples per request: "
-                        f"{format_labels(verdict.labels)}"
+                        f"{format_labels(verdict.labels)}",
                     )
                     continue
-                result.rejected.append(_rejection(decoded, i, verdict, bool(outside[i]), low, high))
+                result.reject(*_rejection(decoded, i, verdict, bool(outside[i]), low, high))
         accepted = np.flatnonzero(~refused)
         counts = np.diff(decoded.offsets)
         result.series_accepted = int(accepted.size)
@@ -243,12 +367,8 @@ class IngestService:
             return [], result
         order = accepted[np.argsort(buckets[accepted], kind="stable")]
         ordered_buckets = buckets[order]
-        sizes = decoded.lengths[order]
-        gathered = (
-            operator.itemgetter(*order.tolist())(decoded.contents)
-            if order.size > 1
-            else (decoded.contents[int(order[0])],)
-        )
+        sizes = lengths[order]
+        gathered = operator.itemgetter(*order.tolist())(contents) if order.size > 1 else (contents[int(order[0])],)
         records = []
         bounds = np.flatnonzero(np.diff(ordered_buckets)) + 1
         for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), order.size], strict=True):
@@ -258,6 +378,24 @@ class IngestService:
                 records.append(StreamRecord(key, data))
         result.records = len(records)
         return records, result
+
+    def _admission(self, tenant: str, key_labels: KeyLabels, now: int) -> Admission | None:
+        """The sender's Admission under the tenant's current policy (None without a policy source)."""
+        if self.policies is None:
+            return None
+        policy = self.policies.policy(tenant)
+        gate = None
+        if self.cardinality is not None:
+            gate = self._gates.get(tenant)
+            if gate is None:
+                if len(self._gates) >= 64:
+                    self._gates.clear()  # many tenants in one function is rare; the gates refill
+                ttl_s = self.settings.cardinality_ttl_s
+                gate = CardinalityGate(tenant, self.cardinality, ttl_s, lambda: self.clock_ms() / 1000)
+                self._gates[tenant] = gate
+            gate.begin(day_of(now), policy.version)
+        labels = tuple(sorted(key_labels.items())) if key_labels else ()
+        return self._admissions.get(tenant, policy, labels, gate)
 
     def _put(self, records: list[StreamRecord]) -> None:
         if not records:
@@ -401,17 +539,79 @@ def _series_outside(decoded: DecodedSeries, low: int, high: int) -> npt.NDArray[
     return outside
 
 
-def _rejection(decoded: DecodedSeries, i: int, verdict: Verdict, outside: bool, low: int, high: int) -> str:
+@contextmanager
+def _policy_reads() -> Iterator[None]:
+    """Turn a failure to read the policy or the cardinality counts into a "retry later" (503)."""
+    try:
+        yield
+    except IngestError:
+        raise
+    except Exception as exc:  # the stores' own errors (DynamoDB throttling, timeouts): nothing was accepted
+        raise IngestError(
+            503,
+            f"could not read the tenant's ingest policy or series counts ({type(exc).__name__}); retry later",
+            {"Retry-After": "1"},
+        ) from exc
+
+
+def _admit(
+    admission: Admission, decoded: DecodedSeries, result: IngestResult
+) -> tuple[npt.NDArray[np.int64], list[bytes], npt.NDArray[np.int64], dict[int, Refusal]]:
+    """Buckets (-1: not admitted), contents and lengths (labels completed) and cardinality refusals."""
+    n = len(decoded)
+    codes = np.fromiter(map(admission.code_of, decoded.label_bytes), dtype=np.int64, count=n)
+    refusals: dict[int, Refusal] = {}
+    if (codes < INVALID).any():
+        waiting = np.flatnonzero(codes == CHECK)
+        if waiting.size:
+            with _policy_reads():
+                codes[waiting] = admission.settle([decoded.label_bytes[i] for i in waiting.tolist()])
+        for i in np.flatnonzero(codes == REFUSED).tolist():
+            refusals[i] = admission.refusal(decoded.label_bytes[i])
+    contents, lengths = decoded.contents, decoded.lengths
+    rewrite = codes >= REWRITE
+    if rewrite.any():
+        where = np.flatnonzero(rewrite)
+        if where.size == n:  # the usual case: a sender's series all lack the same labels
+            rewritten = admission.rewrite_all(contents, decoded.label_bytes)
+            contents = rewritten
+        else:
+            picked = where.tolist()
+            pick = operator.itemgetter(*picked) if len(picked) > 1 else lambda seq: (seq[picked[0]],)
+            rewritten = admission.rewrite_all(pick(contents), pick(decoded.label_bytes))
+            contents = list(contents)
+            for i, content in zip(picked, rewritten, strict=True):
+                contents[i] = content
+        lengths = lengths.copy()
+        lengths[where] = np.fromiter(map(len, rewritten), dtype=np.int64, count=len(rewritten))
+        result.labels_defaulted = int(np.count_nonzero(codes[rewrite] & FILLED_UNKNOWN))
+    buckets = np.where(codes >= 0, codes & BUCKET_MASK, -1)
+    return buckets, contents, lengths, refusals
+
+
+def _rejection(
+    decoded: DecodedSeries, i: int, verdict: Verdict, outside: bool, low: int, high: int
+) -> tuple[RejectReason, str]:
     if not verdict.valid:
-        return verdict.error
+        return verdict.reason or RejectReason.INVALID_LABELS, verdict.error
     if outside:
         stamps = decoded.timestamps[decoded.offsets[i] : decoded.offsets[i + 1]]
         first = int(stamps[(stamps < low) | (stamps > high)][0])
-        return (
+        return RejectReason.OUT_OF_WINDOW, (
             f"sample at {_iso(first)} is outside the accepted window [{_iso(low)}, {_iso(high)}]: "
             f"{format_labels(verdict.labels)}"
         )
-    return f"native histograms are not stored yet: {format_labels(verdict.labels)}"
+    return RejectReason.NATIVE_HISTOGRAM, (
+        f"native histograms are accepted over remote write only: {format_labels(verdict.labels)}"
+    )
+
+
+def _add_histogram_outcome(result: IngestResult, classic: ClassicBatch) -> None:
+    """Put the histogram series' outcome in a packed request's result (their rejections first)."""
+    result.histograms_written = classic.histograms
+    result.rejected[:0] = [message for _, message in classic.rejected]
+    for reason, _ in classic.rejected:
+        result.count_rejections(reason, 1)
 
 
 def _iso(ms: int) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TypeVar
 
 from novacron.protocols.remote_write_pb import RawLabels
@@ -30,6 +31,34 @@ class Limits:
     max_labels_per_series: int = 64
 
 
+class RejectReason(StrEnum):
+    """Why a series was not accepted: the dimension NovaCron counts its own rejections by."""
+
+    INVALID_LABELS = "invalid_labels"
+    OUT_OF_WINDOW = "out_of_window"
+    OVERSIZED = "oversized"
+    MISSING_LABEL = "missing_label"
+    CARDINALITY_METRIC = "cardinality_metric"
+    CARDINALITY_TENANT = "cardinality_tenant"
+    NATIVE_HISTOGRAM = "native_histogram"
+
+
+@dataclass(frozen=True)
+class LabelFill:
+    """How a sender's series are completed: labels added when absent, and required labels' fate.
+
+    ``add`` (sorted by name) comes from the API key's labels and the policy's defaults; a required
+    label with no value there is set to ``unknown`` (``unknown``) or rejects the series (``reject``).
+    """
+
+    add: tuple[tuple[str, str], ...] = ()
+    unknown: tuple[str, ...] = ()
+    reject: tuple[str, ...] = ()
+
+
+UNKNOWN_VALUE = "unknown"
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The outcome of validating one label set: a series with its partition bucket, or an error."""
@@ -39,6 +68,11 @@ class Verdict:
     bucket: int = -1  # -1 when the series is invalid
     error: str = ""
     series_u64: int = 0  # the series id as a number, the form blocks store
+    reason: RejectReason | None = None  # why it is invalid
+    # The label fields of the series as stored when a LabelFill added labels (b"" when unchanged):
+    # ``labels``, ``series_id`` and ``bucket`` are those of the completed label set.
+    rewritten: bytes = b""
+    filled_unknown: tuple[str, ...] = field(default=())  # required labels set to "unknown"
 
     @property
     def valid(self) -> bool:
@@ -139,10 +173,17 @@ class _MemoDict(dict[bytes, _V]):
 
 
 class SeriesValidator:
-    """Validates label sets given as wire bytes, remembering the answers."""
+    """Validates label sets given as wire bytes, remembering the answers.
 
-    def __init__(self, limits: Limits | None = None, cache_size: int = 1_000_000) -> None:
+    With a ``fill``, label sets are also completed (see LabelFill): verdicts then describe the
+    series as stored, and ``rewritten`` holds its new label fields.
+    """
+
+    def __init__(
+        self, limits: Limits | None = None, cache_size: int = 1_000_000, fill: LabelFill | None = None
+    ) -> None:
         self.limits = limits or Limits()
+        self.fill = fill
         self._cache: _MemoDict[Verdict] = _MemoDict(self._check_uncached, cache_size)
         self._buckets: _MemoDict[int] = _MemoDict(lambda key: self.check(key).bucket, cache_size)
         self._valid_names: set[str] = set()
@@ -153,6 +194,9 @@ class SeriesValidator:
         self.bucket_of: Callable[[bytes], int] = self._buckets.__getitem__
         # The series id as a number (0 if invalid): what the writer's blocks store.
         self.series_of: Callable[[bytes], int] = self._series.__getitem__
+        self._rewritten: _MemoDict[bytes] = _MemoDict(lambda key: self.check(key).rewritten, cache_size)
+        # The completed label fields of a label set (b"" when the fill adds nothing): what ingest rewrites with.
+        self.rewritten_of: Callable[[bytes], bytes] = self._rewritten.__getitem__
 
     def _check_uncached(self, label_bytes: bytes) -> Verdict:
         try:
@@ -169,6 +213,54 @@ class SeriesValidator:
             problem = _utf8_problem(raw_pairs)
         labels: Labels = tuple(pairs)
         if problem is not None:
-            return Verdict(labels, error=f"{problem}: {format_labels(pairs)}")
+            return Verdict(labels, error=f"{problem}: {format_labels(pairs)}", reason=RejectReason.INVALID_LABELS)
+        if self.fill is not None:
+            return self._completed(pairs, raw_pairs, self.fill)
         sid = encoded_series_id(raw_pairs)
         return Verdict(labels, sid, partition_bucket(sid), series_u64=int(sid, 16))
+
+    def _completed(
+        self, pairs: list[tuple[str, str]], raw_pairs: list[tuple[bytes, bytes]], fill: LabelFill
+    ) -> Verdict:
+        """The verdict of a valid label set after the fill's labels are added."""
+        present = {name for name, _ in pairs}
+        added = [(name, value) for name, value in fill.add if name not in present]
+        present.update(name for name, _ in added)
+        missing = [name for name in fill.reject if name not in present]
+        if missing:
+            return Verdict(tuple(pairs), error=missing_label_message(missing, pairs), reason=RejectReason.MISSING_LABEL)
+        unknown = tuple(name for name in fill.unknown if name not in present)
+        added.extend((name, UNKNOWN_VALUE) for name in unknown)
+        if not added:
+            sid = encoded_series_id(raw_pairs)
+            return Verdict(tuple(pairs), sid, partition_bucket(sid), series_u64=int(sid, 16))
+        merged = sorted([*pairs, *added])
+        problem = check_labels(merged, self.limits, self._valid_names)
+        if problem is not None:
+            error = f"{problem} (with the labels the ingest policy adds): {format_labels(merged)}"
+            return Verdict(tuple(pairs), error=error, reason=RejectReason.INVALID_LABELS)
+        raw_merged = [(n.encode(), v.encode()) for n, v in merged]
+        message = RawLabels()
+        for name, value in raw_merged:
+            message.labels.add(name=name, value=value)
+        rewritten: bytes = message.SerializeToString()
+        sid = encoded_series_id(raw_merged)
+        return Verdict(
+            tuple(merged),
+            sid,
+            partition_bucket(sid),
+            series_u64=int(sid, 16),
+            rewritten=rewritten,
+            filled_unknown=unknown,
+        )
+
+
+def missing_label_message(missing: list[str], pairs: list[tuple[str, str]]) -> str:
+    """The rejection of a series lacking labels the policy requires (mode ``reject``)."""
+    names = ", ".join(repr(name) for name in missing)
+    first = missing[0]
+    return (
+        f"series has no {names} label, which the ingest policy requires (mode 'reject'); send it with the series "
+        f"(Prometheus: external_labels), set it on the API key (novacron keys create --label {first}=VALUE) or as "
+        f"a policy default (novacron policy set --default {first}=VALUE): {format_labels(pairs)}"
+    )

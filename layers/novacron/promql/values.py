@@ -7,14 +7,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from novacron.series import METRIC_NAME, Labels, SeriesSamples
+from novacron.series import METRIC_NAME, STALE_NAN_BITS, Labels, SeriesSamples
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
 
 # Prometheus marks a series as gone with this exact NaN payload.
-STALE_NAN_BITS = 0x7FF0000000000002
 
 
 def is_stale(values: F64) -> Mask:

@@ -34,11 +34,11 @@ import numpy as np
 import numpy.typing as npt
 
 from novacron.ingest.validate import RejectReason
-from novacron.promql.values import STALE_NAN_BITS
 from novacron.protocols import remote_write_v2_pb as pb
 from novacron.protocols.remote_write_pb import RawLabels, RawTimeSeries
 from novacron.protocols.remote_write_v2 import NativeSeries, describe, label_field, uvarint
 from novacron.protocols.wire import WireFormatError
+from novacron.series import STALE_NAN, STALE_NAN_BITS
 
 Bounds = list[tuple[float, float]]
 Float64Array = npt.NDArray[np.float64]
@@ -52,7 +52,6 @@ MAX_POPULATED_BUCKETS = 160
 # Listed buckets include explicit empty ones; bounding them bounds the work per histogram.
 MAX_LISTED_BUCKETS = 4096
 _MAX_FLOAT = sys.float_info.max
-_STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
 _NAME = b"__name__"
 _LE = b"le"
 _SAMPLE_TAG = b"\x12"  # TimeSeries.samples: field 2, length-delimited
@@ -233,7 +232,7 @@ def classic_point(histogram: Any) -> ClassicPoint:
     """Check and convert one ``Histogram`` message (or its encoding); raise ``HistogramError`` if unusable."""
     h = _parsed(histogram)
     if struct.pack("<d", h.sum) == struct.pack("<Q", STALE_NAN_BITS):
-        return ClassicPoint(h.timestamp, [], 0.0, _STALE_NAN, stale=True)
+        return ClassicPoint(h.timestamp, [], 0.0, STALE_NAN, stale=True)
     schema: int = h.schema
     if schema != CUSTOM_BUCKETS_SCHEMA and not MIN_SCHEMA <= schema <= MAX_SCHEMA:
         raise HistogramError(
@@ -345,7 +344,7 @@ def classic_series(
         out.timestamps.append(stamp)
         if point.stale:
             for series in (*buckets.values(), inf, count, total):
-                series.append((stamp, _STALE_NAN))
+                series.append((stamp, STALE_NAN))
             continue
         for le, cumulative in point.buckets:
             buckets.setdefault(le, []).append((stamp, cumulative))

@@ -19,7 +19,6 @@ import itertools
 import json
 import math
 import re
-import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -42,7 +41,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from novacron.ingest.validate import Limits, check_labels
 from novacron.protocols.histograms import cumulative_buckets, format_bound
 from novacron.protocols.remote_write_pb import Label, Sample, TimeSeries
-from novacron.series import METRIC_NAME, Labels
+from novacron.series import METRIC_NAME, STALE_NAN, Labels
 
 # Resource attributes copied onto every series of the resource. Kept small: each one multiplies
 # nothing (it is constant per resource) but lengthens every label set and index key.
@@ -59,8 +58,6 @@ _IDENTIFYING = frozenset({SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_INSTANCE_ID})
 TARGET_INFO = "target_info"
 
 # Prometheus's staleness marker: a NaN with this exact payload (novacron.promql.values reads it).
-STALE_NAN_BITS = 0x7FF0000000000002
-STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
 _NO_RECORDED_VALUE = DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 _UNSPECIFIED = AggregationTemporality.AGGREGATION_TEMPORALITY_UNSPECIFIED
 # OTLP's valid exponential histogram scales.

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -94,6 +95,18 @@ class IndexStore(Protocol):
         ...
 
 
+class CardinalityStore(Protocol):
+    """The per-tenant, per-day cardinality summary the ingest side's limits read (in the index table)."""
+
+    def count_series(self, tenant: str, day: str, metric: str) -> int:
+        """Exact number of distinct series of ``metric`` in the index on ``day``."""
+        ...
+
+    def put_cardinality(self, tenant: str, day: str, counts: Mapping[str, int], expires_at: int) -> None:
+        """Record series counts per metric (a count never goes down within a day)."""
+        ...
+
+
 class ArchiveStore(Protocol):
     """The raw archive."""
 
@@ -107,6 +120,9 @@ class WriterSettings:
     """How long data lives in the hot tier and the index."""
 
     hot_retention_days: int = 15
+    # A metric's series count is recounted at most this often per writer instance: new series of a
+    # day arrive in bursts (at midnight UTC every series is new), and each recount reads its partition.
+    cardinality_recount_s: float = 10.0
 
 
 @dataclass
@@ -137,11 +153,18 @@ class MetricsWriter:
         index: IndexStore,
         settings: WriterSettings | None = None,
         validator: SeriesValidator | None = None,
+        cardinality: CardinalityStore | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.blocks = blocks
         self.index = index
         self.settings = settings or WriterSettings()
         self.validator = validator or SeriesValidator()
+        self.cardinality = cardinality
+        self._clock = clock
+        # Metrics with new index entries whose count is not recorded yet, and when each was last recounted.
+        self._uncounted: set[tuple[str, str, str]] = set()
+        self._recounted: dict[tuple[str, str, str], float] = {}
         # Series ids known to be in the index, per (tenant, day), sorted for vectorised membership tests.
         self._indexed: dict[tuple[str, str], npt.NDArray[np.uint64]] = {}
         # Series tables written today (pk, key, expiry day): rewritten daily so that their TTL stays
@@ -201,6 +224,29 @@ class MetricsWriter:
         blocks = [item for item in items if not item.is_series_table]
         if blocks:
             self.blocks.put_blocks(blocks)
+        self._recount(entries)
+
+    def _recount(self, entries: list[SeriesEntry]) -> None:
+        """Record exact series counts of the metrics that got new index entries (see CardinalityStore)."""
+        if self.cardinality is None:
+            return
+        self._uncounted.update((e.tenant, e.day, e.metric) for e in entries)
+        if not self._uncounted:
+            return
+        now = self._clock()
+        interval = self.settings.cardinality_recount_s
+        due = sorted(k for k in self._uncounted if now - self._recounted.get(k, float("-inf")) >= interval)
+        counts: dict[tuple[str, str], dict[str, int]] = {}
+        for tenant, day, metric in due:
+            counts.setdefault((tenant, day), {})[metric] = self.cardinality.count_series(tenant, day, metric)
+        for (tenant, day), by_metric in counts.items():
+            day_end = int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() * 1000) + DAY_MS - 1
+            self.cardinality.put_cardinality(tenant, day, by_metric, self._expiry(day_end))
+        if len(self._recounted) > 100_000:
+            self._recounted.clear()  # old days' entries; losing them only allows an early recount
+        for key in due:
+            self._recounted[key] = now
+            self._uncounted.discard(key)
 
     def build_batch(
         self, records: Sequence[tuple[str, SeriesRecord]]

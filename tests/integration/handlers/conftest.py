@@ -84,10 +84,10 @@ class Stack:
         """Invoke the writer with a Kinesis event."""
         return self.writer(event, make_context(WIRING.function(WRITER)))  # type: ignore[no-any-return]
 
-    def stream_event(self) -> dict[str, Any]:
-        """Everything in the metrics stream so far, as a Lambda Kinesis event."""
+    def stream_event(self, stream: str = METRICS_STREAM) -> dict[str, Any]:
+        """Everything in a stream (the metrics stream by default) so far, as a Lambda Kinesis event."""
         kinesis = boto3.client("kinesis", region_name="us-east-1")
-        name = physical_name(METRICS_STREAM)
+        name = physical_name(stream)
         records = []
         for shard in kinesis.list_shards(StreamName=name)["Shards"]:
             iterator = kinesis.get_shard_iterator(

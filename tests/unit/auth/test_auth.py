@@ -15,6 +15,7 @@ from novacron.auth import (
     hash_key,
     issue_key,
     key_id_of,
+    key_summary,
     may_manage,
     new_key_record,
     validate_tenant,
@@ -126,3 +127,13 @@ def test_bad_tenant_ids(tenant: str) -> None:
 
 def test_generate_key_is_random() -> None:
     assert generate_key() != generate_key()
+
+
+def test_a_keys_labels_reach_its_principal(store: MemoryKeyStore) -> None:
+    # Given an ingest key issued with labels
+    key, record = issue_key(store, "acme", Role.INGEST, 1, labels={"owner": "team-a"})
+    # When it authenticates
+    principal = authenticate(f"Bearer {key}", store)
+    # Then the principal carries the labels, and the listing shows them
+    assert principal.labels == {"owner": "team-a"}
+    assert key_summary(record)["labels"] == {"owner": "team-a"}

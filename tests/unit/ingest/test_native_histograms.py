@@ -8,9 +8,9 @@ import pytest
 
 from novacron.ingest.service import IngestResult, IngestService, IngestSettings
 from novacron.promql import Engine
-from novacron.promql.values import STALE_NAN_BITS
 from novacron.protocols import remote_write_v2_pb as pb
 from novacron.query.memory_reader import InMemorySeriesReader
+from novacron.series import STALE_NAN_BITS
 from tests.builders import RW_HEADERS, histogram_series, timeseries, write_request
 from tests.builders_v2 import V2_HEADERS, V2Spec, native_histogram, v2_body
 from tests.fakes import ListSink

@@ -187,15 +187,15 @@ def test_stream_trouble_is_retryable(throttled: bool, status: int) -> None:
     assert err.value.headers == {"Retry-After": "2"}
 
 
-def test_native_histograms_are_refused_clearly(service: IngestService) -> None:
-    # Given a series carrying a native histogram (field 4), unsupported over 1.0
+def test_native_histograms_outside_the_window_are_refused_clearly(service: IngestService) -> None:
+    # Given a series carrying a native histogram (field 4) with count 1 at timestamp 0
     series = timeseries({"__name__": "h"}, [])
     series.histograms.append(b"\x08\x01")
     request = WriteRequest(timeseries=[series])
     body = bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
-    # When written, Then the series is rejected with a reason
+    # When written, Then the series is rejected with a reason (native histograms themselves are stored)
     result = service.remote_write(body, RW_HEADERS, "acme")
-    assert "native histograms" in result.rejected[0]
+    assert "native histogram sample at 1970-01-01T00:00:00.000Z is outside the accepted window" in result.rejected[0]
 
 
 def test_large_bodies_split_into_records_under_the_kinesis_limit(service: IngestService, sink: ListSink) -> None:

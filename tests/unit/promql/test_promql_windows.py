@@ -13,9 +13,8 @@ import math
 import numpy as np
 import pytest
 
-from novacron.promql.values import STALE_NAN_BITS
 from novacron.promql.windows import RANGE_FUNCTIONS, bounds, quantile
-from novacron.series import SeriesSamples
+from novacron.series import STALE_NAN_BITS, SeriesSamples
 
 S = 1000
 T0 = 1_700_000_000_000

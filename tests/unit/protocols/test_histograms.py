@@ -14,7 +14,6 @@ import sys
 import pytest
 
 from novacron.ingest.validate import RejectReason
-from novacron.promql.values import STALE_NAN_BITS
 from novacron.protocols import remote_write_v2_pb as pb
 from novacron.protocols.histograms import (
     MAX_POPULATED_BUCKETS,
@@ -30,6 +29,7 @@ from novacron.protocols.histograms import (
 )
 from novacron.protocols.remote_write_v2 import NativeSeries
 from novacron.protocols.wire import decode_series
+from novacron.series import STALE_NAN_BITS
 from tests.builders_v2 import native_histogram
 
 MAX = sys.float_info.max

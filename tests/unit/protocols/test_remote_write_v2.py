@@ -172,7 +172,7 @@ def test_metadata_references_out_of_range_reject_the_series(decoder: V2Decoder) 
     assert "timeseries[0]: metadata unit_ref 50 is out of range" in out.rejected[0]
 
 
-def test_native_histograms_are_rejected_naming_the_series(decoder: V2Decoder) -> None:
+def test_native_histogram_series_are_handed_on_with_their_labels(decoder: V2Decoder) -> None:
     # Given a histogram series between two float series
     specs = [
         V2Spec({"__name__": "a"}, [(NOW, 1.0)]),
@@ -181,7 +181,40 @@ def test_native_histograms_are_rejected_naming_the_series(decoder: V2Decoder) ->
     ]
     # When decoded
     out = decoder.decode(v2_raw(specs))
-    # Then it is refused with a reason and a name, counted, and the float series survive
-    assert out.rejected == ['timeseries[1]: native histograms are not stored yet: rpc_duration_seconds{job="api"}']
+    # Then it is handed on (resolved labels, its histograms, named by index), counted, and the float series survive
+    assert out.rejected == []
+    (native,) = out.native
+    assert native.labels == [(b"__name__", b"rpc_duration_seconds"), (b"job", b"api")]
+    assert (len(native.histograms), native.where) == (2, "timeseries[1]: ")
     assert out.histograms_received == 2
     assert [samples_of(c) for c in out.contents] == [[(NOW, 1.0)], [(NOW, 2.0)]]
+
+
+def test_a_series_with_both_samples_and_histograms_is_refused(decoder: V2Decoder) -> None:
+    # Given a series carrying float samples and a histogram, which the 2.0 spec forbids
+    out = decoder.decode(v2_raw([V2Spec({"__name__": "mixed"}, [(NOW, 1.0)], histograms=1)]))
+    # Then it is refused, saying why
+    assert out.native == []
+    assert out.contents == []
+    assert "both samples and histograms" in out.rejected[0]
+
+
+@pytest.mark.parametrize(
+    ("metric_type", "reset_hint", "created", "kept"),
+    [
+        (pb.METRIC_TYPE_HISTOGRAM, 0, NOW - 60_000, True),
+        (pb.METRIC_TYPE_GAUGEHISTOGRAM, 0, NOW - 60_000, False),
+        (pb.METRIC_TYPE_HISTOGRAM, 3, NOW - 60_000, False),  # reset hint GAUGE
+        (pb.METRIC_TYPE_HISTOGRAM, 0, NOW + 1, False),  # not before the first histogram
+        (pb.METRIC_TYPE_HISTOGRAM, 0, NOW - 3 * 3600_000, False),  # outside the window
+    ],
+)
+def test_created_timestamps_of_counter_histograms_are_handed_on(
+    decoder: V2Decoder, metric_type: int, reset_hint: int, created: int, kept: bool
+) -> None:
+    # Given a histogram series with a created timestamp
+    h = pb.Histogram(count_int=1, sum=1.0, schema=0, timestamp=NOW, reset_hint=reset_hint)
+    spec = V2Spec({"__name__": "latency_seconds"}, created=created, metric_type=metric_type, native=[h])
+    # When decoded, Then only a counter histogram's created timestamp before its first sample is kept
+    (native,) = decoder.decode(v2_raw([spec])).native
+    assert native.created_ms == (created if kept else 0)
