@@ -67,7 +67,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     # Functions other work streams have not written yet (OTLP, Firehose…) are skipped, not fatal.
-    runtime = LocalRuntime(port=free_port(), allow_missing_handlers=True).start()
+    runtime = LocalRuntime(port=free_port()).start()
     try:
         ingest, read = generate_key(), generate_key()
         register_key(ingest, "agent", "ingest", physical_name(KEYS_TABLE))
