@@ -26,10 +26,13 @@ config = WriterConfig.from_env()
 logger = Logger(service="novacron-metrics-writer")
 tracer = Tracer()
 metrics = Metrics()
+index = DynamoIndexStore(config.index_table)
+# The index also holds the per-day cardinality summary the ingest side's limits read.
 writer = MetricsWriter(
     DynamoBlockStore(config.blocks_table),
-    DynamoIndexStore(config.index_table),
+    index,
     WriterSettings(hot_retention_days=config.hot_retention_days),
+    cardinality=index,
 )
 archive = S3Archive(config.archive_bucket)
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)

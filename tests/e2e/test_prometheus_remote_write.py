@@ -87,8 +87,10 @@ def test_promtool_range_query_matches_prometheus_itself(
         "e2e_requests_total",
     )
     theirs = promtool("range", "-o", "json", *window, prometheus.url, "e2e_requests_total")
-    # Then the series and every value are the same
-    assert [s["metric"] for s in ours] == [s["metric"] for s in theirs]
+    # Then the series and every value are the same, NovaCron's series also carrying the labels its default
+    # ingest policy adds (docs/ingest-policy.md): this Prometheus sends no source, environment or owner
+    policy_labels = {"source": "unknown", "environment": "unknown", "owner": "unknown"}
+    assert [s["metric"] for s in ours] == [{**s["metric"], **policy_labels} for s in theirs]
     assert ours[0]["values"] == theirs[0]["values"]
     assert len(ours[0]["values"]) >= 5
     # And the counter grows as the target served it (5 per scrape)

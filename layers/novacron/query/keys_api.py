@@ -22,6 +22,18 @@ def _error(status: int, message: str) -> Response:
     return status, {"status": "error", "error": message}
 
 
+def managed_tenant(principal: Principal, params: Params) -> str | Response:
+    """The tenant an admin request is about (``tenant``, default the caller's), or the response refusing it."""
+    tenant = _first(params, "tenant", principal.tenant)
+    try:
+        validate_tenant(tenant)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    if not may_manage(principal, tenant):
+        return _error(403, f"an admin key of tenant {principal.tenant!r} cannot manage tenant {tenant!r}")
+    return tenant
+
+
 def key_labels(params: Params, body: bytes) -> dict[str, str]:
     """A new key's labels: ``label=name=value`` parameters and/or a JSON body ``{"labels": {...}}``.
 
@@ -53,13 +65,9 @@ def handle(store: KeyStore, principal: Principal, method: str, params: Params, n
 
     Labels (see ``key_labels``) are added by the ingest policy to the key's series that lack them.
     """
-    tenant = _first(params, "tenant", principal.tenant)
-    try:
-        validate_tenant(tenant)
-    except ValueError as exc:
-        return _error(400, str(exc))
-    if not may_manage(principal, tenant):
-        return _error(403, f"an admin key of tenant {principal.tenant!r} cannot manage keys of tenant {tenant!r}")
+    tenant = managed_tenant(principal, params)
+    if not isinstance(tenant, str):
+        return tenant
     if method == "GET":
         return 200, {"status": "success", "data": [key_summary(r) for r in store.list(tenant)]}
     role = _first(params, "role")
@@ -76,9 +84,9 @@ def handle(store: KeyStore, principal: Principal, method: str, params: Params, n
 
 def revoke(store: KeyStore, principal: Principal, key_id: str, params: Params, now: int) -> Response:
     """DELETE revokes a key of the tenant (``tenant`` parameter, default the caller's)."""
-    tenant = _first(params, "tenant", principal.tenant)
-    if not may_manage(principal, tenant):
-        return _error(403, f"an admin key of tenant {principal.tenant!r} cannot manage keys of tenant {tenant!r}")
+    tenant = managed_tenant(principal, params)
+    if not isinstance(tenant, str):
+        return tenant
     if not store.revoke(key_id, tenant, now):
         return _error(404, f"no key {key_id!r} in tenant {tenant!r}")
     return 200, {"status": "success", "data": {"key_id": key_id, "revoked_at": now}}
