@@ -10,12 +10,15 @@ remembered here: the gate keeps them until its next refresh.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 from novacron.ingest.cardinality import Candidate, CardinalityGate, Decision, Refusal
 from novacron.ingest.policy import IngestPolicy
 from novacron.ingest.validate import RejectReason, SeriesValidator, Verdict
 from novacron.protocols.remote_write_pb import RawTimeSeries
 from novacron.series import PARTITION_BUCKETS, metric_name
+
+LabelScrub: TypeAlias = Callable[[Sequence[tuple[str, str]]], Sequence[tuple[str, str]]]
 
 # Codes: the partition bucket of a series admitted (0..63), with flags above it; negative codes for
 # series not admitted. PARTITION_BUCKETS is a power of two, so a mask recovers the bucket.
@@ -53,10 +56,11 @@ class Admission:
         key_labels: tuple[tuple[str, str], ...],
         gate: CardinalityGate | None,
         cache_size: int = 1_000_000,
+        scrub: LabelScrub | None = None,
     ) -> None:
         self.policy = policy
         self.gate = gate
-        self.validator = SeriesValidator(cache_size=cache_size, fill=policy.label_fill(dict(key_labels)))
+        self.validator = SeriesValidator(cache_size=cache_size, fill=policy.label_fill(dict(key_labels)), scrub=scrub)
         self._codes = _Codes(self._decide, cache_size)
         # A dict lookup on a hit: ``map(admission.code_of, label_bytes)`` runs at C speed when warm.
         self.code_of: Callable[[bytes], int] = self._codes.__getitem__
@@ -139,12 +143,13 @@ class AdmissionCache:
         policy: IngestPolicy,
         key_labels: tuple[tuple[str, str], ...],
         gate: CardinalityGate | None,
+        scrub: LabelScrub | None = None,
     ) -> Admission:
-        """The Admission of a sender, made on first use."""
+        """The Admission of a sender, made on first use (``scrub`` is the tenant's PII scrubbing of labels)."""
         key = (tenant, policy.version, key_labels)
         found = self._entries.pop(key, None)
         if found is None or (found.policy is not policy and found.policy != policy):
-            found = Admission(policy, key_labels, gate, self._cache_size)
+            found = Admission(policy, key_labels, gate, self._cache_size, scrub)
         self._entries[key] = found  # most recently used last
         while len(self._entries) > self._max_entries:
             del self._entries[next(iter(self._entries))]

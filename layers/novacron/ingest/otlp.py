@@ -15,6 +15,7 @@ What the OTLP specification asks of a server, and how this module answers:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -100,6 +101,7 @@ class OtlpResponse:
     headers: dict[str, str] = field(default_factory=dict)
     accepted: int = 0  # data points or spans stored
     rejected: int = 0  # data points or spans refused (partial success)
+    ingest: IngestResult | None = None  # what the metrics path stored and refused, series by series
 
 
 class AttributeScrubber(Protocol):
@@ -214,7 +216,7 @@ class TraceService:
     def __init__(
         self,
         sink: StreamSink,
-        scrubber_for: Callable[[str], AttributeScrubber] | None = None,
+        scrubber_for: Callable[[str], AttributeScrubber | None] | None = None,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.sink = sink
@@ -223,8 +225,9 @@ class TraceService:
 
     def export(self, request: ExportTraceServiceRequest, tenant: str) -> PackedSpans:
         """Store the valid spans of ``request``; IngestError 429/503 when the stream refuses them."""
-        if self.scrubber_for is not None:
-            scrub_spans(request, self.scrubber_for(tenant))
+        scrubber = self.scrubber_for(tenant) if self.scrubber_for is not None else None
+        if scrubber is not None:
+            scrub_spans(request, scrubber)
         packed = pack_spans(request, tenant, self.clock_ms())
         if packed.records:
             try:
@@ -303,7 +306,8 @@ class OtlpReceiver:
         if rejected:
             response.partial_success.rejected_data_points = rejected
             response.partial_success.error_message = _metrics_rejection(rejected, mapped.errors, result)
-        return success_response(response, encoding, max(0, mapped.points - rejected), rejected)
+        answer = success_response(response, encoding, max(0, mapped.points - rejected), rejected)
+        return dataclasses.replace(answer, ingest=result)
 
     def export_traces(self, body: bytes, headers: Mapping[str, str], tenant: str) -> OtlpResponse:
         """Handle one ``POST /v1/traces`` (headers with lower-case names)."""

@@ -69,8 +69,10 @@ class PiiRules(BaseModel):
     bearer_tokens: bool = True  # also JWTs and Authorization values
     db_statement_literals: bool = True
     custom: tuple[CustomRule, ...] = ()
-    # Attribute/label names never scrubbed (e.g. "net.peer.ip" for a tenant that wants its IPs).
-    exempt_attributes: frozenset[str] = frozenset()
+    # Attribute/label names never scrubbed (e.g. "net.peer.ip" for a tenant that wants its IPs). Prometheus's
+    # ``instance`` is a scrape target's address, infrastructure identity rather than personal data, and
+    # the label an SRE reads first: it is exempt unless the tenant says otherwise.
+    exempt_attributes: frozenset[str] = frozenset({"instance"})
 
 
 # --- detectors ---------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from novacron.ingest.pii import PiiRules
 from novacron.ingest.validate import LABEL_NAME_RE, METRIC_NAME_RE, LabelFill, Limits
 
 POLICY_KEY = "ingest-policy"
@@ -81,6 +82,8 @@ class IngestPolicy(BaseModel):
     max_series_per_tenant: int = Field(default=1_000_000, gt=0, le=1_000_000_000)
     max_series_per_metric: int = Field(default=50_000, gt=0, le=100_000_000)
     approvals: dict[str, Approval] = Field(default_factory=dict)
+    # PII scrubbing of metric label values and span attributes (docs/pii.md): on by default.
+    pii: PiiRules = Field(default_factory=PiiRules)
     updated_by: str = ""  # key id of the last change
     updated_at: int = 0  # epoch seconds
 

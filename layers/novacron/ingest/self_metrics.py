@@ -153,7 +153,7 @@ def send_self_metrics(counters: IngestCounters, service: IngestService) -> None:
         return
     for tenant, series in counters.drain().items():
         try:
-            result = service.ingest_encoded(series, tenant)
+            result = service.ingest_encoded(series, tenant, apply_policy=False)
         except Exception as exc:
             log.warning("could not send NovaCron's ingest metrics for %s: %s", tenant, exc)
             counters.unsent(tenant)

@@ -32,6 +32,7 @@ from novacron.ingest.admission import (
     AdmissionCache,
 )
 from novacron.ingest.cardinality import CardinalityGate, CardinalityReader, Refusal
+from novacron.ingest.pii import PiiRules, Scrubber
 from novacron.ingest.policy import IngestPolicy
 from novacron.ingest.validate import RejectReason, SeriesValidator, Verdict, format_labels
 from novacron.protocols.histograms import ClassicBatch, native_series_v1, to_classic
@@ -188,6 +189,7 @@ class IngestService:
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         policies: PolicySource | None = None,
         cardinality: CardinalityReader | None = None,
+        pii_secret: bytes | None = None,
     ) -> None:
         self.sink = sink
         self.settings = settings or IngestSettings()
@@ -197,6 +199,8 @@ class IngestService:
         self.cardinality = cardinality
         self._admissions = AdmissionCache()
         self._gates: dict[str, CardinalityGate] = {}
+        self.pii_secret = pii_secret
+        self._scrubbers: dict[tuple[str, PiiRules], Scrubber] = {}
 
     # --- remote write 1.0 and 2.0 -----------------------------------------------------------
 
@@ -286,17 +290,21 @@ class IngestService:
         """Handle one ``POST /api/v1/ingest`` body (see docs/ingest-json.md)."""
         return self.ingest_encoded(json_to_series(body, self.clock_ms()), tenant, key_labels)
 
-    def ingest_encoded(self, contents: list[bytes], tenant: str, key_labels: KeyLabels = None) -> IngestResult:
+    def ingest_encoded(
+        self, contents: list[bytes], tenant: str, key_labels: KeyLabels = None, *, apply_policy: bool = True
+    ) -> IngestResult:
         """Validate, pack and put series given as ``TimeSeries`` encodings.
 
         The one entry point of every protocol that is not remote write (OTLP, Firehose, the agent's
         imports): each turns its payload into ``TimeSeries`` encodings and hands them here.
+        ``apply_policy=False`` is for NovaCron's own series about the tenant (self-metrics): they are
+        validated, but the tenant's label rules and cardinality limits are not theirs to meet.
         """
         try:
             decoded = decode_series(contents)
         except WireFormatError as exc:
             raise IngestError(400, str(exc)) from None
-        records, result = self.pack(decoded, tenant, key_labels=key_labels)
+        records, result = self.pack(decoded, tenant, key_labels=key_labels, apply_policy=apply_policy)
         self._put(records)
         return result
 
@@ -309,6 +317,7 @@ class IngestService:
         created_samples: npt.NDArray[np.int64] | None = None,
         now: int | None = None,
         key_labels: KeyLabels = None,
+        apply_policy: bool = True,
     ) -> tuple[list[StreamRecord], IngestResult]:
         """Validate decoded series, apply the ingest policy and pack the accepted ones into records by bucket.
 
@@ -325,8 +334,10 @@ class IngestService:
             now = self.clock_ms()
         low = now - self.settings.max_sample_age_s * 1000
         high = now + self.settings.max_sample_future_s * 1000
-        with _policy_reads():
-            admission = self._admission(tenant, key_labels, now)
+        admission = None
+        if apply_policy:
+            with _policy_reads():
+                admission = self._admission(tenant, key_labels, now)
         contents, lengths = decoded.contents, decoded.lengths
         refusals: dict[int, Refusal] = {}
         if admission is None:
@@ -395,7 +406,27 @@ class IngestService:
                 self._gates[tenant] = gate
             gate.begin(day_of(now), policy.version)
         labels = tuple(sorted(key_labels.items())) if key_labels else ()
-        return self._admissions.get(tenant, policy, labels, gate)
+        scrubber = self._scrubber(tenant, policy.pii)
+        return self._admissions.get(tenant, policy, labels, gate, scrubber.scrub_labels if scrubber else None)
+
+    def scrubber(self, tenant: str) -> Scrubber | None:
+        """The tenant's PII scrubber under its current policy (None without a secret or with scrubbing off)."""
+        if self.policies is None:
+            return self._scrubber(tenant, PiiRules())
+        with _policy_reads():
+            policy = self.policies.policy(tenant)
+        return self._scrubber(tenant, policy.pii)
+
+    def _scrubber(self, tenant: str, rules: PiiRules) -> Scrubber | None:
+        if self.pii_secret is None or not rules.enabled:
+            return None
+        key = (tenant, rules)
+        found = self._scrubbers.get(key)
+        if found is None:
+            if len(self._scrubbers) >= 256:
+                self._scrubbers.clear()  # one entry per tenant and rule set: a full map is rare and refills
+            found = self._scrubbers[key] = Scrubber.for_tenant(tenant, self.pii_secret, rules)
+        return found
 
     def _put(self, records: list[StreamRecord]) -> None:
         if not records:

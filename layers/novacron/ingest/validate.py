@@ -7,7 +7,7 @@ results are cached by the labels' wire bytes: a warm function validates each ser
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
@@ -175,15 +175,21 @@ class _MemoDict(dict[bytes, _V]):
 class SeriesValidator:
     """Validates label sets given as wire bytes, remembering the answers.
 
-    With a ``fill``, label sets are also completed (see LabelFill): verdicts then describe the
-    series as stored, and ``rewritten`` holds its new label fields.
+    With a ``fill``, label sets are also completed (see LabelFill), and with a ``scrub`` their values
+    are cleaned of personal data (novacron.ingest.pii): verdicts then describe the series as stored,
+    and ``rewritten`` holds its new label fields.
     """
 
     def __init__(
-        self, limits: Limits | None = None, cache_size: int = 1_000_000, fill: LabelFill | None = None
+        self,
+        limits: Limits | None = None,
+        cache_size: int = 1_000_000,
+        fill: LabelFill | None = None,
+        scrub: Callable[[Sequence[tuple[str, str]]], Sequence[tuple[str, str]]] | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self.fill = fill
+        self.scrub = scrub
         self._cache: _MemoDict[Verdict] = _MemoDict(self._check_uncached, cache_size)
         self._buckets: _MemoDict[int] = _MemoDict(lambda key: self.check(key).bucket, cache_size)
         self._valid_names: set[str] = set()
@@ -214,15 +220,20 @@ class SeriesValidator:
         labels: Labels = tuple(pairs)
         if problem is not None:
             return Verdict(labels, error=f"{problem}: {format_labels(pairs)}", reason=RejectReason.INVALID_LABELS)
-        if self.fill is not None:
-            return self._completed(pairs, raw_pairs, self.fill)
+        if self.fill is not None or self.scrub is not None:
+            return self._completed(pairs, raw_pairs, self.fill or LabelFill())
         sid = encoded_series_id(raw_pairs)
         return Verdict(labels, sid, partition_bucket(sid), series_u64=int(sid, 16))
 
     def _completed(
         self, pairs: list[tuple[str, str]], raw_pairs: list[tuple[bytes, bytes]], fill: LabelFill
     ) -> Verdict:
-        """The verdict of a valid label set after the fill's labels are added."""
+        """The verdict of a valid label set after scrubbing its values and adding the fill's labels."""
+        scrubbed = False
+        if self.scrub is not None:
+            cleaned = list(self.scrub(pairs))
+            scrubbed = cleaned != pairs
+            pairs = cleaned
         present = {name for name, _ in pairs}
         added = [(name, value) for name, value in fill.add if name not in present]
         present.update(name for name, _ in added)
@@ -231,13 +242,13 @@ class SeriesValidator:
             return Verdict(tuple(pairs), error=missing_label_message(missing, pairs), reason=RejectReason.MISSING_LABEL)
         unknown = tuple(name for name in fill.unknown if name not in present)
         added.extend((name, UNKNOWN_VALUE) for name in unknown)
-        if not added:
+        if not added and not scrubbed:
             sid = encoded_series_id(raw_pairs)
             return Verdict(tuple(pairs), sid, partition_bucket(sid), series_u64=int(sid, 16))
         merged = sorted([*pairs, *added])
         problem = check_labels(merged, self.limits, self._valid_names)
         if problem is not None:
-            error = f"{problem} (with the labels the ingest policy adds): {format_labels(merged)}"
+            error = f"{problem} (with the labels the ingest policy adds or scrubs): {format_labels(merged)}"
             return Verdict(tuple(pairs), error=error, reason=RejectReason.INVALID_LABELS)
         raw_merged = [(n.encode(), v.encode()) for n, v in merged]
         message = RawLabels()

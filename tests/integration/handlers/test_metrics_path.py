@@ -192,7 +192,7 @@ class _FlakyKinesis:
 
 def test_partial_put_failures_are_retried_and_nothing_is_lost(stack: Stack, monkeypatch) -> None:
     # Given a stream that throttles the first few entries
-    sink = sys.modules[stack.ingest.__module__].service.sink
+    sink = sys.modules[stack.ingest.__module__].edge.service.sink
     monkeypatch.setattr(sink, "_kinesis", _FlakyKinesis(boto3.client("kinesis", region_name="us-east-1"), 3))
     monkeypatch.setattr(sink, "_sleep", lambda _s: None)
     t = now_ms()
@@ -208,7 +208,7 @@ def test_partial_put_failures_are_retried_and_nothing_is_lost(stack: Stack, monk
 
 def test_a_throttled_stream_gets_a_retryable_status(stack: Stack, monkeypatch) -> None:
     # Given a stream that throttles everything
-    sink = sys.modules[stack.ingest.__module__].service.sink
+    sink = sys.modules[stack.ingest.__module__].edge.service.sink
     monkeypatch.setattr(sink, "_kinesis", _FlakyKinesis(None, 10**9))
     monkeypatch.setattr(sink, "_sleep", lambda _s: None)
     # When a body is written

@@ -154,3 +154,35 @@ def test_json_exports_are_answered_in_json(stack: Stack, otlp: Any) -> None:
     # Then the answer is a JSON partial success, as text
     assert (response["statusCode"], response["headers"]["Content-Type"]) == (200, "application/json")
     assert int(json.loads(raw_body(response))["partialSuccess"]["rejectedSpans"]) == 1
+
+
+def test_personal_data_in_span_attributes_never_reaches_the_archive(
+    stack: Stack, otlp: Any, archive_spans: Any
+) -> None:
+    # Given a span whose attributes carry an e-mail address and a SQL literal
+    request = trace_request(
+        [
+            span(
+                name="login",
+                attrs={"user.email": "jane.doe@example.com", "db.statement": "SELECT 1 FROM u WHERE n='jane'"},
+            )
+        ]
+    )
+    # When it is exported and archived
+    response = stack.http(
+        otlp,
+        "POST",
+        "/otlp/v1/traces",
+        key=stack.keys["acme-ingest"],
+        body=request.SerializeToString(),
+        headers=PROTOBUF,
+    )
+    assert response["statusCode"] == 200
+    assert archive_spans(stack.stream_event(SPANS_STREAM)) == {"batchItemFailures": []}
+    # Then the archive holds tokens in their place, made with the deployment's PII key
+    (data,) = archived("spans/acme/").values()
+    (stored,) = [s for m in read_archive_object(data) for s in all_spans(m)]
+    values = {a.key: a.value.string_value for a in stored.attributes}
+    assert values["user.email"].startswith("<email:")
+    assert "jane" not in values["db.statement"]
+    assert values["db.statement"].startswith("SELECT ? FROM u WHERE n=")
