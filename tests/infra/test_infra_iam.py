@@ -44,6 +44,8 @@ def _granted(synthesized, function: str) -> dict[str, set[str]]:
         for resource in _resources(statement):
             if isinstance(resource, dict) and "Fn::GetAtt" in resource:
                 key = resource["Fn::GetAtt"][0]
+            elif isinstance(resource, dict) and "Ref" in resource:  # a secret's ARN
+                key = resource["Ref"]
             elif isinstance(resource, dict) and "Fn::Join" in resource:
                 key = resource["Fn::Join"][1][0]["Fn::GetAtt"][0] + resource["Fn::Join"][1][1]
             else:
@@ -54,7 +56,7 @@ def _granted(synthesized, function: str) -> dict[str, set[str]]:
 
 def _logical(synthesized, name: str) -> str:
     res = synthesized.stack.resources
-    for group in (res.streams, res.tables, res.buckets, res.queues):
+    for group in (res.streams, res.tables, res.buckets, res.queues, res.secrets):
         if name in group:
             return synthesized.logical_id(group[name])
     raise KeyError(name)

@@ -32,6 +32,15 @@ def only(synthesized, cfn_type: str) -> tuple[str, dict]:
     return logical_id, resource["Properties"]
 
 
+def stream_secret(synthesized) -> tuple[str, dict]:
+    """The metric stream's access-key secret (the wiring declares secrets of its own)."""
+    wiring_secrets = {synthesized.logical_id(s) for s in synthesized.stack.resources.secrets.values()}
+    [(logical_id, resource)] = [
+        (lid, r) for lid, r in synthesized.of_type("AWS::SecretsManager::Secret").items() if lid not in wiring_secrets
+    ]
+    return logical_id, resource["Properties"]
+
+
 def statements(synthesized, role_id: str) -> list[dict]:
     found = []
     for policy in synthesized.of_type("AWS::IAM::Policy").values():
@@ -71,7 +80,7 @@ def test_firehose_delivers_gzip_to_the_api_route_with_the_key_from_secrets_manag
     assert url.endswith('"/aws/firehose"]]}')
     # The access key is never in the template: Firehose reads it from the secret
     assert "AccessKey" not in destination["EndpointConfiguration"]
-    secret_id, _ = only(streamed, "AWS::SecretsManager::Secret")
+    secret_id, _ = stream_secret(streamed)
     assert destination["SecretsManagerConfiguration"]["Enabled"] is True
     assert destination["SecretsManagerConfiguration"]["SecretARN"] == {"Ref": secret_id}
     assert destination["RequestConfiguration"] == {"ContentEncoding": "GZIP"}
@@ -92,7 +101,7 @@ def test_failed_deliveries_are_kept_in_the_archive_bucket(streamed):
 
 
 def test_the_secret_holds_a_generated_placeholder_only(streamed):
-    _, secret = only(streamed, "AWS::SecretsManager::Secret")
+    _, secret = stream_secret(streamed)
     assert "SecretString" not in secret
     assert secret["GenerateSecretString"]["GenerateStringKey"] == "api_key"
     assert "KmsKeyId" in secret

@@ -17,6 +17,7 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     "AwsSolutions-IAM5[Resource::*]",
     "AwsSolutions-KDS3",
     "AwsSolutions-L1",
+    "AwsSolutions-SMG4",
     "AwsSolutions-SQS3",
 }
 

@@ -132,7 +132,7 @@ def test_functions_match_wiring(synthesized):
 
 def _construct_of(synthesized, name: str) -> Any:
     res = synthesized.stack.resources
-    for group in (res.streams, res.tables, res.buckets, res.queues):
+    for group in (res.streams, res.tables, res.buckets, res.queues, res.secrets):
         if name in group:
             return group[name]
     raise KeyError(name)
@@ -149,3 +149,15 @@ def test_layers_are_built_for_the_runtime(synthesized):
 
 def test_no_timestream_by_default(synthesized):
     assert not [r for r in synthesized.resources.values() if r["Type"].startswith("AWS::Timestream::")]
+
+
+def test_declared_secrets_are_generated_and_encrypted_with_the_stack_key(synthesized):
+    key_id = synthesized.logical_id(synthesized.stack.resources.key)
+    for decl in WIRING.secrets:
+        props = synthesized.resources[synthesized.logical_id(synthesized.stack.resources.secrets[decl.name])][
+            "Properties"
+        ]
+        # The value is made by Secrets Manager at deployment: never a literal in the template
+        assert "SecretString" not in props
+        assert props["GenerateSecretString"]["PasswordLength"] >= 48
+        assert props["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}

@@ -8,6 +8,7 @@ the ingest side that wires adapters to logic; the logic itself never sees an ada
 
 from __future__ import annotations
 
+import functools
 import gc
 import time
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ def ingest_edge(config: IngestConfig) -> IngestEdge:
         settings,
         policies=SettingsTable(config.settings_table, config.settings_cache_ttl_s),
         cardinality=DynamoIndexStore(config.index_table),
-        pii_secret=read_secret(config.pii_secret),
+        pii_secret=functools.partial(read_secret, config.pii_secret),
     )
     counters = IngestCounters(new_instance_id(), _now_ms)
     return IngestEdge(service, counters, DynamoKeyStore(config.keys_table, config.key_cache_ttl_s))

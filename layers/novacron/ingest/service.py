@@ -189,7 +189,7 @@ class IngestService:
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         policies: PolicySource | None = None,
         cardinality: CardinalityReader | None = None,
-        pii_secret: bytes | None = None,
+        pii_secret: bytes | Callable[[], bytes] | None = None,
     ) -> None:
         self.sink = sink
         self.settings = settings or IngestSettings()
@@ -199,7 +199,9 @@ class IngestService:
         self.cardinality = cardinality
         self._admissions = AdmissionCache()
         self._gates: dict[str, CardinalityGate] = {}
-        self.pii_secret = pii_secret
+        # The deployment secret, or how to read it: read on first use, so that a cold start does not
+        # wait on it and a failed read is a retryable 503 of one request rather than a broken function.
+        self._pii_secret = pii_secret
         self._scrubbers: dict[tuple[str, PiiRules], Scrubber] = {}
 
     # --- remote write 1.0 and 2.0 -----------------------------------------------------------
@@ -406,26 +408,26 @@ class IngestService:
                 self._gates[tenant] = gate
             gate.begin(day_of(now), policy.version)
         labels = tuple(sorted(key_labels.items())) if key_labels else ()
-        scrubber = self._scrubber(tenant, policy.pii)
+        scrubber = self._scrubber(tenant, policy.pii)  # within the caller's _policy_reads: a failed read is a 503
         return self._admissions.get(tenant, policy, labels, gate, scrubber.scrub_labels if scrubber else None)
 
     def scrubber(self, tenant: str) -> Scrubber | None:
         """The tenant's PII scrubber under its current policy (None without a secret or with scrubbing off)."""
-        if self.policies is None:
-            return self._scrubber(tenant, PiiRules())
         with _policy_reads():
-            policy = self.policies.policy(tenant)
-        return self._scrubber(tenant, policy.pii)
+            rules = self.policies.policy(tenant).pii if self.policies is not None else PiiRules()
+            return self._scrubber(tenant, rules)
 
     def _scrubber(self, tenant: str, rules: PiiRules) -> Scrubber | None:
-        if self.pii_secret is None or not rules.enabled:
+        if self._pii_secret is None or not rules.enabled:
             return None
         key = (tenant, rules)
         found = self._scrubbers.get(key)
         if found is None:
+            if callable(self._pii_secret):
+                self._pii_secret = self._pii_secret()
             if len(self._scrubbers) >= 256:
                 self._scrubbers.clear()  # one entry per tenant and rule set: a full map is rare and refills
-            found = self._scrubbers[key] = Scrubber.for_tenant(tenant, self.pii_secret, rules)
+            found = self._scrubbers[key] = Scrubber.for_tenant(tenant, self._pii_secret, rules)
         return found
 
     def _put(self, records: list[StreamRecord]) -> None:
