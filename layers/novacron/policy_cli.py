@@ -34,6 +34,17 @@ def register(commands: Any) -> None:
     change.add_argument("--remove-default", action="append", default=[], metavar="NAME", help="drop a default")
     change.add_argument("--max-series-per-tenant", type=int)
     change.add_argument("--max-series-per-metric", type=int)
+    change.add_argument(
+        "--pii",
+        action="append",
+        default=[],
+        metavar="SWITCH=on|off",
+        help="PII scrubbing: enabled, email, card_numbers, ip_addresses, bearer_tokens, db_statement_literals "
+        "(repeatable; custom rules through the API, docs/pii.md)",
+    )
+    change.add_argument(
+        "--pii-exempt", metavar="NAMES", help="comma-separated attribute/label names never scrubbed (replaces the list)"
+    )
     change.set_defaults(run=_policy_set)
 
     card = commands.add_parser(
@@ -56,6 +67,9 @@ def register(commands: Any) -> None:
     _target(revoke)
     revoke.add_argument("metric")
     revoke.set_defaults(run=_cardinality_revoke)
+
+
+PII_SWITCHES = ("enabled", "email", "card_numbers", "ip_addresses", "bearer_tokens", "db_statement_literals")
 
 
 def _target(p: argparse.ArgumentParser) -> None:
@@ -96,6 +110,17 @@ def changed_policy(current: dict[str, Any], args: argparse.Namespace) -> dict[st
         body["max_series_per_tenant"] = args.max_series_per_tenant
     if args.max_series_per_metric is not None:
         body["max_series_per_metric"] = args.max_series_per_metric
+    pii = dict(body.get("pii", {}))
+    for switch, value in _pairs(args.pii, "--pii").items():
+        if switch not in PII_SWITCHES:
+            raise CliError(f"--pii {switch}: unknown switch; one of {', '.join(PII_SWITCHES)}")
+        if value not in ("on", "off"):
+            raise CliError(f"--pii {switch}={value}: the value must be on or off")
+        pii[switch] = value == "on"
+    if args.pii_exempt is not None:
+        pii["exempt_attributes"] = [name.strip() for name in args.pii_exempt.split(",") if name.strip()]
+    if pii:
+        body["pii"] = pii
     return body
 
 

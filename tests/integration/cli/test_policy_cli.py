@@ -49,6 +49,24 @@ def test_policy_get_and_set(url: str, capsys: pytest.CaptureFixture[str]) -> Non
     assert "HTTP 400" in err
 
 
+def test_policy_set_pii_switches(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    target = ("--url", url, "--api-key", ADMIN, "--tenant", "initech")
+    # Given initech's default policy, which scrubs everything and exempts `instance`
+    # When the operator turns IP scrubbing off and exempts another attribute
+    code, out, _ = run(
+        capsys, "policy", "set", *target, "--pii", "ip_addresses=off", "--pii-exempt", "instance,net.peer.ip"
+    )
+    # Then the stored policy says so, and the other switches stay on
+    pii = json.loads(out)["pii"]
+    assert code == 0
+    assert (pii["ip_addresses"], pii["email"], pii["enabled"]) == (False, True, True)
+    assert sorted(pii["exempt_attributes"]) == ["instance", "net.peer.ip"]
+    # And a switch that does not exist is refused before anything is sent
+    code, _, err = run(capsys, "policy", "set", *target, "--pii", "phone_numbers=off")
+    assert code == 1
+    assert "unknown switch" in err
+
+
 def test_cardinality_approve_list_revoke(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     target = ("--url", url, "--api-key", ADMIN, "--tenant", "globex")
     # When a metric is approved
