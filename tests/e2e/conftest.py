@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +40,15 @@ class LocalStack:
     read_key: str
     other_ingest_key: str
     other_read_key: str
+
+
+def query(stack: LocalStack, promql: str, key: str | None = None) -> list[Any]:
+    """An instant query's result vector, with the stack's read key unless told otherwise."""
+    url = f"{stack.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key or stack.read_key}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        result: list[Any] = json.loads(response.read())["data"]["result"]
+    return result
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -13,7 +12,6 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -29,7 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from novacron.local.resources import physical_name
 from novacron.spans import read_archive_object
 from novacron.wiring import ARCHIVE_BUCKET
-from tests.e2e.conftest import LocalStack, free_port, wait_for
+from tests.e2e.conftest import LocalStack, free_port, query, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -65,14 +63,6 @@ new OTLPTraceExporter(options).export(memory.getFinishedSpans(), (result) => {
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def query(stack: LocalStack, promql: str) -> list[Any]:
-    url = f"{stack.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {stack.read_key}"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        result: list[Any] = json.loads(response.read())["data"]["result"]
-    return result
 
 
 def archived_span_names(stack: LocalStack, tenant: str) -> set[str]:
