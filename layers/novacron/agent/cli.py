@@ -90,21 +90,25 @@ def _run_agent(args: argparse.Namespace) -> int:
         log.info("received %s; stopping", signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    # Restored on the way out: a caller running the CLI in-process keeps its own Ctrl-C behaviour.
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        agent.start()
-    except QueueLockedError as exc:
-        return _fail(str(exc))
-    except OSError as exc:
-        agent.stop()
-        return _fail(f"cannot listen: {exc}")
-    try:
-        while not stop.wait(1.0):
-            pass
+        try:
+            agent.start()
+        except QueueLockedError as exc:
+            return _fail(str(exc))
+        except OSError as exc:
+            agent.stop()
+            return _fail(f"cannot listen: {exc}")
+        try:
+            while not stop.wait(1.0):
+                pass
+        finally:
+            agent.stop()
+        return 0
     finally:
-        agent.stop()
-    return 0
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run_export(args: argparse.Namespace) -> int:

@@ -32,7 +32,13 @@ def test_function_environment_maps_variables_to_local_names():
     # Given the declared ingest function / When its environment is derived for prefix "t"
     env = function_environment(WIRING.function("ingest"), "t")
     # Then each variable names the local physical resource
-    assert env == {"NOVACRON_KEYS_TABLE": "t-api-keys", "NOVACRON_METRICS_STREAM": "t-metrics"}
+    assert env == {
+        "NOVACRON_KEYS_TABLE": "t-api-keys",
+        "NOVACRON_METRICS_STREAM": "t-metrics",
+        "NOVACRON_SETTINGS_TABLE": "t-tenant-settings",
+        "NOVACRON_INDEX_TABLE": "t-series-index",
+        "NOVACRON_PII_SECRET": "t-pii-key",
+    }
 
 
 def test_union_of_the_declared_environments_is_consistent():
