@@ -28,7 +28,7 @@ class Kind(StrEnum):
     TABLE = "table"
     BUCKET = "bucket"
     QUEUE = "queue"
-    SECRET = "secret"
+    SECRET = "secret"  # noqa: S105 (a resource kind, not a secret value)
 
 
 _R, _W = Access.READ, Access.WRITE
