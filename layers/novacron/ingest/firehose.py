@@ -31,7 +31,6 @@ from novacron.protocols.cloudwatch import (
     RECORD_LABELS,
     MetricStreamError,
     SeriesBuilder,
-    decode_record,
     label_name,
 )
 
@@ -206,7 +205,7 @@ class FirehoseEndpoint:
         delivery = Delivery(request_id=request.request_id, records=len(request.records))
         for number, record in enumerate(request.records):
             try:
-                builder.add(decode_record(_record_data(record)))
+                builder.add_record(_record_data(record))
             except MetricStreamError as exc:
                 delivery.record_errors.append(f"record {number}: {exc}")
         if delivery.record_errors and len(delivery.record_errors) == delivery.records:

@@ -44,7 +44,7 @@ from novacron.ingest.service import (
     StreamUnavailable,
 )
 from novacron.protocols import descriptors as d
-from novacron.protocols.otlp_json import OtlpJsonError, parse_json, to_json
+from novacron.protocols.otlp_json import OtlpJsonError, parse_json, parse_metrics_json, to_json
 from novacron.protocols.otlp_metrics import map_metrics_request
 from novacron.spans import PackedSpans, pack_spans
 
@@ -178,6 +178,16 @@ def parse_message(raw: bytes, encoding: Encoding, message_type: type[M]) -> M:
     return message
 
 
+def parse_metrics(raw: bytes, encoding: Encoding) -> tuple[ExportMetricsServiceRequest, bytes | None]:
+    """``parse_message`` of a metrics export, with its protobuf encoding when at hand (the mapper reads it)."""
+    if encoding is Encoding.JSON:
+        try:
+            return parse_metrics_json(raw)
+        except OtlpJsonError as exc:
+            raise OtlpError(400, str(exc), encoding) from None
+    return parse_message(raw, encoding, ExportMetricsServiceRequest), raw
+
+
 def encode_message(message: Message, encoding: Encoding) -> bytes:
     """``message`` in ``encoding``."""
     return to_json(message) if encoding is Encoding.JSON else message.SerializeToString()
@@ -290,8 +300,8 @@ class OtlpReceiver:
         try:
             encoding = request_encoding(headers)
             raw = read_body(body, headers, encoding, self.max_decoded_bytes)
-            request = parse_message(raw, encoding, ExportMetricsServiceRequest)
-            mapped = map_metrics_request(request, body=raw if encoding is Encoding.PROTOBUF else None)
+            request, encoded = parse_metrics(raw, encoding)
+            mapped = map_metrics_request(request, body=encoded)
             result = (
                 self.metrics.ingest_encoded(mapped.contents, tenant, key_labels) if mapped.contents else IngestResult()
             )

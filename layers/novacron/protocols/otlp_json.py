@@ -13,7 +13,10 @@ import json
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+from novacron.protocols.otlp_json_metrics import metrics_request_bytes
 
 M = TypeVar("M", bound=Message)
 
@@ -27,12 +30,36 @@ class OtlpJsonError(ValueError):
 
 def parse_json(body: bytes, message_type: type[M]) -> M:
     """Parse an OTLP/JSON body into ``message_type``, with hex ids and unknown fields ignored."""
+    return _parse_document(_document(body, message_type), message_type)
+
+
+def parse_metrics_json(body: bytes) -> tuple[ExportMetricsServiceRequest, bytes | None]:
+    """``parse_json`` of an ``ExportMetricsServiceRequest``, and its protobuf encoding when made on the way.
+
+    Plain documents (see ``otlp_json_metrics``) are written as protobuf bytes and parsed by the
+    protobuf runtime; the others go through ``json_format``. Either way the message is the same.
+    """
+    document = _document(body, ExportMetricsServiceRequest)
+    encoded = metrics_request_bytes(document)
+    if encoded is not None:
+        try:
+            return ExportMetricsServiceRequest.FromString(encoded), encoded
+        except DecodeError:  # cannot happen for what the writer accepts; json_format says why if it does
+            pass
+    return _parse_document(document, ExportMetricsServiceRequest), None
+
+
+def _document(body: bytes, message_type: type[Message]) -> dict[str, Any]:
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise OtlpJsonError(f"body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(document, dict):
         raise OtlpJsonError(f"body must be a JSON object (an {message_type.DESCRIPTOR.name})")
+    return document
+
+
+def _parse_document(document: dict[str, Any], message_type: type[M]) -> M:
     hex_ids_to_base64(document)
     message: M = message_type()
     try:

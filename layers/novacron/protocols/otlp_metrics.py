@@ -38,9 +38,16 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     SummaryDataPoint,
 )
 
+from novacron.agent.exposition import encode_labels, encode_sample
 from novacron.ingest.validate import Limits, check_labels
 from novacron.protocols.histograms import cumulative_buckets, format_bound
-from novacron.protocols.remote_write_pb import Label, Sample, TimeSeries
+from novacron.protocols.otlp_wire import (
+    NO_TIMESTAMP,
+    NumberPoints,
+    number_points,
+    raw_metrics_request,
+    raw_number_data,
+)
 from novacron.series import METRIC_NAME, STALE_NAN, Labels
 
 # Resource attributes copied onto every series of the resource. Kept small: each one multiplies
@@ -119,6 +126,10 @@ _valid_label_names: set[str] = set()
 # Label set → its encoded label fields, or why it is invalid. Senders repeat their series every
 # export interval, so a warm function validates and encodes each label set once.
 _series_memo: dict[Labels, bytes | str] = {}
+# A number point's series (its encoded label fields), or why it cannot be stored.
+_PointSeries = bytes | str
+_NO_TIMESTAMP = "data point has no timestamp (time_unix_nano is 0)"
+_NO_VALUE = "data point has no value (neither as_int nor as_double is set)"
 
 
 @dataclass
@@ -136,17 +147,28 @@ def map_metrics_request(
     request: ExportMetricsServiceRequest,
     *,
     promote_resource_attributes: Sequence[str] = DEFAULT_PROMOTED,
+    body: bytes | None = None,
 ) -> MappedMetrics:
     """Map an OTLP ``ExportMetricsServiceRequest`` to Prometheus ``TimeSeries`` encodings.
 
     ``promote_resource_attributes`` names the resource attributes copied onto every series of their
     resource as labels (``deployment.environment[.name]`` as ``environment``, any other under its
-    sanitised name); data point attributes of the same label name win over them.
+    sanitised name); data point attributes of the same label name win over them. ``body``, the
+    encoding ``request`` was parsed from, if at hand, saves re-encoding its gauges and sums.
     """
     mapper = _Mapper(tuple(promote_resource_attributes))
-    for resource_metrics in request.resource_metrics:
-        mapper.add_resource(resource_metrics)
+    raw = raw_metrics_request(body) if body is not None else None
+    raw_resources = _matching(raw.resource_metrics if raw is not None else None, request.resource_metrics)
+    for resource_metrics, raw_resource in zip(request.resource_metrics, raw_resources, strict=True):
+        mapper.add_resource(resource_metrics, raw_resource)
     return mapper.result()
+
+
+def _matching(raw: Sequence[Any] | None, parsed: Sequence[Any]) -> Sequence[Any | None]:
+    """The raw messages parsed alongside ``parsed``, one each (Nones when they do not line up)."""
+    if raw is None or len(raw) != len(parsed):
+        return [None] * len(parsed)
+    return raw
 
 
 def metric_name(name: str, unit: str, kind: str) -> str:
@@ -307,7 +329,7 @@ def _number_samples(name: str, point: NumberDataPoint) -> list[_Sample]:
         return [(name, "", "", point.as_double)]
     if kind == "as_int":
         return [(name, "", "", float(point.as_int))]
-    raise _BadPoint("data point has no value (neither as_int nor as_double is set)")
+    raise _BadPoint(_NO_VALUE)
 
 
 def _histogram_samples(name: str, point: HistogramDataPoint) -> list[_Sample]:
@@ -378,32 +400,69 @@ _EXPANDERS: dict[str, Callable[[str, Any], list[_Sample]]] = {
 }
 
 
+class _PointSeriesCache:
+    """Number points' series by context (resource and scope labels, metric name) and attribute bytes.
+
+    A sender repeats its series every export interval, each with the same attributes, so a warm
+    function maps an attribute set to its labels, validates and encodes them once, and afterwards
+    finds a point's series with one lookup of its attribute fields' bytes.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.tables: dict[tuple[object, ...], dict[bytes, _PointSeries]] = {}
+        self.size = 0
+
+    def table(self, context: tuple[object, ...]) -> dict[bytes, _PointSeries]:
+        """The attribute-bytes table of one context (created empty)."""
+        table = self.tables.get(context)
+        if table is None:
+            table = self.tables[context] = {}
+        return table
+
+    def added(self) -> None:
+        """Count one entry added to a table; past the limit, start again (tables in use carry on)."""
+        self.size += 1
+        if self.size > self.limit:
+            self.tables.clear()
+            self.size = 0
+
+
+_point_series = _PointSeriesCache(_SERIES_CACHE_LIMIT)
+
+
 class _Mapper:
     """Gathers the series of one request; label sets are validated once each."""
 
     def __init__(self, promote: tuple[str, ...]) -> None:
         self._promote = promote
-        self._series: dict[Labels, list[tuple[int, float]]] = {}
-        self._label_fields: dict[Labels, bytes] = {}  # each series' labels, encoded
+        # Samples (time in ms, ``TimeSeries.samples`` field) by series, each series named by its
+        # encoded label fields (one encoding per label set).
+        self._series: dict[bytes, list[tuple[int, bytes]]] = {}
         self._problems: dict[str, int] = {}  # reason → data points it rejected
         self._points = 0
         self._rejected = 0
 
-    def add_resource(self, resource_metrics: ResourceMetrics) -> None:
-        """Map every metric of one resource, then its target_info."""
+    def add_resource(self, resource_metrics: ResourceMetrics, raw_resource: Any | None = None) -> None:
+        """Map every metric of one resource, then its target_info (``raw_resource``: its raw parse, if any)."""
         resource = {kv.key: kv.value for kv in resource_metrics.resource.attributes}
         identity = _identity_labels(resource)
         promoted = self._promoted(resource)
         latest = -1
-        for scope_metrics in resource_metrics.scope_metrics:
+        all_scopes = resource_metrics.scope_metrics
+        raw_scopes = _matching(raw_resource.scope_metrics if raw_resource is not None else None, all_scopes)
+        for scope_metrics, raw_scope in zip(all_scopes, raw_scopes, strict=True):
             fixed = dict(identity)
             scope = scope_metrics.scope
             if scope.name:  # the spec's otel_scope_* labels, only for a named scope
                 fixed["otel_scope_name"] = scope.name
                 if scope.version:
                     fixed["otel_scope_version"] = scope.version
-            for metric in scope_metrics.metrics:
-                latest = max(latest, self._add_metric(metric, promoted, fixed))
+            context = (tuple(promoted.items()), tuple(fixed.items()))
+            metrics = scope_metrics.metrics
+            raw_metrics = _matching(raw_scope.metrics if raw_scope is not None else None, metrics)
+            for metric, raw_metric in zip(metrics, raw_metrics, strict=True):
+                latest = max(latest, self._add_metric(metric, promoted, fixed, context, raw_metric))
         if latest >= 0:
             self._add_target_info(resource_metrics.resource.attributes, identity, latest)
 
@@ -417,7 +476,14 @@ class _Mapper:
                 labels[name] = text
         return labels
 
-    def _add_metric(self, metric: Metric, promoted: dict[str, str], fixed: dict[str, str]) -> int:
+    def _add_metric(
+        self,
+        metric: Metric,
+        promoted: dict[str, str],
+        fixed: dict[str, str],
+        context: tuple[object, ...],
+        raw_metric: Any | None,
+    ) -> int:
         """Map one metric's points; the latest timestamp (ms) of those accepted, or -1."""
         kind = metric.WhichOneof("data")
         if kind is None:
@@ -436,11 +502,16 @@ class _Mapper:
         if not name:
             self._reject(f"{what}: the name has no character a Prometheus metric name can use", len(points))
             return -1
+        if kind in ("gauge", "sum"):
+            read = number_points(raw_number_data(raw_metric, kind) or data.SerializeToString())
+            if read is not None:
+                table = _point_series.table((*context, name))
+                return self._add_number_points(what, read, table, promoted, fixed, name)
         expand = _EXPANDERS[kind]
         latest = -1
         for point in points:
             if point.time_unix_nano == 0:
-                self._reject(f"{what}: data point has no timestamp (time_unix_nano is 0)")
+                self._reject(f"{what}: {_NO_TIMESTAMP}")
                 continue
             try:
                 samples = expand(name, point)
@@ -452,6 +523,48 @@ class _Mapper:
             if self._add_point(what, labels, samples, timestamp):
                 latest = max(latest, timestamp)
         return latest
+
+    def _add_number_points(
+        self,
+        what: str,
+        points: NumberPoints,
+        table: dict[bytes, _PointSeries],
+        promoted: dict[str, str],
+        fixed: dict[str, str],
+        name: str,
+    ) -> int:
+        """Gauge or sum points read from the wire: what ``_number_samples`` and ``_add_point`` do, per lookup."""
+        series = self._series
+        latest = -1
+        for attributes, stamp, sample in zip(*points, strict=True):
+            if stamp == NO_TIMESTAMP:
+                self._reject(f"{what}: {_NO_TIMESTAMP}")
+                continue
+            if sample is None:
+                self._reject(f"{what}: {_NO_VALUE}")
+                continue
+            known = table.get(attributes)
+            if known is None:
+                known = table[attributes] = self._point_series(attributes, promoted, fixed, name)
+                _point_series.added()
+            if isinstance(known, str):
+                self._reject(f"{what}: {known}")
+                continue
+            samples = series.get(known)
+            if samples is None:
+                samples = series[known] = []
+            samples.append((stamp, sample))
+            if stamp > latest:
+                latest = stamp
+        return latest
+
+    def _point_series(
+        self, attributes: bytes, promoted: dict[str, str], fixed: dict[str, str], name: str
+    ) -> _PointSeries:
+        """The series of a number point with these attribute fields (see ``_add_point``)."""
+        labels = promoted | self._attribute_labels(NumberDataPoint.FromString(attributes).attributes) | fixed
+        labels[METRIC_NAME] = name
+        return _series_labels(tuple(sorted(labels.items())))
 
     def _attribute_labels(self, attributes: Sequence[KeyValue], in_key_order: bool = False) -> dict[str, str]:
         """Attributes as labels; keys that sanitise alike join their values with ``;`` in key order."""
@@ -471,32 +584,27 @@ class _Mapper:
 
     def _add_point(self, what: str, labels: dict[str, str], samples: list[_Sample], timestamp: int) -> bool:
         """Add every sample of one point, or none if any of its label sets is invalid."""
-        keyed: list[tuple[Labels, float]] = []
+        keyed: list[tuple[bytes, float]] = []
         for name, extra, extra_value, value in samples:
             series_labels = labels.copy()
             series_labels[METRIC_NAME] = name
             if extra:
                 series_labels[extra] = extra_value
-            key = tuple(sorted(series_labels.items()))
-            problem = self._check(key)
-            if problem is not None:
-                self._reject(f"{what}: {problem}")
+            known = self._check(tuple(sorted(series_labels.items())))
+            if isinstance(known, str):
+                self._reject(f"{what}: {known}")
                 return False
-            keyed.append((key, value))
-        for key, value in keyed:
-            self._series[key].append((timestamp, value))
+            keyed.append((known, value))
+        for fields, value in keyed:
+            self._series[fields].append((timestamp, encode_sample(value, timestamp)))
         return True
 
-    def _check(self, key: Labels) -> str | None:
-        """Why a label set cannot be stored, or None; a valid one gets its (empty) series."""
-        if key in self._series:
-            return None
+    def _check(self, key: Labels) -> bytes | str:
+        """A label set's encoded fields, or why it cannot be stored; a valid one gets its (empty) series."""
         known = _series_labels(key)
-        if isinstance(known, str):
-            return known
-        self._series[key] = []
-        self._label_fields[key] = known
-        return None
+        if not isinstance(known, str) and known not in self._series:
+            self._series[known] = []
+        return known
 
     def _add_target_info(self, attributes: Sequence[KeyValue], identity: dict[str, str], timestamp: int) -> None:
         others = [kv for kv in attributes if kv.key not in _IDENTIFYING]
@@ -505,12 +613,11 @@ class _Mapper:
             return
         labels.update((k, v) for k, v in identity.items() if k in ("job", "instance"))
         labels[METRIC_NAME] = TARGET_INFO
-        key = tuple(sorted(labels.items()))
-        problem = self._check(key)
-        if problem is not None:  # not a data point: reported, not counted as rejected
-            self._problems.setdefault(f"{TARGET_INFO} of job {identity.get('job', '')!r} not stored: {problem}", 0)
+        known = self._check(tuple(sorted(labels.items())))
+        if isinstance(known, str):  # not a data point: reported, not counted as rejected
+            self._problems.setdefault(f"{TARGET_INFO} of job {identity.get('job', '')!r} not stored: {known}", 0)
             return
-        self._series[key].append((timestamp, 1.0))
+        self._series[known].append((timestamp, encode_sample(1.0, timestamp)))
 
     def _reject(self, reason: str, points: int = 1) -> None:
         self._rejected += points
@@ -519,12 +626,13 @@ class _Mapper:
     def result(self) -> MappedMetrics:
         """The encoded series and the counts."""
         contents = []
-        for key, samples in self._series.items():
-            if samples:  # a series registered by a point rejected afterwards stays empty
+        for fields, samples in self._series.items():
+            if len(samples) == 1:  # the usual case: one point per series and export
+                contents.append(fields + samples[0][1])
+            elif samples:  # a series registered by a point rejected afterwards stays empty
                 samples.sort(key=_BY_TIME)
                 # Two encodings of one message type concatenated are one message holding both.
-                encoded_samples = TimeSeries(samples=[Sample(value=v, timestamp=t) for t, v in samples])
-                contents.append(self._label_fields[key] + encoded_samples.SerializeToString())
+                contents.append(fields + b"".join([sample for _, sample in samples]))
         errors = [_describe_problem(reason, count) for reason, count in self._problems.items()]
         if len(errors) > _MAX_ERRORS:
             errors = [*errors[:_MAX_ERRORS], f"... and {len(errors) - _MAX_ERRORS} more"]
@@ -538,10 +646,7 @@ def _series_labels(key: Labels) -> bytes | str:
         if len(_series_memo) >= _SERIES_CACHE_LIMIT:
             _series_memo.clear()
         problem = check_labels(list(key), _LIMITS, _valid_label_names)
-        if problem is None:
-            known = TimeSeries(labels=[Label(name=n, value=v) for n, v in key]).SerializeToString()
-        else:
-            known = problem
+        known = encode_labels(key) if problem is None else problem
         _series_memo[key] = known
     return known
 

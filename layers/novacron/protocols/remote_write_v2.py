@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from novacron.protocols import remote_write_v2_pb as pb
+from novacron.protocols import wire
 from novacron.protocols.wire import WireFormatError
 
 # Name suffixes of series that count up (Prometheus's conventions for counters, histogram and
@@ -70,13 +71,25 @@ class V2Series:
 def uvarint(value: int) -> bytes:
     """Protobuf base-128 varint of a non-negative integer."""
     if value < 0x80:
-        return bytes((value,))
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+        return _ONE_BYTE_VARINTS[value]
+    # Callers encode the same timestamps and lengths over and over (a scrape's samples share one).
+    known = _varints.get(value)
+    if known is None:
+        if len(_varints) >= _VARINT_CACHE_LIMIT:
+            _varints.clear()
+        out = bytearray()
+        rest = value
+        while rest >= 0x80:
+            out.append((rest & 0x7F) | 0x80)
+            rest >>= 7
+        out.append(rest)
+        known = _varints[value] = bytes(out)
+    return known
+
+
+_ONE_BYTE_VARINTS = [bytes((i,)) for i in range(0x80)]
+_VARINT_CACHE_LIMIT = 4096
+_varints: dict[int, bytes] = {}
 
 
 def _delimited(tag: bytes, data: bytes) -> bytes:
@@ -132,51 +145,33 @@ class V2Decoder:
                 "body is a remote write 1.0 WriteRequest, sent with Content-Type "
                 "proto=io.prometheus.write.v2.Request; send it without proto= (or with proto=prometheus.WriteRequest)"
             )
-        symbols: list[bytes] = list(request.symbols)
-        if len(request.timeseries) and (not symbols or symbols[0] != b""):
+        symbols = request.symbols
+        if len(request.timeseries) and (not len(symbols) or symbols[0] != b""):
             raise V2RequestError("symbols[0] must be the empty string, as remote write 2.0 requires")
         out = V2Series([], np.zeros(0, dtype=np.int64))
-        created: list[int] = []
-        # Label fields by symbol pair, shared across the request's series (names and values repeat).
-        label_fields: dict[tuple[int, int], bytes] = {}
-        for index, series in enumerate(request.timeseries):
-            samples = series.samples
-            n_hist = len(series.histograms)
-            out.samples_received += len(samples)
-            out.histograms_received += n_hist
-            out.exemplars_received += len(series.exemplars)
-            refs = series.labels_refs
-            problem = _refs_problem(refs, series.metadata, len(symbols))
-            if problem is not None:
-                out.rejected.append(f"timeseries[{index}]: {problem}")
-                continue
-            if n_hist:
-                pairs = [(symbols[refs[k]], symbols[refs[k + 1]]) for k in range(0, len(refs), 2)]
-                if len(samples):
-                    out.rejected.append(
-                        f"timeseries[{index}]: a series carries both samples and histograms, which remote write "
-                        f"2.0 forbids (send them as separate series): {describe(pairs)}"
-                    )
-                    continue
-                start = self._created_histogram(series)
-                out.native.append(NativeSeries(pairs, series.histograms, start, f"timeseries[{index}]: "))
-                continue
-            labels = []
-            name = b""
-            for k in range(0, len(refs), 2):
-                pair = (refs[k], refs[k + 1])
-                encoded = label_fields.get(pair)
-                if encoded is None:
-                    encoded = label_fields[pair] = label_field(symbols[pair[0]], symbols[pair[1]])
-                if symbols[pair[0]] == _NAME:
-                    name = symbols[pair[1]]
-                labels.append(encoded)
-            zero = self._created_sample(series, name)
-            created.append(1 if zero else 0)
-            out.contents.append(
-                b"".join(labels) + zero + b"".join([_SAMPLE_TAG + uvarint(len(s)) + s for s in samples])
-            )
-        out.created_samples = np.array(created, dtype=np.int64)
+        native = wire.native_module()
+        rewritten = native.v2_series(raw, self.low, self.high) if native is not None else None
+        if rewritten is None:  # no C extension (or it refused what upb read): the reference path
+            rewrite = _Rewrite(self, symbols, out)
+            for index, series in enumerate(request.timeseries):
+                rewrite.series(index, series)
+            out.created_samples = np.array(rewrite.created, dtype=np.int64)
+            return out
+        contents, created, slow, out.samples_received, out.histograms_received, out.exemplars_received = rewritten
+        if not slow:  # the usual case: every series rewritten in C
+            out.contents = contents  # no None left: every series was rewritten
+            out.created_samples = np.frombuffer(created, dtype=np.uint8).astype(np.int64)
+            return out
+        # Series with histograms or bad references go the reference path, in their place.
+        rewrite = _Rewrite(self, symbols, out)
+        all_series = request.timeseries
+        for index, content in enumerate(contents):
+            if content is None:
+                rewrite.series(index, all_series[index])
+            else:
+                out.contents.append(content)
+                rewrite.created.append(created[index])
+        out.created_samples = np.array(rewrite.created, dtype=np.int64)
         return out
 
     def _created_sample(self, series: Any, name: bytes) -> bytes:
@@ -205,6 +200,56 @@ class V2Decoder:
         first = series.histograms[0]
         gauge = series.metadata.type == pb.METRIC_TYPE_GAUGEHISTOGRAM or first.reset_hint == RESET_HINT_GAUGE
         return created if not gauge and created < first.timestamp else 0
+
+
+class _Rewrite:
+    """The reference path: one Python step per 2.0 series (and the C path's fallback for unusual ones)."""
+
+    def __init__(self, decoder: V2Decoder, symbols: Sequence[bytes], out: V2Series) -> None:
+        self.decoder = decoder
+        self.symbols = list(symbols)
+        self.out = out
+        self.created: list[int] = []  # per content: zero samples added (0/1)
+        # Label fields by symbol pair, shared across the request's series (names and values repeat).
+        self.label_fields: dict[tuple[int, int], bytes] = {}
+
+    def series(self, index: int, series: Any) -> None:
+        """Rewrite one series into ``out`` (its 1.0 encoding, a rejection, or a native histogram series)."""
+        out, symbols = self.out, self.symbols
+        samples = series.samples
+        n_hist = len(series.histograms)
+        out.samples_received += len(samples)
+        out.histograms_received += n_hist
+        out.exemplars_received += len(series.exemplars)
+        refs = series.labels_refs
+        problem = _refs_problem(refs, series.metadata, len(symbols))
+        if problem is not None:
+            out.rejected.append(f"timeseries[{index}]: {problem}")
+            return
+        if n_hist:
+            pairs = [(symbols[refs[k]], symbols[refs[k + 1]]) for k in range(0, len(refs), 2)]
+            if len(samples):
+                out.rejected.append(
+                    f"timeseries[{index}]: a series carries both samples and histograms, which remote write "
+                    f"2.0 forbids (send them as separate series): {describe(pairs)}"
+                )
+                return
+            start = self.decoder._created_histogram(series)
+            out.native.append(NativeSeries(pairs, series.histograms, start, f"timeseries[{index}]: "))
+            return
+        labels = []
+        name = b""
+        for k in range(0, len(refs), 2):
+            pair = (refs[k], refs[k + 1])
+            encoded = self.label_fields.get(pair)
+            if encoded is None:
+                encoded = self.label_fields[pair] = label_field(symbols[pair[0]], symbols[pair[1]])
+            if symbols[pair[0]] == _NAME:
+                name = symbols[pair[1]]
+            labels.append(encoded)
+        zero = self.decoder._created_sample(series, name)
+        self.created.append(1 if zero else 0)
+        out.contents.append(b"".join(labels) + zero + b"".join([_SAMPLE_TAG + uvarint(len(s)) + s for s in samples]))
 
 
 def label_field(name: bytes, value: bytes) -> bytes:

@@ -85,6 +85,11 @@ def native_enabled() -> bool:
     return _native is not None
 
 
+def native_module() -> ModuleType | None:
+    """The C extension while the decoders use it, else None (for the other wire readers to follow)."""
+    return _native
+
+
 def use_native(enabled: bool) -> bool:
     """Use the C extension (when available) or the numpy reference; returns the previous setting."""
     global _native

@@ -43,7 +43,6 @@ from opentelemetry.sdk.resources import Resource as SdkResource
 from novacron.ingest.validate import SeriesValidator
 from novacron.protocols.otlp_metrics import (
     DEFAULT_PROMOTED,
-    STALE_NAN_BITS,
     MappedMetrics,
     attribute_string,
     label_name,
@@ -52,6 +51,7 @@ from novacron.protocols.otlp_metrics import (
 )
 from novacron.protocols.remote_write_pb import TimeSeries
 from novacron.protocols.wire import decode_series
+from novacron.series import STALE_NAN_BITS
 
 T0 = 1_790_000_000_000  # ms
 CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
