@@ -1712,6 +1712,53 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(swap_prefixes_doc,
+"swap_prefixes(contents, old, new, /) -> list[bytes] | None\n\n"
+"new[i] + contents[i][len(old[i]):] for every i, or None when some contents[i] does not start with old[i].");
+
+static PyObject *
+swap_prefixes(PyObject *module, PyObject *args)
+{
+    PyObject *contents, *old, *new_prefixes;
+    if (!PyArg_ParseTuple(args, "O!O!O!:swap_prefixes", &PyList_Type, &contents, &PyList_Type, &old, &PyList_Type,
+                          &new_prefixes)) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(contents);
+    if (PyList_GET_SIZE(old) != n || PyList_GET_SIZE(new_prefixes) != n) {
+        PyErr_SetString(PyExc_ValueError, "swap_prefixes: contents, old and new differ in length");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *c = PyList_GET_ITEM(contents, i), *o = PyList_GET_ITEM(old, i), *w = PyList_GET_ITEM(new_prefixes, i);
+        if (!PyBytes_Check(c) || !PyBytes_Check(o) || !PyBytes_Check(w)) {
+            PyErr_SetString(PyExc_TypeError, "swap_prefixes: every item must be bytes");
+            return NULL;
+        }
+        Py_ssize_t old_size = PyBytes_GET_SIZE(o);
+        if (PyBytes_GET_SIZE(c) < old_size || memcmp(PyBytes_AS_STRING(c), PyBytes_AS_STRING(o), (size_t)old_size)) {
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *out = PyList_New(n);
+    if (!out) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *c = PyList_GET_ITEM(contents, i), *o = PyList_GET_ITEM(old, i), *w = PyList_GET_ITEM(new_prefixes, i);
+        Py_ssize_t rest = PyBytes_GET_SIZE(c) - PyBytes_GET_SIZE(o), head = PyBytes_GET_SIZE(w);
+        PyObject *joined = PyBytes_FromStringAndSize(NULL, head + rest);
+        if (!joined) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        memcpy(PyBytes_AS_STRING(joined), PyBytes_AS_STRING(w), (size_t)head);
+        memcpy(PyBytes_AS_STRING(joined) + head, PyBytes_AS_STRING(c) + PyBytes_GET_SIZE(o), (size_t)rest);
+        PyList_SET_ITEM(out, i, joined);
+    }
+    return out;
+}
+
 static PyObject *
 clear_label_cache(PyObject *module, PyObject *unused)
 {
@@ -1732,6 +1779,7 @@ static PyMethodDef methods[] = {
     {"decode_series_list", decode_series_list, METH_O, decode_series_list_doc},
     {"number_points", number_points, METH_O, number_points_doc},
     {"append_samples", append_samples, METH_VARARGS, append_samples_doc},
+    {"swap_prefixes", swap_prefixes, METH_VARARGS, swap_prefixes_doc},
     {"summary_points", summary_points, METH_O, summary_points_doc},
     {"v2_series", v2_series, METH_VARARGS, v2_series_doc},
     {NULL, NULL, 0, NULL},

@@ -21,6 +21,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics
 
 from novacron.agent.exposition import encode_sample
+from novacron.ingest.admission import swap_prefixes_python
 from novacron.protocols import otlp_wire, wire
 from novacron.protocols import remote_write_v2_pb as pb
 from novacron.protocols.remote_write_v2 import V2Decoder, V2Series
@@ -389,3 +390,31 @@ def test_rewritten_created_samples_are_int64() -> None:
     # Then the created counts are int64, as the ingest service sums them
     assert series.created_samples.dtype == np.int64
     assert series.created_samples.tolist() == [1]
+
+
+# --- swap_prefixes (label completion of the ingest policy) --------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_native_swap_prefixes_equals_the_reference(native: object, seed: int) -> None:
+    # Given series whose encodings start with their label bytes, and new label bytes for each
+    rng = random.Random(seed)
+    old = [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40))) for _ in range(200)]
+    contents = [o + bytes(rng.randrange(256) for _ in range(rng.randrange(0, 30))) for o in old]
+    new = [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 60))) for _ in range(200)]
+    # When both implementations swap the prefixes
+    swapped = native.swap_prefixes(contents, old, new)  # type: ignore[attr-defined]
+    # Then they agree, byte for byte
+    assert swapped == swap_prefixes_python(contents, old, new)
+    assert swapped[0] == new[0] + contents[0][len(old[0]) :]
+
+
+def test_native_swap_prefixes_declines_a_series_whose_labels_are_not_first(native: object) -> None:
+    # Given one series that does not start with its label bytes
+    contents, old, new = [b"\x0aabc", b"\x12xyz"], [b"\x0a", b"\x0a"], [b"N", b"N"]
+    # When both implementations are asked to swap
+    # Then both decline the whole batch (the caller rebuilds those series through protobuf)
+    assert native.swap_prefixes(contents, old, new) is None  # type: ignore[attr-defined]
+    assert swap_prefixes_python(contents, old, new) is None
+    with pytest.raises(TypeError):
+        native.swap_prefixes(["not bytes"], [b""], [b""])  # type: ignore[attr-defined]
