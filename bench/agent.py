@@ -159,7 +159,7 @@ def queue_throughput(root: Path, entry_bytes: int, per_append: int, seconds: flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rates", default="25000,50000,75000,100000,150000,200000", help="datagrams/s to try")
+    parser.add_argument("--rates", default="50000,100000,150000,200000,300000,400000", help="datagrams/s to try")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     with tempfile.TemporaryDirectory(prefix="novacron-bench-agent-") as tmp:
