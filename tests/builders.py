@@ -9,6 +9,9 @@ import cramjam
 
 from novacron.protocols.remote_write_pb import Label, Sample, TimeSeries, WriteRequest
 
+# The fixed "now" of ingest tests (2026-09-21): samples near it are inside the accepted window.
+NOW = 1_790_000_000_000
+
 RW_HEADERS = {
     "content-type": "application/x-protobuf",
     "content-encoding": "snappy",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import cramjam
 
+from novacron.ingest.service import IngestResult
 from novacron.protocols import remote_write_v2_pb as pb
 
 V2_HEADERS = {
@@ -145,3 +146,13 @@ def native_histogram(
         else:
             getattr(h, f"{side}_deltas").extend(int(b - a) for a, b in zip([0, *values], values, strict=False))
     return h
+
+
+def written(result: IngestResult) -> tuple[str, str, str]:
+    """The samples, histograms and exemplars written, as a 2.0 response's headers say."""
+    headers = result.response_headers()
+    return (
+        headers["X-Prometheus-Remote-Write-Samples-Written"],
+        headers["X-Prometheus-Remote-Write-Histograms-Written"],
+        headers["X-Prometheus-Remote-Write-Exemplars-Written"],
+    )

@@ -17,11 +17,10 @@ from hypothesis import strategies as st
 
 from novacron.ingest.service import IngestError, IngestResult, IngestService
 from novacron.protocols import wire
-from tests.builders import RW_HEADERS, raw_body, timeseries
+from tests.builders import NOW, RW_HEADERS, raw_body, timeseries
 from tests.builders_v2 import V2_HEADERS, V2Spec, v2_raw
 from tests.fakes import ListSink
 
-NOW = 1_790_000_000_000
 _BYTE = st.integers(min_value=0, max_value=255)
 _LABEL_NAMES = st.sampled_from(["__name__", "job", "a b", "", "__x"])
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

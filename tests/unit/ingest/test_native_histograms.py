@@ -6,37 +6,17 @@ import struct
 
 import pytest
 
-from novacron.ingest.service import IngestResult, IngestService, IngestSettings
+from novacron.ingest.service import IngestService
 from novacron.promql import Engine
 from novacron.protocols import remote_write_v2_pb as pb
 from novacron.query.memory_reader import InMemorySeriesReader
 from novacron.series import STALE_NAN_BITS
-from tests.builders import RW_HEADERS, histogram_series, timeseries, write_request
-from tests.builders_v2 import V2_HEADERS, V2Spec, native_histogram, v2_body
+from tests.builders import NOW, RW_HEADERS, histogram_series, timeseries, write_request
+from tests.builders_v2 import V2_HEADERS, V2Spec, native_histogram, v2_body, written
 from tests.fakes import ListSink
 
-NOW = 1_790_000_000_000
 STALE = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
 Labels = tuple[tuple[str, str], ...]
-
-
-@pytest.fixture
-def sink() -> ListSink:
-    return ListSink()
-
-
-@pytest.fixture
-def service(sink: ListSink) -> IngestService:
-    return IngestService(sink, IngestSettings(), clock_ms=lambda: NOW)
-
-
-def written(result: IngestResult) -> tuple[str, str, str]:
-    headers = result.response_headers()
-    return (
-        headers["X-Prometheus-Remote-Write-Samples-Written"],
-        headers["X-Prometheus-Remote-Write-Histograms-Written"],
-        headers["X-Prometheus-Remote-Write-Exemplars-Written"],
-    )
 
 
 def latency(at: int, scale: int = 1) -> pb.Histogram:

@@ -7,22 +7,11 @@ import pytest
 from novacron.ingest.pii import PiiRules
 from novacron.ingest.policy import IngestPolicy
 from novacron.ingest.service import IngestService
-from tests.builders import RW_HEADERS, timeseries, write_request
+from tests.builders import NOW, RW_HEADERS, timeseries, write_request
 from tests.fakes import ListSink, MemoryPolicyStore
 
-NOW = 1_790_000_000_000
 SECRET = b"s" * 48
 KEY_LABELS = {"source": "prometheus", "environment": "prod", "owner": "team-payments"}
-
-
-@pytest.fixture
-def sink() -> ListSink:
-    return ListSink()
-
-
-@pytest.fixture
-def policies() -> MemoryPolicyStore:
-    return MemoryPolicyStore()
 
 
 @pytest.fixture

@@ -17,21 +17,10 @@ from novacron.ingest.policy import (
 )
 from novacron.ingest.service import IngestService
 from novacron.protocols.remote_write_pb import Label, Sample, TimeSeries
-from tests.builders import RW_HEADERS, timeseries, write_request
+from tests.builders import NOW, RW_HEADERS, timeseries, write_request
 from tests.fakes import ListSink, MemoryPolicyStore
 
-NOW = 1_790_000_000_000
 KEY_LABELS = {"source": "prometheus", "environment": "prod", "owner": "team-payments"}
-
-
-@pytest.fixture
-def sink() -> ListSink:
-    return ListSink()
-
-
-@pytest.fixture
-def policies() -> MemoryPolicyStore:
-    return MemoryPolicyStore()
 
 
 @pytest.fixture

@@ -9,10 +9,9 @@ from novacron.ingest.service import IngestError, IngestService, IngestSettings
 from novacron.ingest.validate import SeriesValidator
 from novacron.protocols.remote_write_pb import RawTimeSeries
 from novacron.storage.writer import SeriesEntry, day_of
-from tests.builders import RW_HEADERS, timeseries, write_request
+from tests.builders import NOW, RW_HEADERS, timeseries, write_request
 from tests.fakes import ListSink, MemoryIndexStore, MemoryPolicyStore
 
-NOW = 1_790_000_000_000
 DAY = day_of(NOW)
 KEY_LABELS = {"source": "prometheus", "environment": "prod", "owner": "team-a"}
 

@@ -8,23 +8,11 @@ import cramjam
 import numpy as np
 import pytest
 
-from novacron.ingest.service import IngestError, IngestService, IngestSettings, StreamUnavailable
+from novacron.ingest.service import IngestError, IngestService, StreamUnavailable
 from novacron.protocols.remote_write_pb import WriteRequest
-from tests.builders import RW_HEADERS, raw_body, timeseries, write_request
+from tests.builders import NOW, RW_HEADERS, raw_body, timeseries, write_request
 from tests.builders_v2 import V2_HEADERS, V2Spec, v2_body
 from tests.fakes import ListSink
-
-NOW = 1_790_000_000_000
-
-
-@pytest.fixture
-def sink() -> ListSink:
-    return ListSink()
-
-
-@pytest.fixture
-def service(sink: ListSink) -> IngestService:
-    return IngestService(sink, IngestSettings(), clock_ms=lambda: NOW)
 
 
 def test_valid_body_reaches_the_stream_partitioned_by_series(service: IngestService, sink: ListSink) -> None:

@@ -4,32 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from novacron.ingest.service import IngestError, IngestResult, IngestService, IngestSettings
+from novacron.ingest.service import IngestError, IngestService
 from novacron.protocols import remote_write_v2_pb as pb
-from tests.builders import RW_HEADERS, timeseries, write_request
-from tests.builders_v2 import V2_HEADERS, V2Spec, compress, v2_body, v2_request
+from tests.builders import NOW, RW_HEADERS, timeseries, write_request
+from tests.builders_v2 import V2_HEADERS, V2Spec, compress, v2_body, v2_request, written
 from tests.fakes import ListSink
-
-NOW = 1_790_000_000_000
-
-
-@pytest.fixture
-def sink() -> ListSink:
-    return ListSink()
-
-
-@pytest.fixture
-def service(sink: ListSink) -> IngestService:
-    return IngestService(sink, IngestSettings(), clock_ms=lambda: NOW)
-
-
-def written(result: IngestResult) -> tuple[str, str, str]:
-    headers = result.response_headers()
-    return (
-        headers["X-Prometheus-Remote-Write-Samples-Written"],
-        headers["X-Prometheus-Remote-Write-Histograms-Written"],
-        headers["X-Prometheus-Remote-Write-Exemplars-Written"],
-    )
 
 
 def test_a_2_0_body_lands_in_the_same_records_as_the_equivalent_1_0_body(service: IngestService) -> None:
