@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -129,10 +130,12 @@ def scrape_target() -> Iterator[ScrapeTarget]:
     target.close()
 
 
-@pytest.fixture(scope="module")
-def prometheus(local_stack: LocalStack, scrape_target: ScrapeTarget, tmp_path_factory) -> Iterator[PrometheusServer]:
+@contextlib.contextmanager
+def running_prometheus(
+    workdir: Path, stack: LocalStack, target: str, job: str, remote_write_extra: str = "", flags: tuple[str, ...] = ()
+) -> Iterator[PrometheusServer]:
+    """A real Prometheus scraping ``target`` every second and remote-writing to ``stack``."""
     binary = require_binary("prometheus")
-    workdir = tmp_path_factory.mktemp("prometheus")
     config = workdir / "prometheus.yml"
     config.write_text(
         f"""
@@ -140,13 +143,13 @@ global:
   scrape_interval: 1s
   evaluation_interval: 1s
 scrape_configs:
-  - job_name: e2e
+  - job_name: {job}
     static_configs:
-      - targets: ["{scrape_target.address}"]
+      - targets: ["{target}"]
 remote_write:
-  - url: {local_stack.url}/api/v1/write
+  - url: {stack.url}/api/v1/write{remote_write_extra}
     authorization:
-      credentials: {local_stack.ingest_key}
+      credentials: {stack.ingest_key}
     queue_config:
       batch_send_deadline: 1s
       min_backoff: 100ms
@@ -162,19 +165,25 @@ remote_write:
                 f"--config.file={config}",
                 f"--storage.tsdb.path={workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",
+                *flags,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    server = PrometheusServer(f"http://127.0.0.1:{port}", process, log)
     try:
-        yield server
+        yield PrometheusServer(f"http://127.0.0.1:{port}", process, log)
     finally:
         process.terminate()
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="module")
+def prometheus(local_stack: LocalStack, scrape_target: ScrapeTarget, tmp_path_factory) -> Iterator[PrometheusServer]:
+    with running_prometheus(tmp_path_factory.mktemp("prometheus"), local_stack, scrape_target.address, "e2e") as server:
+        yield server
 
 
 def wait_for(condition, timeout: float, message: str, interval: float = 0.5):  # type: ignore[no-untyped-def]

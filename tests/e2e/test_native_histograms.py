@@ -9,20 +9,15 @@ in code like NovaCron's own protobuf messages.
 from __future__ import annotations
 
 import functools
-import json
-import subprocess
 import threading
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from novacron.protocols.descriptors import F, field, message, message_classes
 from novacron.protocols.remote_write_v2 import uvarint
-from tests.e2e.conftest import LocalStack, free_port, require_binary, wait_for
+from tests.e2e.conftest import LocalStack, PrometheusServer, free_port, query, running_prometheus, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -107,66 +102,24 @@ def histogram_target() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def native_prometheus(local_stack: LocalStack, histogram_target: str, tmp_path_factory) -> Iterator[Any]:
-    binary = require_binary("prometheus")
-    workdir = tmp_path_factory.mktemp("prometheus-native")
-    config = workdir / "prometheus.yml"
-    config.write_text(
-        f"""
-global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: e2e-native
-    static_configs:
-      - targets: ["{histogram_target}"]
-remote_write:
-  - url: {local_stack.url}/api/v1/write
-    send_native_histograms: true
-    authorization:
-      credentials: {local_stack.ingest_key}
-    queue_config:
-      batch_send_deadline: 1s
-      min_backoff: 100ms
-      max_backoff: 1s
-"""
-    )
-    log = workdir / "prometheus.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{free_port()}",
-                "--enable-feature=native-histograms",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield process, log
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def query(stack: LocalStack, promql: str) -> list[Any]:
-    request = urllib.request.Request(
-        f"{stack.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}",
-        headers={"Authorization": f"Bearer {stack.read_key}"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        result: list[Any] = json.loads(response.read())["data"]["result"]
-    return result
+def native_prometheus(local_stack: LocalStack, histogram_target: str, tmp_path_factory) -> Iterator[PrometheusServer]:
+    # Prometheus 2.42 scrapes native histograms over protobuf only with the feature flag, and
+    # remote-writes them only when told to.
+    with running_prometheus(
+        tmp_path_factory.mktemp("prometheus-native"),
+        local_stack,
+        histogram_target,
+        "e2e-native",
+        remote_write_extra="\n    send_native_histograms: true",
+        flags=("--enable-feature=native-histograms",),
+    ) as server:
+        yield server
 
 
 def test_scraped_native_histograms_are_queryable_as_classic_ones(
-    local_stack: LocalStack, native_prometheus: Any
+    local_stack: LocalStack, native_prometheus: PrometheusServer
 ) -> None:
-    process, log = native_prometheus
+    process, log = native_prometheus.process, native_prometheus.log
 
     # Given Prometheus scraping the native histogram every second and remote-writing it
     def several_scrapes_arrived() -> bool:
