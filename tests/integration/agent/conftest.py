@@ -66,7 +66,6 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    # Functions other work streams have not written yet (OTLP, Firehose…) are skipped, not fatal.
     runtime = LocalRuntime(port=free_port()).start()
     try:
         ingest, read = generate_key(), generate_key()
