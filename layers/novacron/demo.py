@@ -10,7 +10,11 @@ import argparse
 import json
 import logging
 import os
+import random
+import shutil
+import socket
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -30,6 +34,13 @@ ERROR_RATIO = (
     " / sum by (service) (rate(http_requests_total[5m])))"
 )
 P95_LATENCY = "topk(4, histogram_quantile(0.95, sum by (service, le) (rate(http_request_duration_seconds_bucket[5m]))))"
+STATSD_JOBS = "sum(rate(batch_jobs_processed_total[1m]))"
+SOURCES = 'count by (source) ({source!=""})'
+REJECTED = 'sum(increase(novacron_ingest_series_total{outcome="rejected"}[5m])) or vector(0)'
+# Every series the demo sends carries these (the ingest policy requires them): set on each sender's key.
+SIMULATOR_LABELS = {"source": "simulator", "environment": "demo", "owner": "shop-team"}
+AGENT_LABELS = {"source": "statsd", "environment": "demo", "owner": "batch-team"}
+BATCH_QUEUES = ("orders", "emails", "invoices")
 FRESHNESS = "time() - max(timestamp(up))"
 REQUEST_RATE = "sum(rate(http_requests_total[5m]))"
 
@@ -40,7 +51,8 @@ def register(commands: Any) -> None:
         "demo",
         help="run the local stack with a simulated microservice estate and a live summary",
         description="Start the local stack, send it a simulated online-shop estate over remote write "
-        "(30 minutes of history first, then live), and print a summary read back through PromQL.",
+        "(30 minutes of history first, then live) plus a StatsD batch worker through the collection agent, "
+        "and print a summary read back through PromQL.",
     )
     demo.add_argument("--port", type=int, default=9090, help="HTTP port of the local API (default 9090)")
     demo.add_argument("--api-key", help="bootstrap admin key of tenant 'default' (generated when omitted)")
@@ -65,6 +77,9 @@ class Summary:
     freshness_s: float | None
     error_ratio: list[tuple[str, float]]
     p95_latency: list[tuple[str, float]]
+    statsd_jobs: float | None = None
+    sources: list[tuple[str, float]] | None = None
+    rejected: float | None = None
 
 
 class QueryClient:
@@ -103,7 +118,19 @@ class QueryClient:
 
         start = str(time.time() - 300)
         series = len(self.get("/api/v1/series", **{"match[]": '{__name__=~".+"}', "start": start}))
-        return Summary(series, first(REQUEST_RATE), first(FRESHNESS), by_service(ERROR_RATIO), by_service(P95_LATENCY))
+        sources = sorted(
+            ((labels.get("source", "?"), value) for labels, value in self.vector(SOURCES)), key=lambda r: -r[1]
+        )
+        return Summary(
+            series,
+            first(REQUEST_RATE),
+            first(FRESHNESS),
+            by_service(ERROR_RATIO),
+            by_service(P95_LATENCY),
+            first(STATSD_JOBS),
+            sources,
+            first(REJECTED),
+        )
 
 
 def render(summary: Summary, stats: Any, ingest_rate: float, url: str, read_key: str) -> str:
@@ -127,6 +154,10 @@ def render(summary: Summary, stats: Any, ingest_rate: float, url: str, read_key:
         f"  error ratio {pairs(summary.error_ratio, '{:.1%}')}",
         f"  p95 latency {pairs(summary.p95_latency, '{:.3f}s')}",
         f"  faults      {faults}",
+        f"  statsd      {maybe(summary.statsd_jobs, '{:.1f}')} batch jobs/s from a StatsD service, through the "
+        f"novacron agent (UDP → disk queue → remote write)",
+        f"  sources     {pairs(summary.sources or [], '{:,.0f} series')} (labels the ingest policy requires; "
+        f"{maybe(summary.rejected, '{:,.0f}')} series rejected in 5m)",
         "  try:",
         f"    curl -s -H 'Authorization: Bearer {read_key}' '{url}/api/v1/query' "
         f"--data-urlencode 'query={ERROR_RATIO}'",
@@ -154,7 +185,8 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         table = physical_name(KEYS_TABLE)
         register_key(admin_key, "default", "admin", table, "bootstrap admin (demo)")
         store = DynamoKeyStore(table)
-        ingest_key, _ = issue_key(store, "default", "ingest", int(time.time()), "demo simulator")
+        ingest_key, _ = issue_key(store, "default", "ingest", int(time.time()), "demo simulator", SIMULATOR_LABELS)
+        agent_key, _ = issue_key(store, "default", "ingest", int(time.time()), "demo agent", AGENT_LABELS)
         read_key, _ = issue_key(store, "default", "read", int(time.time()), "demo summary")
         print(f"NovaCron local stack at {runtime.url}", file=out)
         print(f"  admin key (tenant 'default'): {admin_key}", file=out)
@@ -169,6 +201,12 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         )
         simulation = Simulation(config, quiet=True)
         simulation.start()
+        queue_dir = tempfile.mkdtemp(prefix="novacron-demo-agent-")
+        agent = start_agent(runtime.url, agent_key, queue_dir)
+        batch_worker = threading.Thread(
+            target=send_batch_statsd, args=(agent.statsd_address or "", stop), name="demo-batch-worker", daemon=True
+        )
+        batch_worker.start()
         print(
             f"Simulating {len(simulation.estate.services)} services; sending {args.backfill} of history first.",
             file=out,
@@ -190,5 +228,43 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         except KeyboardInterrupt:
             print("\nstopping…", file=out)
         finally:
+            stop.set()
             simulation.stop()
+            agent.stop()
+            shutil.rmtree(queue_dir, ignore_errors=True)
     return 0
+
+
+def start_agent(url: str, api_key: str, queue_dir: str) -> Any:
+    """The collection agent, in-process: StatsD on an ephemeral UDP port, forwarding to the local stack."""
+    from novacron.agent.config import AgentConfig
+    from novacron.agent.runtime import Agent
+
+    config = AgentConfig.model_validate(
+        {
+            "endpoint": url,
+            "labels": {},  # the key's labels (AGENT_LABELS) complete the series at ingest
+            "statsd": {"listen": "127.0.0.1:0", "flush_interval_s": 5},
+            "otlp": {"enabled": False},
+            "queue": {"dir": queue_dir, "max_bytes": 256 * 1024**2, "segment_bytes": 4 * 1024**2},
+            "health": {"interval_s": 15},
+        }
+    )
+    return Agent(config, api_key).start()
+
+
+def send_batch_statsd(address: str, stop: threading.Event) -> None:
+    """A StatsD-instrumented batch worker: jobs done (counter), their duration (timer), queue depth (gauge)."""
+    host, _, port = address.rpartition(":")
+    rng = random.Random(7)
+    depth = dict.fromkeys(BATCH_QUEUES, 50)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        while not stop.wait(0.25):
+            lines = []
+            for queue in BATCH_QUEUES:
+                done = rng.randint(0, 3)
+                depth[queue] = max(0, depth[queue] + rng.randint(-3, 3))
+                lines.append(f"batch.jobs.processed:{done}|c|#queue:{queue}")
+                lines.append(f"batch.job.duration:{rng.uniform(20, 400):.1f}|ms|#queue:{queue}")
+                lines.append(f"batch.queue.depth:{depth[queue]}|g|#queue:{queue}")
+            sock.sendto("\n".join(lines).encode(), (host, int(port)))

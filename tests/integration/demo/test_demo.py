@@ -25,7 +25,7 @@ def test_demo_shows_data_read_back_through_promql() -> None:
         interval=15.0,
         fault=["errors:product-catalog:30%@+1m/10m"],
         refresh=4.0,
-        duration=10.0,
+        duration=24.0,
     )
     out = io.StringIO()
     # When it runs
@@ -42,3 +42,9 @@ def test_demo_shows_data_read_back_through_promql() -> None:
     assert ratios
     assert ratios[-1][0] == "product-catalog"
     assert float(ratios[-1][1]) > 20
+    # And the StatsD batch worker's jobs arrived through the agent, with the labels its key carries
+    jobs = [float(n) for n in re.findall(r"statsd\s+([\d.]+) batch jobs/s", text)]
+    assert jobs
+    assert max(jobs) > 0
+    sources = re.findall(r"sources\s+(.*)", text)
+    assert any("simulator" in line and "statsd" in line for line in sources), sources
