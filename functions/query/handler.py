@@ -1,8 +1,13 @@
-"""Query function: the Prometheus HTTP API over the hot tier."""
+"""Query function: the Prometheus HTTP API over the hot tier.
+
+Paths and methods come from the wiring's routes of this function, so API Gateway, the local
+gateway and this resolver answer the same set.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
@@ -14,8 +19,11 @@ from novacron.adapters.keys_table import DynamoKeyStore
 from novacron.auth import Role
 from novacron.config import QueryConfig
 from novacron.http import json_response, principal_of, request_params, require_role
+from novacron.promql import Engine
 from novacron.query import prom_api, status
+from novacron.query.results_cache import LruResultsStore, ResultsCache
 from novacron.storage.reader import HotTierReader
+from novacron.wiring import QUERY, WIRING
 
 config = QueryConfig.from_env()
 logger = Logger(service="novacron-query")
@@ -24,49 +32,44 @@ app = APIGatewayHttpResolver()
 keys = DynamoKeyStore(config.keys_table, config.key_cache_ttl_s)
 blocks, index = DynamoBlockStore(config.blocks_table), DynamoIndexStore(config.index_table)
 app.use([require_role(keys, lambda _m, _p: Role.READ)])
+results = LruResultsStore()  # per warm function; keys carry the tenant
+
+Endpoint = Callable[[HotTierReader, dict[str, list[str]], dict[str, str]], tuple[int, dict[str, Any]]]
 
 
-def _reader() -> HotTierReader:
-    return HotTierReader(principal_of(app).tenant, blocks, index)
+def _engine(reader: HotTierReader) -> Engine:
+    return Engine(reader, lookback_ms=config.lookback_s * 1000, max_samples=config.max_samples)
 
 
-def _answer(result: tuple[int, dict[str, Any]]) -> Response[str]:
-    return json_response(*result)
+ENDPOINTS: dict[str, Endpoint] = {
+    "/api/v1/query": lambda r, p, _: prom_api.query(r, p, engine=_engine(r), max_series=config.max_series),
+    "/api/v1/query_range": lambda r, p, _: prom_api.query_range(
+        r, p, engine=_engine(r), max_series=config.max_series, results_cache=ResultsCache(results, r.tenant)
+    ),
+    "/api/v1/series": lambda r, p, _: prom_api.series(r, p, max_series=config.max_series),
+    "/api/v1/labels": lambda r, p, _: prom_api.labels(r, p),
+    "/api/v1/label/{name}/values": lambda r, p, path: prom_api.label_values(r, path["name"], p),
+    "/api/v1/metadata": lambda r, p, _: prom_api.metadata(r, p),
+    "/api/v1/query_exemplars": lambda r, p, _: prom_api.query_exemplars(r, p),
+    "/api/v1/format_query": lambda _r, p, _: prom_api.format_query(p),
+    "/api/v1/rules": lambda _r, p, _: prom_api.rules(p),
+    "/api/v1/alerts": lambda _r, p, _: prom_api.alerts(p),
+    "/api/v1/status/buildinfo": lambda _r, _p, _: prom_api.buildinfo(),
+    "/api/v1/status/tsdb": lambda r, p, _: status.tsdb_status(r, p, int(time.time() * 1000)),
+}
 
 
-@app.route("/api/v1/query", method=["GET", "POST"])
-def query() -> Response[str]:
-    return _answer(prom_api.query(_reader(), request_params(app)))
+def _serve(endpoint: Endpoint) -> Callable[..., Response[str]]:
+    def serve(**path: str) -> Response[str]:
+        reader = HotTierReader(principal_of(app).tenant, blocks, index)
+        return json_response(*endpoint(reader, request_params(app), path))
+
+    return serve
 
 
-@app.route("/api/v1/query_range", method=["GET", "POST"])
-def query_range() -> Response[str]:
-    return _answer(prom_api.query_range(_reader(), request_params(app)))
-
-
-@app.route("/api/v1/series", method=["GET", "POST"])
-def series() -> Response[str]:
-    return _answer(prom_api.series(_reader(), request_params(app)))
-
-
-@app.route("/api/v1/labels", method=["GET", "POST"])
-def labels() -> Response[str]:
-    return _answer(prom_api.labels(_reader(), request_params(app)))
-
-
-@app.get("/api/v1/label/<name>/values")
-def label_values(name: str) -> Response[str]:
-    return _answer(prom_api.label_values(_reader(), name, request_params(app)))
-
-
-@app.get("/api/v1/status/buildinfo")
-def buildinfo() -> Response[str]:
-    return _answer(prom_api.buildinfo())
-
-
-@app.get("/api/v1/status/tsdb")
-def tsdb_status() -> Response[str]:
-    return _answer(status.tsdb_status(_reader(), request_params(app), int(time.time() * 1000)))
+for route in WIRING.routes:
+    if route.function == QUERY:  # API Gateway's {name} is Powertools' <name>
+        app.route(route.path.replace("{", "<").replace("}", ">"), method=route.method)(_serve(ENDPOINTS[route.path]))
 
 
 @logger.inject_lambda_context

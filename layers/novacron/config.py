@@ -77,6 +77,7 @@ class QueryConfig(_FunctionConfig):
     key_cache_ttl_s: float = Field(30.0, ge=0)
     lookback_s: int = Field(300, gt=0)
     max_samples: int = Field(50_000_000, gt=0)
+    max_series: int = Field(100_000, gt=0)
 
 
 class AdminConfig(_FunctionConfig):

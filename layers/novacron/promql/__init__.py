@@ -2,7 +2,7 @@
 
 from novacron.promql.engine import Engine, parse, parse_selector
 from novacron.promql.errors import BadData, ExecutionError, PromQLError, QueryTimeout, TooManySamples
-from novacron.promql.format import format_float
+from novacron.promql.format import format_float, format_sample
 from novacron.promql.values import QueryResult
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "QueryTimeout",
     "TooManySamples",
     "format_float",
+    "format_sample",
     "parse",
     "parse_selector",
 ]

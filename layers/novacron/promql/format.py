@@ -21,3 +21,16 @@ def format_float(value: float) -> str:
     if text.endswith(".0"):
         text = text[:-2]
     return text
+
+
+def format_sample(value: float) -> str:
+    """A vector or matrix sample value as Prometheus's JSON API writes it.
+
+    Prometheus writes sample values with an exponent below 1e-6 and from 1e21 on (Go's
+    ``AppendFloat(v, 'e', -1, 64)``: ``1e-07``, ``1e+21``), and like ``format_float`` otherwise;
+    scalar results and ``count_values`` labels always use ``format_float``.
+    """
+    magnitude = abs(value)
+    if magnitude != 0 and (magnitude < 1e-6 or magnitude >= 1e21) and not math.isinf(magnitude):
+        return repr(float(value))  # Python's shortest exponent form is Go's: two exponent digits at least
+    return format_float(value)

@@ -15,16 +15,31 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
+
+import promql_parser
 
 import novacron
-from novacron.promql import BadData, Engine, PromQLError, QueryResult, format_float, parse_selector
-from novacron.series import Labels, Matcher, SeriesReader
+from novacron.promql import (
+    BadData,
+    Engine,
+    ExecutionError,
+    PromQLError,
+    QueryResult,
+    format_float,
+    format_sample,
+    parse,
+    parse_selector,
+)
+from novacron.query.results_cache import ResultsCache
+from novacron.series import METRIC_NAME, Labels, Matcher, SeriesReader
 from novacron.storage.reader import QueryTooLarge
 
 Params = Mapping[str, str | Sequence[str]]
 Response = tuple[int, dict[str, Any]]
 Clock = Callable[[], float]
+T = TypeVar("T")
 
 # Prometheus's own bounds for "no start"/"no end", and how clients spell them.
 MIN_TIME_MS = -9223309901257974 * 1000
@@ -32,12 +47,26 @@ MAX_TIME_MS = 9223309901257974 * 1000 + 999
 _MIN_TIME_TEXT = "-292273086-05-16T16:47:06Z"
 _MAX_TIME_TEXT = "292277026596-12-04T15:30:07.999999999Z"
 MAX_POINTS_PER_SERIES = 11_000
+# Series one answer may hold unless the function's config says otherwise: the sample budget bounds
+# evaluation memory, this bounds the JSON response built from the result.
+MAX_SERIES = 100_000
+TRUNCATED = "results truncated due to limit"
 _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 _DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
 _DURATION_UNITS_MS = (365 * 86_400_000, 7 * 86_400_000, 86_400_000, 3_600_000, 60_000, 1000, 1)
 _GO_FLOAT = re.compile(r"^[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)$", re.IGNORECASE)
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _STATUS = {"bad_data": 400, "execution": 422, "timeout": 503, "canceled": 503, "internal": 500}
+
+
+class TooManySeries(ExecutionError):
+    """An answer would hold more series than the query function allows."""
+
+    def __init__(self, count: int, allowed: int) -> None:
+        super().__init__(
+            f"the answer would hold {count} series, more than the {allowed} allowed; "
+            "narrow the selectors or pass a limit"
+        )
 
 
 def error(error_type: str, message: str) -> Response:
@@ -150,7 +179,7 @@ def result_json(result: QueryResult) -> dict[str, Any]:
         items = [
             {
                 "metric": _metric(s.labels),
-                "value": [_timestamp(int(s.timestamps[0])), format_float(float(s.values[0]))],
+                "value": [_timestamp(int(s.timestamps[0])), format_sample(float(s.values[0]))],
             }
             for s in result.series
         ]
@@ -159,7 +188,7 @@ def result_json(result: QueryResult) -> dict[str, Any]:
         {
             "metric": _metric(s.labels),
             "values": [
-                [_timestamp(t), format_float(v)] for t, v in zip(s.timestamps.tolist(), s.values.tolist(), strict=True)
+                [_timestamp(t), format_sample(v)] for t, v in zip(s.timestamps.tolist(), s.values.tolist(), strict=True)
             ],
         }
         for s in result.series
@@ -207,10 +236,17 @@ def _run(fn: Callable[[], Response]) -> Response:
         return error("bad_data", f"a time or duration parameter is out of range: {exc}")
 
 
-def query(reader: SeriesReader, params: Params, now: Clock | None = None, engine: Engine | None = None) -> Response:
-    """``/api/v1/query``: ``query``, optional ``time`` (default now) and ``timeout``."""
+def query(
+    reader: SeriesReader,
+    params: Params,
+    now: Clock | None = None,
+    engine: Engine | None = None,
+    max_series: int = MAX_SERIES,
+) -> Response:
+    """``/api/v1/query``: ``query``, optional ``time`` (default now), ``timeout`` and ``limit``."""
 
     def run() -> Response:
+        limit = _query_limit(params)
         at = _time_param(params, "time", _now_ms(now))
         timeout = _timeout_param(params)
         text = _param(params, "query")
@@ -219,17 +255,26 @@ def query(reader: SeriesReader, params: Params, now: Clock | None = None, engine
             result = eng.instant(text, at, timeout_ms=timeout)
         except BadData as exc:
             raise _invalid("query", exc) from exc
-        return success(result_json(result))
+        return _bounded(result, limit, max_series)
 
     return _run(run)
 
 
 def query_range(
-    reader: SeriesReader, params: Params, now: Clock | None = None, engine: Engine | None = None
+    reader: SeriesReader,
+    params: Params,
+    now: Clock | None = None,
+    engine: Engine | None = None,
+    max_series: int = MAX_SERIES,
+    results_cache: ResultsCache | None = None,
 ) -> Response:
-    """``/api/v1/query_range``: ``query``, ``start``, ``end``, ``step``, optional ``timeout``."""
+    """``/api/v1/query_range``: ``query``, ``start``, ``end``, ``step``, optional ``timeout`` and ``limit``.
+
+    With ``results_cache``, complete older chunks of the range come from the cache (see results_cache.py).
+    """
 
     def run() -> Response:
+        limit = _query_limit(params)
         start = _required_time(params, "start")
         end = _required_time(params, "end")
         if end < start:
@@ -250,10 +295,11 @@ def query_range(
         timeout = _timeout_param(params)
         eng = engine or Engine(reader)
         try:
-            result = eng.range(_param(params, "query"), start, end, step, timeout_ms=timeout)
+            evaluate = eng.range if results_cache is None else partial(results_cache.range, eng)
+            result = evaluate(_param(params, "query"), start, end, step, timeout_ms=timeout)
         except BadData as exc:
             raise _invalid("query", exc) from exc
-        return success(result_json(result))
+        return _bounded(result, limit, max_series)
 
     return _run(run)
 
@@ -282,10 +328,32 @@ def _limit(params: Params) -> int:
     return limit
 
 
-def _limited(items: list[Any], limit: int) -> Response:
+def _query_limit(params: Params) -> int:
+    try:
+        return _limit(params)
+    except BadData as exc:
+        raise _invalid("limit", exc) from exc
+
+
+def _cut(items: list[T], limit: int, max_series: int | None) -> tuple[list[T], list[str]]:
+    """``items`` cut to the client's ``limit`` (with Prometheus's warning), refused beyond ``max_series``."""
+    warnings = []
     if limit and len(items) > limit:
-        return success(items[:limit], ["results truncated due to limit"])
-    return success(items)
+        items, warnings = items[:limit], [TRUNCATED]
+    if max_series is not None and len(items) > max_series:
+        raise TooManySeries(len(items), max_series)
+    return items, warnings
+
+
+def _limited(items: list[Any], limit: int, max_series: int | None = None) -> Response:
+    return success(*_cut(items, limit, max_series))
+
+
+def _bounded(result: QueryResult, limit: int, max_series: int) -> Response:
+    if result.result_type not in ("vector", "matrix"):
+        return success(result_json(result))  # limit does not apply to scalars and strings
+    rows, warnings = _cut(result.series, limit, max_series)
+    return success(result_json(QueryResult(result.result_type, rows)), warnings)
 
 
 def _range_params(params: Params) -> dict[str, int | None]:
@@ -298,8 +366,8 @@ def _range_params(params: Params) -> dict[str, int | None]:
     }
 
 
-def series(reader: SeriesReader, params: Params, now: Clock | None = None) -> Response:
-    """``/api/v1/series``: label sets of the series matching any ``match[]``."""
+def series(reader: SeriesReader, params: Params, now: Clock | None = None, max_series: int = MAX_SERIES) -> Response:
+    """``/api/v1/series``: label sets of the series matching any ``match[]``, at most ``max_series``."""
 
     def run() -> Response:
         if not _params(params, "match[]"):
@@ -307,7 +375,7 @@ def series(reader: SeriesReader, params: Params, now: Clock | None = None) -> Re
         bounds = _range_params(params)
         limit = _limit(params)
         sets = _matcher_sets(params)
-        return _limited([_metric(lb) for lb in reader.series(sets, **bounds)], limit)
+        return _limited([_metric(lb) for lb in reader.series(sets, **bounds)], limit, max_series)
 
     return _run(run)
 
@@ -348,3 +416,106 @@ def buildinfo() -> Response:
             "goVersion": f"python{platform.python_version()}",
         }
     )
+
+
+def _metadata_limit(params: Params, name: str) -> int:
+    # Prometheus reads these with Atoi and treats any negative number as "no limit".
+    text = _param(params, name)
+    if text == "":
+        return -1
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise BadData(f"{name} must be a number")
+    return int(text)
+
+
+def metadata(reader: SeriesReader, params: Params, now: Clock | None = None) -> Response:
+    """``/api/v1/metadata``: ``metric``, ``limit``, ``limit_per_metric``.
+
+    NovaCron keeps no metric metadata (remote write 2.0 metadata is parsed but not stored), so each
+    metric name of the tenant's index (recent days, as for ``labels``) is listed with type
+    ``unknown`` and empty help and unit: what the index can honestly say.
+    """
+
+    def run() -> Response:
+        limit = _metadata_limit(params, "limit")
+        _metadata_limit(params, "limit_per_metric")  # validated; one entry per metric is below any limit
+        metric = _param(params, "metric")
+        sets = [[Matcher(METRIC_NAME, "=", metric)]] if metric else []
+        names = reader.label_values(METRIC_NAME, sets)
+        if limit >= 0:
+            names = names[:limit]
+        return success({name: [{"type": "unknown", "help": "", "unit": ""}] for name in names})
+
+    return _run(run)
+
+
+def _has_selector(node: Any) -> bool:
+    def not_a_selector(child: Any) -> bool:
+        return type(child).__name__ not in ("VectorSelector", "MatrixSelector")
+
+    return promql_parser.walk(node, pre_visit=not_a_selector) is False
+
+
+def query_exemplars(reader: SeriesReader, params: Params, now: Clock | None = None) -> Response:
+    """``/api/v1/query_exemplars``: ``query``, optional ``start`` and ``end``.
+
+    NovaCron stores no exemplars (remote write answers ``X-Prometheus-Remote-Write-Exemplars-Written: 0``),
+    so a valid request answers an empty list, and an expression without selectors ``null``, as
+    Prometheus does.
+    """
+
+    def run() -> Response:
+        start = _time_param(params, "start", MIN_TIME_MS)
+        end = _time_param(params, "end", MAX_TIME_MS)
+        if end < start:
+            raise BadData("end timestamp must not be before start timestamp")
+        node = parse(_param(params, "query"))
+        return success([] if _has_selector(node) else None)
+
+    return _run(run)
+
+
+def format_query(params: Params) -> Response:
+    """``/api/v1/format_query``: ``query`` pretty-printed as Prometheus's ``Pretty`` does."""
+
+    def run() -> Response:
+        try:
+            node = parse(_param(params, "query"))
+        except BadData as exc:
+            raise _invalid("query", exc) from exc
+        return success(node.prettify())
+
+    return _run(run)
+
+
+def _bool_param(params: Params, name: str) -> bool:
+    # Go's strconv.ParseBool spellings.
+    text = _param(params, name)
+    if text in ("", "0", "f", "F", "false", "FALSE", "False"):
+        return False
+    if text in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    raise BadData(f'invalid parameter "{name}": strconv.ParseBool: parsing "{text}": invalid syntax')
+
+
+def rules(params: Params) -> Response:
+    """``/api/v1/rules``: ``type``, ``rule_name[]``, ``rule_group[]``, ``file[]``, ``match[]``, ``exclude_alerts``.
+
+    NovaCron evaluates no rules yet (the alerting issue adds them), so every valid request answers
+    Prometheus's empty state: no groups.
+    """
+
+    def run() -> Response:
+        kind = _param(params, "type").lower()
+        if kind not in ("", "alert", "record"):
+            raise BadData(f'invalid parameter "type": not supported value "{kind}"')
+        _bool_param(params, "exclude_alerts")
+        _matcher_sets(params)
+        return success({"groups": []})
+
+    return _run(run)
+
+
+def alerts(params: Params) -> Response:
+    """``/api/v1/alerts``: the active alerts; none until the alerting issue evaluates rules."""
+    return success({"alerts": []})

@@ -285,7 +285,9 @@ class MetricsWriter:
         items: list[BlockItem] = []
         seen_tables: set[tuple[str, str]] = set()
         cuts = np.flatnonzero((np.diff(row_record) != 0) | (np.diff(row_bucket) != 0)) + 1
-        for lo, hi in itertools.pairwise([0, *cuts.tolist(), len(ts)]):
+        # A batch whose records hold no samples at all (series without samples) makes no blocks.
+        bounds = [0, *cuts.tolist(), len(ts)] if len(ts) else []
+        for lo, hi in itertools.pairwise(bounds):
             r = int(row_record[lo])
             sequence, record = records[r]
             made = self._bucket_blocks(

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from novacron.promql import BadData, Engine, ExecutionError, QueryTimeout, TooManySamples, format_float
+from novacron.promql import BadData, Engine, ExecutionError, QueryTimeout, TooManySamples, format_float, format_sample
 
 
 @pytest.mark.parametrize(
@@ -29,6 +29,32 @@ from novacron.promql import BadData, Engine, ExecutionError, QueryTimeout, TooMa
 def test_format_float_matches_go(value, text):
     # Given a float / When formatted / Then as Go's FormatFloat(v, 'f', -1, 64)
     assert format_float(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1e-7, "1e-07"),
+        (9.99e-7, "9.99e-07"),
+        (-4.042198674546348e-16, "-4.042198674546348e-16"),
+        (5e-324, "5e-324"),
+        (-1e-6, "-0.000001"),
+        (0.000123, "0.000123"),
+        (1e21, "1e+21"),
+        (-1.5e22, "-1.5e+22"),
+        (9.9e20, "990000000000000000000"),
+        (1.0, "1"),
+        (0.0, "0"),
+        (-0.0, "-0"),
+        (math.nan, "NaN"),
+        (math.inf, "+Inf"),
+        (-math.inf, "-Inf"),
+    ],
+)
+def test_format_sample_matches_prometheus_json(value, text):
+    # Given a vector/matrix sample value / When formatted for the API / Then as Prometheus 2.42 writes it
+    # (checked against the real server: an exponent below 1e-6 and from 1e21 on)
+    assert format_sample(value) == text
 
 
 @pytest.mark.parametrize("query", ["sum(", "rate(x)", "x[5m] + 1", "", 'foo{a=~"("}'])

@@ -244,3 +244,14 @@ def test_index_entries_live_until_the_end_of_their_day_plus_retention(blocks) ->
     # Then the entry outlives the day's last possible block, not just the first one
     block_expiry_at_day_end = (day_start_ms + 86_400_000 - 1) // 1000 + 15 * 86_400
     assert expiries == [block_expiry_at_day_end]
+
+
+def test_a_batch_without_any_sample_is_written_as_nothing(writer, blocks) -> None:
+    # Given records that hold no samples: one with no series, one whose series has no samples
+    empty = record("acme", [])
+    sampleless = record("acme", [up("a", [])])
+    # When the writer takes them as one batch
+    outcomes = writer.write_batch([("1", empty), ("2", sampleless)])
+    # Then each record is settled (not a poison record) and no block is stored
+    assert [o.samples for o in outcomes if isinstance(o, WriteStats)] == [0, 0]
+    assert blocks.items == {}
