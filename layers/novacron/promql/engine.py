@@ -34,6 +34,7 @@ from novacron.promql.values import (
     is_stale,
 )
 from novacron.promql.windows import RANGE_FUNCTIONS, bounds
+from novacron.promql.windows import evaluate as evaluate_range_function
 from novacron.series import METRIC_NAME, Labels, Matcher, SeriesReader, SeriesSamples
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -191,12 +192,13 @@ class _Query:
         times = self._times(vs.at, vs.offset, steps)
         range_ms = _ms(node.range)
         found = self._select(selector_matchers(vs), int(times.min()) - range_ms + 1, int(times.max()))
-        series = []
-        for s in found:
-            keep = ~is_stale(s.values)  # range vectors never contain staleness markers
-            if not keep.all():
-                s = SeriesSamples(s.labels, s.timestamps[keep], s.values[keep])
-            series.append(s)
+        series = found
+        # Range vectors never contain staleness markers; one check over all samples finds any.
+        if found and is_stale(np.concatenate([s.values for s in found])).any():
+            series = []
+            for s in found:
+                keep = ~is_stale(s.values)
+                series.append(s if keep.all() else SeriesSamples(s.labels, s.timestamps[keep], s.values[keep]))
         own = tuple((m.name, m.value) for m in selector_matchers(vs) if m.op == "=")
         return RangeVector(series, times, range_ms, own)
 
@@ -227,21 +229,18 @@ class _Query:
             return self._absent(node, steps)
         args = [self.eval(a, steps) for a in node.args]
         if name in RANGE_FUNCTIONS:
-            fn, keep_name = RANGE_FUNCTIONS[name]
+            keep_name = RANGE_FUNCTIONS[name][1]
             rv = next(a for a in args if isinstance(a, RangeVector))
             scalars = [a.values for a in args if isinstance(a, Scalar)]
-            labels: list[Labels] = []
-            values, present = [], []
-            for s in rv.series:
-                self.check()
-                v, ok = fn(s, rv.window_end, rv.range_ms, scalars)
-                if ok.any():
-                    labels.append(s.labels if keep_name else drop_name(s.labels))
-                    values.append(v)
-                    present.append(ok)
-            if not labels:
+            values, present = evaluate_range_function(name, rv.series, rv.window_end, rv.range_ms, scalars)
+            self.check()
+            rows = np.nonzero(present.any(axis=1))[0]
+            if len(rows) == 0:
                 return Vector.empty(len(steps))
-            return merge_same_labels(Vector(labels, np.array(values), np.array(present)), whole_range=True)
+            labels = [rv.series[i].labels for i in rows]
+            if not keep_name:
+                labels = [drop_name(lb) for lb in labels]
+            return merge_same_labels(Vector(labels, values[rows], present[rows]), whole_range=True)
         if name in _NATIVE_HISTOGRAM_FUNCTIONS:
             return Vector.empty(len(steps))
         if name not in INSTANT_FUNCTIONS:
@@ -366,11 +365,8 @@ class Engine:
                 if hi[0] > lo[0]:
                     out.append(SeriesSamples(s.labels, s.timestamps[lo[0] : hi[0]], s.values[lo[0] : hi[0]]))
             return QueryResult("matrix", series=sorted(out, key=lambda s: s.labels))
-        rows = [
-            SeriesSamples(lb, steps.copy(), value.values[i, :1].copy())
-            for i, lb in enumerate(value.labels)
-            if value.present[i, 0]
-        ]
+        at_time = value.values[:, :1].copy()
+        rows = [SeriesSamples(value.labels[i], steps.copy(), at_time[i]) for i in np.nonzero(value.present[:, 0])[0]]
         if not _is_ordering(node):
             rows.sort(key=lambda s: s.labels)
         return QueryResult("vector", series=rows)

@@ -11,10 +11,15 @@ from novacron.series import Labels, Matcher, SeriesSamples, matches_all
 
 
 class InMemorySeriesReader:
-    """Holds whole series in memory; ``select`` slices them with ``searchsorted``."""
+    """Holds whole series in memory; ``select`` slices them with ``searchsorted``.
+
+    An inverted index (label name -> value -> series) narrows a selection to the series its
+    matchers can match before any label set is tested, as Prometheus's postings do.
+    """
 
     def __init__(self) -> None:
         self._series: dict[Labels, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
+        self._postings: dict[str, dict[str, set[Labels]]] = {}
 
     def add(
         self,
@@ -31,6 +36,9 @@ class InMemorySeriesReader:
         if key in self._series:
             old_ts, old_vs = self._series[key]
             ts, vs = np.concatenate((old_ts, ts)), np.concatenate((old_vs, vs))
+        else:
+            for name, value in key:
+                self._postings.setdefault(name, {}).setdefault(value, set()).add(key)
         # Stable sort then keep the last of equal timestamps, so later writes win.
         order = np.argsort(ts, kind="stable")
         ts, vs = ts[order].astype(np.int64), vs[order]
@@ -38,15 +46,31 @@ class InMemorySeriesReader:
         self._series[key] = (ts[last], vs[last])
 
     def _matching(self, matchers: Sequence[Matcher]) -> list[Labels]:
-        return sorted(lb for lb in self._series if matches_all(lb, matchers))
+        """Sorted label sets matching every matcher, found through the postings."""
+        candidates: set[Labels] | None = None
+        rest = []
+        for m in matchers:
+            if m.matches(""):
+                # Also matches series without the label: the postings cannot enumerate those.
+                rest.append(m)
+                continue
+            values = self._postings.get(m.name, {})
+            named = [values[m.value]] if m.op == "=" and m.value in values else []
+            if m.op != "=":
+                named = [series for value, series in values.items() if m.matches(value)]
+            found = set().union(*named)
+            candidates = found if candidates is None else candidates & found
+            if not candidates:
+                return []
+        pool = self._series.keys() if candidates is None else candidates
+        return sorted(lb for lb in pool if not rest or matches_all(lb, rest))
 
     def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesSamples]:
         """Samples with ``start_ms <= t <= end_ms`` of every matching series that has any."""
         out = []
         for lb in self._matching(matchers):
             ts, vs = self._series[lb]
-            lo = int(np.searchsorted(ts, start_ms, side="left"))
-            hi = int(np.searchsorted(ts, end_ms, side="right"))
+            lo, hi = ts.searchsorted(start_ms, "left"), ts.searchsorted(end_ms, "right")
             if hi > lo:
                 out.append(SeriesSamples(lb, ts[lo:hi].copy(), vs[lo:hi].copy()))
         return out

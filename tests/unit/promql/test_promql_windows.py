@@ -232,3 +232,37 @@ def test_histogram_quantile_uses_the_buckets_present_at_each_step(reader, engine
     [series] = eng.range("histogram_quantile(0.5, h_bucket)", 0, 180 * S, 60 * S).series
     # Then full steps interpolate in (1, 2]; the others fall in (1, +Inf] and return 1
     assert series.values.tolist() == [1.5, 1.0, 1.0, 1.5]
+
+
+@pytest.mark.parametrize("batch_samples", [1 << 16, 100])
+def test_series_laid_end_to_end_give_each_series_its_own_result(monkeypatch, batch_samples):
+    # Given small or large batches, and series with gaps, a counter reset, NaN, different lengths
+    # and one with no samples
+    from novacron.promql import windows
+    from novacron.promql.windows import _END_TO_END, RANGE_FUNCTIONS, evaluate
+    from novacron.series import SeriesSamples
+
+    monkeypatch.setattr(windows, "_BATCH_SAMPLES", batch_samples)
+
+    rng = np.random.default_rng(7)
+    series = []
+    for i in range(6):
+        ts = np.sort(rng.choice(np.arange(0, 3_600_000, 15_000), size=40 + 30 * i, replace=False)).astype(np.int64)
+        vs = np.cumsum(rng.uniform(0, 10, len(ts)))
+        if i == 2:
+            vs[len(vs) // 2 :] -= vs[len(vs) // 2]  # a counter reset
+        if i == 3:
+            vs[5] = np.nan
+        series.append(SeriesSamples((("i", str(i)),), ts, vs))
+    series.append(SeriesSamples((("i", "empty"),), np.zeros(0, dtype=np.int64), np.zeros(0)))
+    window_end = np.arange(300_000, 3_900_000, 60_000, dtype=np.int64)
+    args = {"quantile_over_time": [np.full(len(window_end), 0.9)]}
+    for name in sorted(_END_TO_END):
+        fn = RANGE_FUNCTIONS[name][0]
+        # When evaluating all series at once
+        values, present = evaluate(name, series, window_end, 300_000, args.get(name, []))
+        # Then each row equals the function applied to that series alone (to rounding for prefix sums)
+        for row, s in enumerate(series):
+            want, ok = fn(s, window_end, 300_000, args.get(name, []))
+            assert present[row].tolist() == ok.tolist(), name
+            np.testing.assert_allclose(values[row][ok], want[ok], rtol=1e-12, atol=0, err_msg=name)

@@ -34,3 +34,38 @@ def test_metadata_queries():
         (("__name__", "m"), ("a", "1")),
         (("__name__", "n"), ("b", "2")),
     ]
+
+
+def _brute_force(r: InMemorySeriesReader, all_labels: list[dict[str, str]], matchers: list[Matcher]) -> list:
+    from novacron.series import matches_all
+
+    keys = {tuple(sorted((k, v) for k, v in lb.items() if v != "")) for lb in all_labels}
+    return sorted(k for k in keys if matches_all(k, matchers))
+
+
+def test_postings_select_exactly_the_series_a_full_scan_would():
+    # Given series with overlapping, missing and empty-valued labels
+    all_labels = [
+        {"__name__": "m", "job": "a", "code": "200"},
+        {"__name__": "m", "job": "b", "code": "500"},
+        {"__name__": "m", "job": "b"},
+        {"__name__": "n", "job": "a", "code": ""},
+        {"__name__": "n", "env": "prod"},
+    ]
+    r = InMemorySeriesReader()
+    for lb in all_labels:
+        r.add(lb, [0], [1.0])
+    cases = [
+        [Matcher("__name__", "=", "m")],
+        [Matcher("__name__", "=", "m"), Matcher("code", "=~", "5..")],
+        [Matcher("job", "!=", "a")],  # matches series without a job label too
+        [Matcher("code", "=", "")],  # only series lacking code
+        [Matcher("code", "!~", "2.*"), Matcher("__name__", "=~", "m|n")],
+        [Matcher("job", "=", "missing")],
+        [Matcher("nolabel", "=~", ".+")],
+        [Matcher("__name__", "=", "n"), Matcher("job", "=", "b")],
+    ]
+    for matchers in cases:
+        # When selecting / Then the postings give what testing every label set gives
+        got = [s.labels for s in r.select(matchers, 0, 0)]
+        assert got == _brute_force(r, all_labels, matchers), matchers
