@@ -19,6 +19,26 @@ def _grouping(labels: Labels, names: list[str], without: bool) -> Labels:
     return drop(labels, names) if without else keep_only(labels, names)
 
 
+# Grouping keys of label sets seen recently, per (names, without): dashboards aggregate the same
+# series again and again, and a dictionary hit costs a fraction of building the key.
+_KEYS: dict[tuple[tuple[str, ...], bool], dict[Labels, Labels]] = {}
+_KEYS_LIMIT = 200_000
+
+
+def grouping_keys(labels: list[Labels], names: list[str], without: bool) -> list[Labels]:
+    """Each label set's group: only ``names`` (``by``), or all but ``names`` and ``__name__`` (``without``)."""
+    known = _KEYS.setdefault((tuple(names), without), {})
+    if len(known) > _KEYS_LIMIT:
+        known.clear()
+    out = []
+    for lb in labels:
+        key = known.get(lb)
+        if key is None:
+            key = known[lb] = _grouping(lb, names, without)
+        out.append(key)
+    return out
+
+
 class _Groups:
     """Rows sorted by group, with each row's rank inside its group, for level-by-level loops."""
 
@@ -177,7 +197,7 @@ def aggregate(op: str, vec: Vector, names: list[str], without: bool, param: Valu
         if not isinstance(param, String):
             raise ExecutionError("count_values expects a string parameter")
         return _count_values(vec, param.value, names, without)
-    g = _Groups(vec, [_grouping(lb, names, without) for lb in vec.labels])
+    g = _Groups(vec, grouping_keys(vec.labels, names, without))
     if op in ("topk", "bottomk"):
         return _topk(vec, g, _param_ints(param, steps), descending=op == "topk")
     if op == "limitk":

@@ -22,6 +22,7 @@ from novacron.promql.errors import BadData, ExecutionError, QueryTimeout, TooMan
 from novacron.promql.functions import INSTANT_FUNCTIONS, ORDERING_FUNCTIONS
 from novacron.promql.labels import merge_same_labels
 from novacron.promql.values import (
+    F64,
     I64,
     Mask,
     QueryResult,
@@ -35,7 +36,7 @@ from novacron.promql.values import (
 )
 from novacron.promql.windows import RANGE_FUNCTIONS, bounds
 from novacron.promql.windows import evaluate as evaluate_range_function
-from novacron.series import METRIC_NAME, Labels, Matcher, SeriesReader, SeriesSamples
+from novacron.series import METRIC_NAME, Matcher, SeriesReader, SeriesSamples
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -167,25 +168,19 @@ class _Query:
             return Vector.empty(0)
         # Prometheus 3's lookback window is (t - lookback, t].
         found = self._select(selector_matchers(node), int(times.min()) - self.lookback_ms + 1, int(times.max()))
-        labels: list[Labels] = []
-        values, present, sample_ts = [], [], []
-        for s in found:
-            self.check()
-            if len(s.timestamps) == 0:
-                continue
-            idx = np.searchsorted(s.timestamps, times, side="right") - 1
-            safe = np.clip(idx, 0, None)
-            picked_ts = s.timestamps[safe]
-            picked = s.values[safe]
-            ok = (idx >= 0) & (picked_ts > times - self.lookback_ms) & ~is_stale(picked)
-            if ok.any():
-                labels.append(s.labels)
-                values.append(picked)
-                present.append(ok)
-                sample_ts.append(picked_ts)
-        if not labels:
+        found = [s for s in found if len(s.timestamps)]
+        if not found:
             return Vector.empty(len(steps))
-        return Vector(labels, np.array(values), np.array(present), np.array(sample_ts))
+        self.check()
+        picked_ts, picked, ok = latest_samples(found, times, self.lookback_ms)
+        ok &= ~is_stale(picked)
+        rows = np.nonzero(ok.any(axis=1))[0]
+        if len(rows) == 0:
+            return Vector.empty(len(steps))
+        if len(rows) != len(found):
+            found = [found[i] for i in rows]
+            picked_ts, picked, ok = picked_ts[rows], picked[rows], ok[rows]
+        return Vector([s.labels for s in found], picked, ok, picked_ts)
 
     def _eval_matrixselector(self, node: Any, steps: I64) -> Value:
         vs = node.vector_selector
@@ -394,6 +389,45 @@ class Engine:
             if value.present[i].any()
         ]
         return QueryResult("matrix", series=sorted(out, key=lambda s: s.labels))
+
+
+def latest_samples(series: Sequence[SeriesSamples], times: I64, lookback_ms: int) -> tuple[I64, F64, Mask]:
+    """Per series and time, the last sample at or before the time: its timestamp, value, and
+    whether it lies within ``(t - lookback_ms, t]``; arrays of shape (series, times).
+
+    The series (each non-empty) are laid end to end, each shifted past the previous one's
+    samples and times, so one ``searchsorted`` answers every series and time at once instead of
+    one numpy call per series.
+    """
+    if len(series) > 1 and _span(series, times) * len(series) >= 2**62:  # shifted keys would overflow
+        half = len(series) // 2
+        parts = [latest_samples(series[:half], times, lookback_ms), latest_samples(series[half:], times, lookback_ms)]
+        return (
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]),
+        )
+    sizes = np.fromiter((len(s.timestamps) for s in series), dtype=np.int64, count=len(series))
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    ts = np.concatenate([s.timestamps for s in series]).astype(np.int64, copy=False)
+    vs = np.concatenate([s.values for s in series])
+    earliest = min(int(ts.min()), int(times.min()))
+    span = max(int(ts.max()), int(times.max())) - earliest + 1
+    shifts = span * np.arange(len(series), dtype=np.int64)
+    keys = (ts - earliest) + np.repeat(shifts, sizes)
+    wanted = shifts[:, None] + (times - earliest)[None, :]
+    idx = np.searchsorted(keys, wanted, side="right") - 1
+    found = idx >= starts[:, None]  # else the search landed in the previous series
+    safe = np.maximum(idx, starts[:, None])
+    picked_ts = ts[safe]
+    ok = found & (picked_ts > times[None, :] - lookback_ms)
+    return picked_ts, vs[safe], ok
+
+
+def _span(series: Sequence[SeriesSamples], times: I64) -> int:
+    first = min(int(times.min()), *(int(s.timestamps[0]) for s in series))
+    last = max(int(times.max()), *(int(s.timestamps[-1]) for s in series))
+    return last - first + 1
 
 
 def _is_ordering(node: Any) -> bool:

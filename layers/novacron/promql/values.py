@@ -24,6 +24,8 @@ def is_stale(values: F64) -> Mask:
 
 def drop_name(labels: Labels) -> Labels:
     """The label set without ``__name__``."""
+    if labels and labels[0][0] == METRIC_NAME:  # the usual place in a sorted label set: no scan
+        return labels[1:]
     return tuple(p for p in labels if p[0] != METRIC_NAME)
 
 

@@ -20,6 +20,7 @@ class InMemorySeriesReader:
     def __init__(self) -> None:
         self._series: dict[Labels, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
         self._postings: dict[str, dict[str, set[Labels]]] = {}
+        self._arena: _Arena | None = None
 
     def add(
         self,
@@ -44,6 +45,7 @@ class InMemorySeriesReader:
         ts, vs = ts[order].astype(np.int64), vs[order]
         last = np.append(ts[1:] != ts[:-1], True) if len(ts) else np.zeros(0, dtype=bool)
         self._series[key] = (ts[last], vs[last])
+        self._arena = None
 
     def _matching(self, matchers: Sequence[Matcher]) -> list[Labels]:
         """Sorted label sets matching every matcher, found through the postings."""
@@ -63,17 +65,24 @@ class InMemorySeriesReader:
             if not candidates:
                 return []
         pool = self._series.keys() if candidates is None else candidates
-        return sorted(lb for lb in pool if not rest or matches_all(lb, rest))
+        matched = [lb for lb in pool if not rest or matches_all(lb, rest)]
+        # Integers compare much faster than label tuples: sort by each series' precomputed rank.
+        rank = self._ranks()
+        return sorted(matched, key=rank.__getitem__)
+
+    def _ranks(self) -> dict[Labels, int]:
+        if self._arena is None:
+            self._arena = _Arena(self._series)
+        return self._arena.rank
 
     def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesSamples]:
         """Samples with ``start_ms <= t <= end_ms`` of every matching series that has any."""
-        out = []
-        for lb in self._matching(matchers):
-            ts, vs = self._series[lb]
-            lo, hi = ts.searchsorted(start_ms, "left"), ts.searchsorted(end_ms, "right")
-            if hi > lo:
-                out.append(SeriesSamples(lb, ts[lo:hi].copy(), vs[lo:hi].copy()))
-        return out
+        matching = self._matching(matchers)
+        if not matching:
+            return []
+        self._ranks()
+        assert self._arena is not None
+        return self._arena.slice(matching, start_ms, end_ms)
 
     def series(
         self,
@@ -118,3 +127,55 @@ class InMemorySeriesReader:
     ) -> list[str]:
         """Sorted values of label ``name`` among the matching series (or all series)."""
         return sorted({v for lb in self._scope(matcher_sets, start_ms, end_ms) for n, v in lb if n == name})
+
+
+class _Arena:
+    """Every series laid end to end in two arrays, so one selection slices all of its series at once.
+
+    Built on the first ``select`` after a change; series ``i`` owns ``[start[i], start[i+1])``.
+    """
+
+    def __init__(self, series: Mapping[Labels, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]) -> None:
+        self.row = {labels: i for i, labels in enumerate(series)}
+        self.rank = {labels: i for i, labels in enumerate(sorted(series))}
+        sizes = np.fromiter((len(ts) for ts, _ in series.values()), dtype=np.int64, count=len(series))
+        self.start = np.concatenate(([0], np.cumsum(sizes)))
+        parts = list(series.values())
+        self.ts = np.concatenate([ts for ts, _ in parts]) if parts else np.zeros(0, dtype=np.int64)
+        self.vs = np.concatenate([vs for _, vs in parts]) if parts else np.zeros(0)
+
+    def slice(self, labels: list[Labels], start_ms: int, end_ms: int) -> list[SeriesSamples]:
+        """Copies of each series' samples within ``[start_ms, end_ms]``, for the series that have any."""
+        rows = np.fromiter((self.row[lb] for lb in labels), dtype=np.int64, count=len(labels))
+        first, stop = self.start[rows], self.start[rows + 1]
+        lo = _bound(self.ts, first, stop, start_ms, "left")
+        hi = _bound(self.ts, first, stop, end_ms, "right")
+        sizes = hi - lo
+        keep = np.nonzero(sizes > 0)[0]
+        if len(keep) == 0:
+            return []
+        lo, sizes = lo[keep], sizes[keep]
+        ends = np.cumsum(sizes)
+        idx = np.arange(int(ends[-1]), dtype=np.int64) + np.repeat(lo - (ends - sizes), sizes)
+        ts, vs = self.ts[idx], self.vs[idx]
+        bounds = np.concatenate(([0], ends)).tolist()
+        return [
+            SeriesSamples(labels[k], ts[a:b], vs[a:b])
+            for k, a, b in zip(keep.tolist(), bounds[:-1], bounds[1:], strict=True)
+        ]
+
+
+def _bound(
+    ts: npt.NDArray[np.int64], first: npt.NDArray[np.int64], stop: npt.NDArray[np.int64], t: int, side: str
+) -> npt.NDArray[np.int64]:
+    """``searchsorted(ts[first[i]:stop[i]], t, side) + first[i]`` for every ``i`` in one binary search."""
+    lo, hi = first.copy(), stop.copy()
+    active = lo < hi
+    while active.any():
+        mid = (lo + hi) // 2
+        probe = ts[np.where(active, mid, 0)]
+        right = active & ((probe < t) if side == "left" else (probe <= t))
+        lo = np.where(right, mid + 1, lo)
+        hi = np.where(active & ~right, mid, hi)
+        active = lo < hi
+    return lo

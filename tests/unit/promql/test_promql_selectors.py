@@ -115,3 +115,22 @@ def test_range_query_one_select_per_selector(reader, engine):
     engine.range("rate(m[1m]) + m", 600 * S, 1200 * S, 15 * S)
     # Then each selector is fetched exactly once, covering its whole span
     assert sorted(calls) == [(300 * S + 1, 1200 * S), (540 * S + 1, 1200 * S)]
+
+
+def test_latest_samples_picks_each_series_own_sample_at_every_time():
+    # Given series laid out unevenly, one of them starting after some of the times
+    from novacron.promql.engine import latest_samples
+    from novacron.series import SeriesSamples
+
+    series = [
+        SeriesSamples((("a", "1"),), np.array([0, 10, 20]), np.array([1.0, 2.0, 3.0])),
+        SeriesSamples((("a", "2"),), np.array([15]), np.array([9.0])),
+        SeriesSamples((("a", "3"),), np.array([5, 6, 7, 8]), np.array([4.0, 5.0, 6.0, 7.0])),
+    ]
+    times = np.array([4, 10, 16, 40], dtype=np.int64)
+    # When picking with a lookback of 10
+    ts, vs, ok = latest_samples(series, times, 10)
+    # Then each cell is the series' own last sample at or before the time, within (t - 10, t]
+    assert ok.tolist() == [[True, True, True, False], [False, False, True, False], [False, True, True, False]]
+    assert ts[ok].tolist() == [0, 10, 10, 15, 8, 8]
+    assert vs[ok].tolist() == [1.0, 2.0, 2.0, 9.0, 7.0, 7.0]

@@ -266,3 +266,21 @@ def test_series_laid_end_to_end_give_each_series_its_own_result(monkeypatch, bat
             want, ok = fn(s, window_end, 300_000, args.get(name, []))
             assert present[row].tolist() == ok.tolist(), name
             np.testing.assert_allclose(values[row][ok], want[ok], rtol=1e-12, atol=0, err_msg=name)
+
+
+def test_sorted_windows_quantile_agrees_with_rank_select():
+    # Given values with NaNs and ties, and windows of varied length including empty ones
+    from novacron.promql.windows import _RankSelect, _sorted_windows_quantile, _window_quantile
+
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 5, 200).astype(np.float64)
+    values[rng.integers(0, 200, 15)] = np.nan
+    lo = rng.integers(0, 150, 60)
+    n = rng.integers(0, 50, 60)
+    for q in (0.0, 0.3, 0.5, 0.95, 1.0, -1.0, 2.0, np.nan):
+        qs = np.full(60, q)
+        # When computing per window by sorting and by rank selection
+        got = _sorted_windows_quantile(values, qs, lo, n)
+        want = _window_quantile(_RankSelect(values), qs, lo, n)
+        # Then both agree exactly, NaN for NaN
+        np.testing.assert_array_equal(got, want)

@@ -69,3 +69,27 @@ def test_postings_select_exactly_the_series_a_full_scan_would():
         # When selecting / Then the postings give what testing every label set gives
         got = [s.labels for s in r.select(matchers, 0, 0)]
         assert got == _brute_force(r, all_labels, matchers), matchers
+
+
+def test_select_slices_every_series_of_many_with_uneven_lengths():
+    # Given series of different lengths and offsets, one added after a first select
+    rng = np.random.default_rng(7)
+    r = InMemorySeriesReader()
+    expected = {}
+    for i in range(40):
+        ts = np.sort(rng.choice(np.arange(0, 1000, 5), size=int(rng.integers(1, 60)), replace=False))
+        r.add({"__name__": "m", "i": f"{i:02d}"}, ts, ts * 0.5)
+        expected[f"{i:02d}"] = (ts, ts * 0.5)
+    r.select([Matcher("__name__", "=", "m")], 0, 1000)
+    r.add({"__name__": "m", "i": "late"}, [500], [1.0])
+    expected["late"] = (np.array([500]), np.array([1.0]))
+    # When selecting a middle range
+    found = r.select([Matcher("__name__", "=", "m")], 200, 600)
+    # Then each series holds exactly its own samples in [200, 600], in label order, and no empty series
+    inside = {k: (ts >= 200) & (ts <= 600) for k, (ts, _) in expected.items()}
+    assert [dict(s.labels)["i"] for s in found] == sorted(k for k, m in inside.items() if m.any())
+    for s in found:
+        ts, vs = expected[dict(s.labels)["i"]]
+        m = inside[dict(s.labels)["i"]]
+        assert s.timestamps.tolist() == ts[m].tolist()
+        assert s.values.tolist() == vs[m].tolist()
