@@ -14,25 +14,20 @@ protobuf varint length, then that many bytes of ``ExportTraceServiceRequest``), 
 from __future__ import annotations
 
 import gzip
-import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import cramjam
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from novacron.protocols.remote_write_v2 import uvarint
-from novacron.records import MAX_RECORD_PAYLOAD, RecordFormatError, StreamRecord
+from novacron.records import MAX_RECORD_PAYLOAD, RecordFormatError, StreamRecord, compress_framed, open_framed
 from novacron.storage.writer import ArchiveStore
 
 MAGIC = b"NCS1"
-_VERSION = 1
-_HEAD = struct.Struct("<4sBH")
-_RECEIVED = struct.Struct("<q")
 # Partition buckets per tenant: spreads traces over shards while a trace's spans share one.
 TRACE_BUCKETS = 16
 # A length-delimited field costs at most a tag byte and a 5-byte length on top of its content.
@@ -182,28 +177,13 @@ def pack_spans(
 
 def encode_span_record(tenant: str, received_ms: int, payload: bytes) -> bytes:
     """Encode (and compress) one record holding a serialized ExportTraceServiceRequest."""
-    tenant_b = tenant.encode()
-    raw = b"".join([_HEAD.pack(MAGIC, _VERSION, len(tenant_b)), tenant_b, _RECEIVED.pack(received_ms), payload])
-    return bytes(cramjam.lz4.compress_block(raw))
+    return compress_framed(MAGIC, tenant, received_ms, [payload])
 
 
 def decode_span_record(data: bytes) -> SpanRecord:
     """Decode one record; RecordFormatError when it is not a spans record of ours (a poison record)."""
-    try:
-        raw = bytes(cramjam.lz4.decompress_block(data))
-    except Exception as exc:  # cramjam raises its own DecompressionError
-        raise RecordFormatError(f"record is not LZ4-compressed: {exc}") from None
-    if len(raw) < _HEAD.size or raw[:4] != MAGIC:
-        raise RecordFormatError("record does not start with the NCS1 magic")
-    _, version, tenant_len = _HEAD.unpack_from(raw)
-    if version != _VERSION:
-        raise RecordFormatError(f"unknown spans record version {version}")
-    pos = _HEAD.size + tenant_len
-    if len(raw) < pos + _RECEIVED.size:
-        raise RecordFormatError("spans record header is truncated")
-    tenant = raw[_HEAD.size : pos].decode(errors="replace")
-    (received_ms,) = _RECEIVED.unpack_from(raw, pos)
-    payload = raw[pos + _RECEIVED.size :]
+    tenant, received_ms, raw, pos = open_framed(data, MAGIC, "spans record")
+    payload = raw[pos:]
     try:
         request = ExportTraceServiceRequest.FromString(payload)
     except DecodeError as exc:
