@@ -30,6 +30,7 @@ from typing import Protocol
 
 from novacron.agent.exposition import encode_labels, encode_sample
 from novacron.ingest.validate import LABEL_NAME_RE, Limits
+from novacron.protocols.histograms import format_bound
 from novacron.series import METRIC_NAME
 
 _LIMITS = Limits()
@@ -88,14 +89,6 @@ def _number(text: str) -> float:
     if value - value != 0.0:  # NaN or ±Inf
         raise _LineError("bad_value", f"value {text!r} is not a finite number")
     return value
-
-
-def _format_bound(value: float) -> str:
-    """A quantile or bucket bound as Prometheus clients print it (``0.5``, ``1``, ``+Inf``)."""
-    if value == math.inf:
-        return "+Inf"
-    text = repr(float(value))
-    return text[:-2] if text.endswith(".0") else text
 
 
 class _Series(Protocol):
@@ -279,9 +272,9 @@ class StatsdAggregator:
         self.settings = settings
         self._extra = {name: value for name, value in extra_labels.items() if value}
         self._prefix = settings.prefix
-        self._quantiles = [(q, _format_bound(q)) for q in settings.percentiles]
+        self._quantiles = [(q, format_bound(q)) for q in settings.percentiles]
         buckets = settings.histogram_buckets
-        self._buckets = [(b, _format_bound(b)) for b in (*buckets, math.inf)] if buckets else []
+        self._buckets = [(b, format_bound(b)) for b in (*buckets, math.inf)] if buckets else []
         self._series: dict[tuple[str, str, tuple[tuple[str, str], ...]], _Series] = {}
         self._claimed: set[bytes] = set()  # label sets of every output series, so no two series share one
         # (name, rest of the line after the value) → (add, scale): the parse of a line minus its value.
