@@ -11,36 +11,18 @@ span, so nothing is compacted while the test runs. The samples are from 2023: Pr
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import requests
 
 from novacron.query.memory_reader import InMemorySeriesReader
 from novacron.simulate.remote_write import RemoteWriteClient
 from tests.differential.data import T0_MS, Series
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import PrometheusServer, launched_prometheus
 
 SLICE_MS = 600_000
-
-
-@dataclass
-class PrometheusServer:
-    """A running Prometheus and where its log goes."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
-        """A Prometheus API response body (errors included)."""
-        response = requests.get(f"{self.url}{path}", params=params, timeout=30)
-        body: dict[str, Any] = response.json()
-        return body
 
 
 def _wait_ready(server: PrometheusServer, timeout_s: float = 30.0) -> None:
@@ -58,33 +40,10 @@ def _wait_ready(server: PrometheusServer, timeout_s: float = 30.0) -> None:
 @contextlib.contextmanager
 def running_prometheus(binary: str, workdir: Path) -> Iterator[PrometheusServer]:
     """Prometheus with no scrape targets, an empty TSDB and the remote write receiver on."""
-    config = workdir / "prometheus.yml"
-    config.write_text("global:\n  evaluation_interval: 1m\nscrape_configs: []\n")
-    port = free_port()
-    log = workdir / "prometheus.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--web.enable-remote-write-receiver",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = PrometheusServer(f"http://127.0.0.1:{port}", process, log)
-    try:
+    config = "global:\n  evaluation_interval: 1m\nscrape_configs: []\n"
+    with launched_prometheus(binary, workdir, config, ("--web.enable-remote-write-receiver",)) as server:
         _wait_ready(server)
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def load_prometheus(server: PrometheusServer, data: list[Series]) -> None:

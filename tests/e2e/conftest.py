@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -108,9 +109,21 @@ class ScrapeTarget:
 
 @dataclass
 class PrometheusServer:
+    """A running Prometheus and where its log goes."""
+
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+
+    def get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        """A Prometheus API response body (errors included)."""
+        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                body: dict[str, Any] = json.loads(response.read())
+        except urllib.error.HTTPError as exc:  # 4xx/5xx answers carry the error envelope
+            body = json.loads(exc.read())
+        return body
 
 
 def require_binary(name: str) -> str:
@@ -131,14 +144,43 @@ def scrape_target() -> Iterator[ScrapeTarget]:
 
 
 @contextlib.contextmanager
+def launched_prometheus(
+    binary: str, workdir: Path, config: str, flags: tuple[str, ...] = ()
+) -> Iterator[PrometheusServer]:
+    """A Prometheus process on a free port with ``config`` and its TSDB in ``workdir``; stopped on exit."""
+    config_file = workdir / "prometheus.yml"
+    config_file.write_text(config)
+    port = free_port()
+    log = workdir / "prometheus.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config_file}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                *flags,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield PrometheusServer(f"http://127.0.0.1:{port}", process, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
 def running_prometheus(
     workdir: Path, stack: LocalStack, target: str, job: str, remote_write_extra: str = "", flags: tuple[str, ...] = ()
 ) -> Iterator[PrometheusServer]:
     """A real Prometheus scraping ``target`` every second and remote-writing to ``stack``."""
-    binary = require_binary("prometheus")
-    config = workdir / "prometheus.yml"
-    config.write_text(
-        f"""
+    config = f"""
 global:
   scrape_interval: 1s
   evaluation_interval: 1s
@@ -155,29 +197,8 @@ remote_write:
       min_backoff: 100ms
       max_backoff: 1s
 """
-    )
-    port = free_port()
-    log = workdir / "prometheus.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                *flags,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield PrometheusServer(f"http://127.0.0.1:{port}", process, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with launched_prometheus(require_binary("prometheus"), workdir, config, flags) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
