@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import gc
 from typing import Any
 
@@ -10,13 +9,13 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from novacron.adapters.dynamo_tier import DynamoBlockStore, DynamoIndexStore
 from novacron.adapters.s3_archive import S3Archive
 from novacron.config import WriterConfig
-from novacron.storage.writer import MetricsWriter, WriterSettings, WriteStats, archive_stored_records
+from novacron.storage.writer import MetricsWriter, WriterSettings, archive_stored_records
+from novacron.stream_batch import kinesis_records, settle
 from novacron.telemetry import add_metrics
 
 # A warm function caches a verdict per series (a million objects at scale); the default GC thresholds
@@ -42,29 +41,15 @@ processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    batch = [(r["kinesis"]["sequenceNumber"], base64.b64decode(r["kinesis"]["data"])) for r in event["Records"]]
+    batch, shard = kinesis_records(event)
     # The whole batch is written at once (a write failure raises: Lambda retries, keys are idempotent);
-    # the batch processor then turns per-record outcomes into the partial batch response.
-    outcomes: dict[str, WriteStats | Exception] = dict(
-        zip((sequence for sequence, _ in batch), writer.write_batch(batch), strict=True)
-    )
-
-    def settle(record: KinesisStreamRecord) -> WriteStats:
-        outcome = outcomes[record.kinesis.sequence_number]
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
-    with processor(records=event["Records"], handler=settle, lambda_context=context):
-        settled = processor.process()
-    written: dict[str, WriteStats] = {
-        rec["kinesis"]["sequenceNumber"]: stats for status, stats, rec in settled if status == "success"
-    }
+    # records that cannot be stored become batch item failures.
+    outcomes = dict(zip((sequence for sequence, _ in batch), writer.write_batch(batch), strict=True))
+    written = settle(processor, event, context, outcomes)
     add_metrics(metrics, {"SamplesWritten": sum(s.samples for s in written.values())})
     add_metrics(metrics, {"BlockBytes": sum(s.block_bytes for s in written.values())}, MetricUnit.Bytes)
     stored = [(sequence, data, written[sequence]) for sequence, data in batch if sequence in written]
     if stored:
-        shard = event["Records"][0]["eventID"].split(":")[0]
         # Raising here fails the whole batch; block writes are idempotent, so the retry is safe.
         archive_stored_records(archive, shard, stored)
     return processor.response()
