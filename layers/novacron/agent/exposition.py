@@ -6,28 +6,21 @@ with the target's labels added (a scraped label that collides with a target labe
 time, and OpenMetrics ``_created`` series of counters, histograms and summaries are dropped.
 HELP/TYPE/UNIT lines are checked but not emitted; exemplars are skipped. Any malformed line fails
 the whole scrape with an ``ExpositionError`` naming the line, as a Prometheus scrape fails.
-
-The encoding helpers (``encode_labels``, ``encode_sample``) are shared with the StatsD aggregator:
-both build ``TimeSeries`` bytes without a protobuf object per sample.
+Series are built with ``novacron.protocols.timeseries`` (no protobuf object per sample).
 """
 
 from __future__ import annotations
 
 import math
 import re
-import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from novacron.ingest.validate import LABEL_NAME_RE, Limits
-from novacron.protocols.remote_write_pb import Label, TimeSeries
-from novacron.protocols.remote_write_v2 import uvarint
+from novacron.protocols.timeseries import encode_labels, encode_sample
 from novacron.series import METRIC_NAME
 
 OPENMETRICS_TYPE = "application/openmetrics-text"
 _LIMITS = Limits()
-_DOUBLE = struct.Struct("<d")
-_ZERO_DOUBLE = bytes(8)
-_INT64_MASK = 0xFFFFFFFFFFFFFFFF
 _MS_RANGE = 2**63
 
 _NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -51,23 +44,6 @@ class ExpositionError(ValueError):
         super().__init__(f"line {line}: {reason}" if line else reason)
         self.line = line
         self.reason = reason
-
-
-def encode_labels(pairs: Sequence[tuple[str, str]]) -> bytes:
-    """The ``TimeSeries.labels`` fields of a label set, already sorted by name (``__name__`` included)."""
-    encoded: bytes = TimeSeries(labels=[Label(name=n, value=v) for n, v in pairs]).SerializeToString()
-    return encoded
-
-
-def encode_sample(value: float, timestamp_ms: int) -> bytes:
-    """One ``TimeSeries.samples`` field, byte for byte what protobuf writes (zero fields left out)."""
-    body = b""
-    packed = _DOUBLE.pack(value)
-    if packed != _ZERO_DOUBLE:
-        body = b"\x09" + packed
-    if timestamp_ms:
-        body += b"\x10" + uvarint(timestamp_ms & _INT64_MASK)
-    return b"\x12" + uvarint(len(body)) + body
 
 
 def parse_exposition(body: bytes, content_type: str, scrape_ms: int, target_labels: Mapping[str, str]) -> list[bytes]:

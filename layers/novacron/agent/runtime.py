@@ -25,12 +25,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from novacron.agent.config import AgentConfig, ConfigError, ScrapeTarget, split_host_port
-from novacron.agent.exposition import ExpositionError, encode_labels, encode_sample, parse_exposition
+from novacron.agent.exposition import ExpositionError, parse_exposition
 from novacron.agent.forward import LATENCY_BUCKETS, Forwarder, HttpTransport, Poster, Stopped, remote_write_entries
 from novacron.agent.queue import DiskQueue, Entry, Kind, QueueError
 from novacron.agent.statsd import StatsdAggregator, StatsdSettings
 from novacron.protocols.histograms import format_bound
 from novacron.protocols.remote_write_pb import Label, TimeSeries
+from novacron.protocols.timeseries import encode_labels, encode_sample
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from novacron.agent.exposition import encode_labels, encode_sample
 from novacron.ingest.validate import LABEL_NAME_RE, Limits
 from novacron.protocols.histograms import format_bound
+from novacron.protocols.timeseries import encode_labels, encode_sample
 from novacron.series import METRIC_NAME
 
 _LIMITS = Limits()

@@ -27,9 +27,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import SummaryDataPoint
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from novacron.agent.exposition import encode_labels, encode_sample
 from novacron.protocols.otlp_wire import NO_TIMESTAMP, SummaryKey, summary_points
 from novacron.protocols.samples import append_samples
+from novacron.protocols.timeseries import encode_labels, encode_sample
 
 SOURCE = "cloudwatch"
 DIMENSION_PREFIX = "dimension_"

@@ -38,7 +38,6 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     SummaryDataPoint,
 )
 
-from novacron.agent.exposition import encode_labels, encode_sample
 from novacron.ingest.validate import Limits, check_labels
 from novacron.protocols.histograms import cumulative_buckets, format_bound
 from novacron.protocols.otlp_wire import (
@@ -48,6 +47,7 @@ from novacron.protocols.otlp_wire import (
     raw_metrics_request,
     raw_number_data,
 )
+from novacron.protocols.timeseries import encode_labels, encode_sample
 from novacron.series import METRIC_NAME, STALE_NAN, Labels
 
 # Resource attributes copied onto every series of the resource. Kept small: each one multiplies

@@ -19,10 +19,10 @@ import functools
 import struct
 from typing import Any
 
-from novacron.agent.exposition import encode_sample
 from novacron.protocols import wire
 from novacron.protocols.descriptors import F as _F
 from novacron.protocols.descriptors import field, message, message_classes
+from novacron.protocols.timeseries import encode_sample
 from novacron.series import STALE_NAN
 
 # Per point, in three lists: its attribute fields' bytes; its time in ms, -1 when it has none

@@ -7,8 +7,8 @@ it is built, and with ``encode_sample`` (the reference, byte for byte what proto
 
 from __future__ import annotations
 
-from novacron.agent.exposition import encode_sample
 from novacron.protocols import wire
+from novacron.protocols.timeseries import encode_sample
 
 
 def append_samples(prefixes: list[bytes], values: list[float], stamps: list[int]) -> list[bytes]:

@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from novacron.agent.exposition import ExpositionError, encode_sample, parse_exposition
+from novacron.agent.exposition import ExpositionError, parse_exposition
 from novacron.ingest.validate import SeriesValidator
 from novacron.protocols.remote_write_pb import Label, Sample, TimeSeries
+from novacron.protocols.timeseries import encode_sample
 
 SCRAPE_MS = 1_790_000_000_000
 TEXT = "text/plain; version=0.0.4; charset=utf-8"

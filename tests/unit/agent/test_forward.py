@@ -13,10 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import cramjam
 import pytest
 
-from novacron.agent.exposition import encode_labels, encode_sample
 from novacron.agent.forward import REMOTE_WRITE_HEADERS, Forwarder, HttpTransport, Stopped, remote_write_entries
 from novacron.agent.queue import Entry, Kind
 from novacron.protocols.remote_write_pb import WriteRequest
+from novacron.protocols.timeseries import encode_labels, encode_sample
 
 
 @dataclass

@@ -20,12 +20,12 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics
 
-from novacron.agent.exposition import encode_sample
 from novacron.ingest.admission import swap_prefixes_python
 from novacron.protocols import otlp_wire, wire
 from novacron.protocols import remote_write_v2_pb as pb
 from novacron.protocols.remote_write_v2 import V2Decoder, V2Series
 from novacron.protocols.samples import append_samples, append_samples_python
+from novacron.protocols.timeseries import encode_sample
 from novacron.series import STALE_NAN
 from tests.builders_v2 import V2Spec, native_histogram, v2_raw
 from tests.unit.firehose.sender import Point, otel_request
