@@ -206,6 +206,22 @@ _INGEST_ENV = {
     "NOVACRON_PII_SECRET": PII_SECRET,
 }
 
+
+def _ingest_function(
+    name: str, code: str, extra_grants: tuple[Grant, ...] = (), extra_environment: dict[str, str] | None = None
+) -> Function:
+    """A function that takes data in: API-Gateway-bound, and applying the tenant's ingest policy."""
+    return Function(
+        name,
+        code=code,
+        handler="handler.lambda_handler",
+        memory_mb=1024,
+        timeout_s=29,
+        grants=(*_INGEST_GRANTS, *extra_grants),
+        environment={**_INGEST_ENV, **(extra_environment or {})},
+    )
+
+
 WIRING = Wiring(
     streams=(
         Stream(METRICS_STREAM, shards=2, retention_hours=24),
@@ -220,35 +236,11 @@ WIRING = Wiring(
     buckets=(Bucket(ARCHIVE_BUCKET),),
     queues=(Queue(WRITER_DLQ), Queue(SPANS_DLQ)),
     functions=(
-        Function(
-            INGEST,
-            code="functions/ingest",
-            handler="handler.lambda_handler",
-            memory_mb=1024,
-            timeout_s=29,
-            grants=_INGEST_GRANTS,
-            environment=dict(_INGEST_ENV),
-        ),
+        _ingest_function(INGEST, "functions/ingest"),
         # OpenTelemetry OTLP/HTTP: metrics onto the metrics stream, spans onto the spans stream.
-        Function(
-            OTLP,
-            code="functions/otlp",
-            handler="handler.lambda_handler",
-            memory_mb=1024,
-            timeout_s=29,
-            grants=(*_INGEST_GRANTS, Grant(SPANS_STREAM, W)),
-            environment={**_INGEST_ENV, "NOVACRON_SPANS_STREAM": SPANS_STREAM},
-        ),
+        _ingest_function(OTLP, "functions/otlp", (Grant(SPANS_STREAM, W),), {"NOVACRON_SPANS_STREAM": SPANS_STREAM}),
         # CloudWatch metric streams, delivered by Kinesis Data Firehose's HTTP endpoint destination.
-        Function(
-            FIREHOSE,
-            code="functions/firehose",
-            handler="handler.lambda_handler",
-            memory_mb=1024,
-            timeout_s=29,
-            grants=_INGEST_GRANTS,
-            environment=dict(_INGEST_ENV),
-        ),
+        _ingest_function(FIREHOSE, "functions/firehose"),
         # Spans are kept in the archive until the tracing features read them.
         Function(
             SPANS_ARCHIVER,
