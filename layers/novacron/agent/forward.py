@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import cramjam
+
 from novacron import __version__
 from novacron.agent.queue import Entry, Kind
 from novacron.protocols.remote_write_pb import RawTimeSeries
@@ -62,8 +64,6 @@ def remote_write_entries(series: Sequence[bytes], batch_bytes: int, enqueued_ms:
 
     The bodies are final: a resend after a crash sends the same bytes, so the same timestamps.
     """
-    import cramjam
-
     entries: list[Entry] = []
     parts: list[bytes] = []
     size = samples = 0
