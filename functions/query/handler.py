@@ -16,12 +16,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from novacron.adapters.dynamo_tier import DynamoBlockStore, DynamoIndexStore
 from novacron.adapters.keys_table import DynamoKeyStore
+from novacron.adapters.results_table import DynamoResultsStore
 from novacron.auth import Role
 from novacron.config import QueryConfig
 from novacron.http import json_response, principal_of, request_params, require_role
 from novacron.promql import Engine
 from novacron.query import prom_api, status
-from novacron.query.results_cache import LruResultsStore, ResultsCache
+from novacron.query.results_cache import LruResultsStore, ResultsCache, TieredResultsStore
 from novacron.storage.reader import HotTierReader
 from novacron.wiring import QUERY, WIRING
 
@@ -32,7 +33,8 @@ app = APIGatewayHttpResolver()
 keys = DynamoKeyStore(config.keys_table, config.key_cache_ttl_s)
 blocks, index = DynamoBlockStore(config.blocks_table), DynamoIndexStore(config.index_table)
 app.use([require_role(keys, lambda _m, _p: Role.READ)])
-results = LruResultsStore()  # per warm function; keys carry the tenant
+# Keys carry the tenant. This instance's recent chunks first, then those every instance shared.
+results = TieredResultsStore(LruResultsStore(), DynamoResultsStore(config.results_table, config.results_ttl_s))
 
 Endpoint = Callable[[HotTierReader, dict[str, list[str]], dict[str, str]], tuple[int, dict[str, Any]]]
 

@@ -74,6 +74,8 @@ class QueryConfig(_FunctionConfig):
     keys_table: str
     blocks_table: str
     index_table: str
+    results_table: str
+    results_ttl_s: int = Field(24 * 3600, gt=0)
     key_cache_ttl_s: float = Field(30.0, ge=0)
     lookback_s: int = Field(300, gt=0)
     max_samples: int = Field(50_000_000, gt=0)

@@ -172,6 +172,7 @@ INDEX_TABLE = "series-index"
 KEYS_TABLE = "api-keys"
 # Per-tenant ingest policy: label defaults and their policy, cardinality limits and approvals, PII rules.
 SETTINGS_TABLE = "tenant-settings"
+RESULTS_TABLE = "query-cache"
 ARCHIVE_BUCKET = "archive"
 WRITER_DLQ = "metrics-writer-failures"
 SPANS_DLQ = "spans-archiver-failures"
@@ -232,6 +233,8 @@ WIRING = Wiring(
         Table(INDEX_TABLE, partition_key="pk", sort_key="sk"),
         Table(KEYS_TABLE, partition_key="key_id"),
         Table(SETTINGS_TABLE, partition_key="pk", sort_key="sk"),
+        # Range-query results by aligned chunk, shared by every instance of the query function.
+        Table(RESULTS_TABLE, partition_key="pk", sort_key="sk", ttl_attribute="expires_at"),
     ),
     buckets=(Bucket(ARCHIVE_BUCKET),),
     queues=(Queue(WRITER_DLQ), Queue(SPANS_DLQ)),
@@ -277,11 +280,12 @@ WIRING = Wiring(
             handler="handler.lambda_handler",
             memory_mb=2048,
             timeout_s=29,
-            grants=(Grant(BLOCKS_TABLE, R), Grant(INDEX_TABLE, R), Grant(KEYS_TABLE, R)),
+            grants=(Grant(BLOCKS_TABLE, R), Grant(INDEX_TABLE, R), Grant(KEYS_TABLE, R), Grant(RESULTS_TABLE, RW)),
             environment={
                 **_AUTH_ENV,
                 "NOVACRON_BLOCKS_TABLE": BLOCKS_TABLE,
                 "NOVACRON_INDEX_TABLE": INDEX_TABLE,
+                "NOVACRON_RESULTS_TABLE": RESULTS_TABLE,
             },
             layers=("core", "science"),
         ),

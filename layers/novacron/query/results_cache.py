@@ -20,13 +20,17 @@ one evaluation — as with Prometheus behind a splitting query frontend.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import struct
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import cramjam
 import numpy as np
 
 from novacron.promql import Engine, QueryResult
@@ -56,14 +60,14 @@ class ChunkKey:
 
 
 class ResultsStore(Protocol):
-    """Where chunk results live: a per-process LRU now, a shared table later."""
+    """Where chunk results live: a per-process LRU, a shared table, or both in tiers."""
 
-    def get(self, key: ChunkKey) -> list[SeriesSamples] | None:
-        """The series of a cached chunk, or None."""
+    def get_many(self, keys: Sequence[ChunkKey]) -> dict[ChunkKey, list[SeriesSamples]]:
+        """The series of the cached chunks among ``keys``; missing chunks are absent."""
         ...
 
-    def put(self, key: ChunkKey, series: list[SeriesSamples]) -> None:
-        """Cache a complete chunk's series."""
+    def put_many(self, entries: Sequence[tuple[ChunkKey, list[SeriesSamples]]]) -> None:
+        """Cache complete chunks' series."""
         ...
 
 
@@ -93,6 +97,16 @@ class LruResultsStore:
         self._entries.move_to_end(key)
         return entry[0]
 
+    def get_many(self, keys: Sequence[ChunkKey]) -> dict[ChunkKey, list[SeriesSamples]]:
+        """The cached chunks among ``keys``."""
+        found = {key: self.get(key) for key in keys}
+        return {key: series for key, series in found.items() if series is not None}
+
+    def put_many(self, entries: Sequence[tuple[ChunkKey, list[SeriesSamples]]]) -> None:
+        """Cache chunks (see ``put``)."""
+        for key, series in entries:
+            self.put(key, series)
+
     def put(self, key: ChunkKey, series: list[SeriesSamples]) -> None:
         """Cache a chunk; chunks larger than the whole budget are not kept."""
         size = _size(series)
@@ -106,6 +120,92 @@ class LruResultsStore:
         while self.bytes > self.max_bytes:
             _, (_, evicted) = self._entries.popitem(last=False)
             self.bytes -= evicted
+
+
+@dataclass
+class TieredResultsStore:
+    """A near store (this process) in front of a far one (shared by every instance of the function).
+
+    Reads try the near store first and copy what the far store had into it; writes go to both, so a
+    chunk computed by one warm function serves every other one.
+    """
+
+    near: ResultsStore
+    far: ResultsStore
+
+    far_errors: int = 0  # far-store calls that failed (a cache never fails a query: they count as misses)
+
+    def get_many(self, keys: Sequence[ChunkKey]) -> dict[ChunkKey, list[SeriesSamples]]:
+        found = self.near.get_many(keys)
+        missing = [key for key in keys if key not in found]
+        if missing:
+            try:
+                shared = self.far.get_many(missing)
+            except Exception:  # noqa: BLE001 (throttling, timeouts: evaluate instead)
+                self.far_errors += 1
+                shared = {}
+            if shared:
+                self.near.put_many(list(shared.items()))
+                found.update(shared)
+        return found
+
+    def put_many(self, entries: Sequence[tuple[ChunkKey, list[SeriesSamples]]]) -> None:
+        self.near.put_many(entries)
+        try:
+            self.far.put_many(entries)
+        except Exception:  # noqa: BLE001 (the result is already computed; sharing it is best effort)
+            self.far_errors += 1
+
+
+_CHUNK_MAGIC = b"NCQ1"
+
+
+def chunk_digest(key: ChunkKey) -> str:
+    """32 hex digits naming everything a chunk depends on except the tenant and its start."""
+    text = json.dumps([key.query, key.step_ms, key.phase_ms, key.chunk_ms, key.lookback_ms])
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def encode_chunk(series: list[SeriesSamples]) -> bytes:
+    """A chunk's series as bytes for a shared store: labels as JSON, then the arrays, zstd-compressed."""
+    head = json.dumps([[list(pair) for pair in s.labels] for s in series], separators=(",", ":")).encode()
+    counts = np.array([len(s.timestamps) for s in series], dtype="<u4")
+    arrays = [np.concatenate([s.timestamps for s in series]) if series else np.zeros(0, np.int64)]
+    arrays.append(np.concatenate([s.values for s in series]) if series else np.zeros(0, np.float64))
+    raw = b"".join(
+        [
+            _CHUNK_MAGIC,
+            struct.pack("<II", len(head), len(series)),
+            head,
+            counts.tobytes(),
+            arrays[0].astype("<i8").tobytes(),
+            arrays[1].astype("<f8").tobytes(),
+        ]
+    )
+    return bytes(cramjam.zstd.compress(raw, level=3))
+
+
+def decode_chunk(data: bytes) -> list[SeriesSamples]:
+    """The series of ``encode_chunk``'s bytes; ValueError if they are not a chunk."""
+    try:
+        raw = bytes(cramjam.zstd.decompress(data))
+        magic, (head_len, n_series) = raw[:4], struct.unpack_from("<II", raw, 4)
+        pos = 12 + head_len
+        labels = [tuple((str(k), str(v)) for k, v in pairs) for pairs in json.loads(raw[12:pos])]
+        counts = np.frombuffer(raw, dtype="<u4", count=n_series, offset=pos).astype(np.int64)
+        pos += 4 * n_series
+        total = int(counts.sum())
+        timestamps = np.frombuffer(raw, dtype="<i8", count=total, offset=pos).astype(np.int64)
+        values = np.frombuffer(raw, dtype="<f8", count=total, offset=pos + 8 * total).astype(np.float64)
+    except Exception as exc:
+        raise ValueError(f"not a cached chunk: {exc}") from None
+    if magic != _CHUNK_MAGIC or len(labels) != n_series or len(raw) != pos + 16 * total:
+        raise ValueError("not a cached chunk: header does not match its contents")
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    return [
+        SeriesSamples(labels[i], timestamps[bounds[i] : bounds[i + 1]], values[bounds[i] : bounds[i + 1]])
+        for i in range(n_series)
+    ]
 
 
 @dataclass(frozen=True)
@@ -187,17 +287,21 @@ class ResultsCache:
         def key(chunk: int) -> ChunkKey:
             return ChunkKey(self.tenant, query, step_ms, phase, size, chunk, engine.lookback_ms)
 
-        pieces: list[_Piece] = []
+        grid: list[tuple[ChunkKey, int, int, bool]] = []  # key, first step, last step, final
         for chunk in range(start_ms // size * size, end_ms // size * size + 1, size):
             chunk_first = chunk + (phase - chunk) % step_ms
             chunk_last = chunk_first + (chunk + size - 1 - chunk_first) // step_ms * step_ms
             if chunk_first > chunk_last:
                 continue  # no step of this grid falls in the chunk
-            if chunk + size - 1 >= horizon:  # not final: evaluate just the steps asked for, keep nothing
-                pieces.append(_Piece(key(chunk), None, max(chunk_first, start_ms), min(chunk_last, end_ms), False))
-                continue
-            cached = self.store.get(key(chunk))
-            pieces.append(_Piece(key(chunk), cached, chunk_first, chunk_last, cached is None))
+            grid.append((key(chunk), chunk_first, chunk_last, chunk + size - 1 < horizon))
+        found = self.store.get_many([k for k, _, _, final in grid if final])
+        pieces: list[_Piece] = []
+        for chunk_key, chunk_first, chunk_last, final in grid:
+            if not final:  # evaluate just the steps asked for, keep nothing
+                pieces.append(_Piece(chunk_key, None, max(chunk_first, start_ms), min(chunk_last, end_ms), False))
+            else:
+                cached = found.get(chunk_key)
+                pieces.append(_Piece(chunk_key, cached, chunk_first, chunk_last, cached is None))
 
         parts: list[list[SeriesSamples]] = []
         i = 0
@@ -212,13 +316,16 @@ class ResultsCache:
                 j += 1
             # One evaluation for the run of chunks i..j, split back into chunks for the store.
             result = self._evaluate(engine, query, pieces[i].first_ms, pieces[j].last_ms, step_ms, timeout_ms)
+            fresh = []
             for piece in pieces[i : j + 1]:
                 series = _slice(result.series, piece.first_ms, piece.last_ms)
                 if piece.store:  # copies, so that a cached chunk does not keep the whole evaluation alive
-                    self.store.put(
-                        piece.key, [SeriesSamples(s.labels, s.timestamps.copy(), s.values.copy()) for s in series]
+                    fresh.append(
+                        (piece.key, [SeriesSamples(s.labels, s.timestamps.copy(), s.values.copy()) for s in series])
                     )
                 parts.append(series)
+            if fresh:
+                self.store.put_many(fresh)
             i = j + 1
         return QueryResult("matrix", series=_slice(_concatenate(parts), start_ms, end_ms))
 

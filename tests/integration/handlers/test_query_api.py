@@ -7,9 +7,12 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
+import boto3
 import pytest
 
-from novacron.wiring import QUERY, WIRING
+from novacron.local.handlers import load_handler
+from novacron.local.resources import physical_name
+from novacron.wiring import BLOCKS_TABLE, QUERY, RESULTS_TABLE, WIRING
 from tests.builders import RW_HEADERS, timeseries, write_request
 from tests.integration.handlers.conftest import Stack, body_json
 
@@ -104,3 +107,42 @@ def test_label_values_path_parameter(stack: Stack, written: float) -> None:
     # (match[] leaves out NovaCron's own ingest metrics, which carry an instance label too)
     status, body = _get(stack, "/api/v1/label/instance/values", {"match[]": "up"})
     assert (status, body["data"]) == (200, ["i0", "i1"])
+
+
+@pytest.fixture
+def day_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ingest accepts samples up to a day old (set before the handlers load their config)."""
+    monkeypatch.setenv("NOVACRON_MAX_SAMPLE_AGE_S", "86400")
+
+
+def test_range_results_are_shared_through_the_cache_table_by_tenant(day_window: None, stack: Stack) -> None:
+    # Given two hours of acme data ending two hours ago (so both hours are final and cacheable)
+    hour = 3_600_000
+    end = (int(time.time() * 1000) // hour - 2) * hour
+    points = [(t, float(t // 15_000)) for t in range(end - 2 * hour, end, 15_000)]
+    body = write_request([timeseries({"__name__": "load", "job": "db"}, points)])
+    response = stack.http(
+        stack.ingest, "POST", "/api/v1/write", key=stack.keys["acme-ingest"], body=body, headers=RW_HEADERS
+    )
+    assert response["statusCode"] == 204
+    assert stack.consume(stack.stream_event()) == {"batchItemFailures": []}
+    params = {"query": "max_over_time(load[5m])", "start": (end - 2 * hour) / 1000, "end": end / 1000 - 60, "step": 60}
+    # When acme asks a range; then the blocks are gone and a fresh instance (empty near cache) asks again
+    status, first = _get(stack, "/api/v1/query_range", params)
+    dynamodb = boto3.resource("dynamodb", region_name="us-east-1")
+    blocks = dynamodb.Table(physical_name(BLOCKS_TABLE))
+    for item in blocks.scan()["Items"]:
+        blocks.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+    stack.query = load_handler(WIRING.function(QUERY))
+    status_again, second = _get(stack, "/api/v1/query_range", params)
+    # Then the second answer, read from the shared cache only, is the first; the table holds acme's 2 chunks
+    assert (status, status_again) == (200, 200)
+    assert first == second
+    assert len(first["data"]["result"][0]["values"]) == 120
+    table = dynamodb.Table(physical_name(RESULTS_TABLE))
+    items = table.scan()["Items"]
+    assert len(items) == 2
+    assert all(item["pk"].startswith("acme#") for item in items)
+    # And globex asking the same query gets its own (empty) answer, not acme's cached chunks
+    status, other = _get(stack, "/api/v1/query_range", params, tenant="globex")
+    assert (status, other["data"]["result"]) == (200, [])

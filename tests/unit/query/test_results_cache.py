@@ -8,7 +8,14 @@ import pytest
 from novacron.promql import Engine, QueryResult
 from novacron.query import prom_api
 from novacron.query.memory_reader import InMemorySeriesReader
-from novacron.query.results_cache import ChunkKey, LruResultsStore, ResultsCache
+from novacron.query.results_cache import (
+    ChunkKey,
+    LruResultsStore,
+    ResultsCache,
+    TieredResultsStore,
+    decode_chunk,
+    encode_chunk,
+)
 from novacron.series import SeriesSamples
 
 HOUR = 3_600_000
@@ -317,3 +324,71 @@ def test_the_query_range_api_answers_through_the_cache(reader: InMemorySeriesRea
     assert cached == again == plain
     assert cached[0] == 200
     assert cache.evaluations == 2
+
+
+class FailingStore:
+    """A far store that is down."""
+
+    def get_many(self, keys: object) -> dict[ChunkKey, list[SeriesSamples]]:
+        raise ConnectionError("throttled")
+
+    def put_many(self, entries: object) -> None:
+        raise ConnectionError("throttled")
+
+
+def test_a_chunk_computed_by_one_instance_serves_another_through_the_shared_store(
+    engine: Engine, clock: FakeClock
+) -> None:
+    # Given two function instances, each with its own near store, sharing one far store
+    shared = LruResultsStore()
+    first = ResultsCache(TieredResultsStore(LruResultsStore(), shared), "t1", clock_ms=clock)
+    second_near = LruResultsStore()
+    second = ResultsCache(TieredResultsStore(second_near, shared), "t1", clock_ms=clock)
+    query = "sum by (job) (rate(req_total[5m]))"
+    # When the first answers a 6 hour range and the second is asked the same range
+    first.range(engine, query, START, NOW, MINUTE)
+    result = second.range(engine, query, START, NOW, MINUTE)
+    # Then the second evaluated only the unfinished hour, kept the shared chunks near, and answered exactly
+    assert second.evaluations == 1
+    assert len(second_near) == 6
+    same(result, engine.range(query, START, NOW, MINUTE))
+
+
+def test_a_failing_shared_store_degrades_to_evaluation(engine: Engine, clock: FakeClock) -> None:
+    # Given a tiered store whose far store raises on every call
+    tiered = TieredResultsStore(LruResultsStore(), FailingStore())
+    cache = ResultsCache(tiered, "t1", clock_ms=clock)
+    # When a range is asked twice
+    first = cache.range(engine, "mem", START, NOW, MINUTE)
+    second = cache.range(engine, "mem", START, NOW, MINUTE)
+    # Then both answers are exact, the near store served the second, and the failures were counted
+    same(first, engine.range("mem", START, NOW, MINUTE))
+    same(second, first)
+    assert cache.evaluations == 2  # the first range, then only the unfinished hour
+    assert tiered.far_errors == 2  # the first range's lookup and its put; the second hit the near store
+
+
+def test_encoded_chunks_round_trip_bit_exactly() -> None:
+    # Given series with NaN, a staleness marker, infinities, -0.0 and an empty series list
+    stale = np.array([0x7FF0000000000002], dtype=np.uint64).view(np.float64)[0]
+    series = [
+        SeriesSamples(
+            (("__name__", "a"), ("job", 'é"x')), np.array([1, 2, 3], np.int64), np.array([np.nan, stale, -0.0])
+        ),
+        SeriesSamples((("job", "y"),), np.array([5], np.int64), np.array([np.inf])),
+    ]
+    # When encoded and decoded
+    back = decode_chunk(encode_chunk(series))
+    # Then labels, timestamps and value bits are identical
+    assert [s.labels for s in back] == [s.labels for s in series]
+    for got, want in zip(back, series, strict=True):
+        assert got.timestamps.tolist() == want.timestamps.tolist()
+        assert got.values.view(np.uint64).tolist() == want.values.view(np.uint64).tolist()
+    assert decode_chunk(encode_chunk([])) == []
+
+
+@pytest.mark.parametrize("data", [b"", b"junk", encode_chunk(_series(3))[:-4]])
+def test_bytes_that_are_not_a_chunk_are_refused(data: bytes) -> None:
+    # Given bytes that are not (or no longer) an encoded chunk, when decoded, then a ValueError names it
+    with pytest.raises(ValueError, match="not a cached chunk"):
+        decode_chunk(data)
