@@ -18,8 +18,6 @@ class Case:
 
     construct: str
     query: str
-    # NovaCron's spelling when it differs from 2.42's (a function renamed in Prometheus 3)
-    novacron_query: str = ""
 
 
 REQ = "http_requests_total"
@@ -388,17 +386,39 @@ def _generated() -> list[Case]:
         out.append(
             Case("gen_binop_scalar", f"{TEMP} {op} 20" if op not in ("and", "or", "unless") else f"{TEMP} {op} up")
         )
-    # 2.42's holt_winters is Prometheus 3's double_exponential_smoothing, the name NovaCron knows
+    # 2.42's holt_winters is Prometheus 3's double_exponential_smoothing: NovaCron knows both names
     for args in ("0.5, 0.5", "0.1, 0.9", "0.9, 0.1"):
         for metric, rng in ((TEMP, "10m"), (MEM, "30m"), (GAPPY, "5m")):
-            out.append(
-                Case(
-                    "fn_holt_winters",
-                    f"holt_winters({metric}[{rng}], {args})",
-                    f"double_exponential_smoothing({metric}[{rng}], {args})",
-                )
-            )
+            out.append(Case("fn_holt_winters", f"holt_winters({metric}[{rng}], {args})"))
     return out
+
+
+# format_query beyond the corpus: number literals as Go prints them, and layouts the corpus lacks.
+FORMAT_ONLY = [
+    "1700000000 + up",
+    "up > 1e21",
+    "up * 0.000001",
+    "1e-5 < up",
+    "up > 123456789",
+    "up > 1234567.5",
+    "up > 100000",
+    "up > 1000000",
+    "up + Inf",
+    "up - Inf",
+    "up - -Inf",
+    "NaN",
+    "0x10 + up",
+    "-5",
+    "-up",
+    "up * -0.5",
+    "(1 + 2) * 3",
+    'up{a="1e21"} + 1e21',
+    "up @ 1700000000",
+    "holt_winters(up[5m], 0.5, 0.5) + `holt_winters(`",
+    "sum by (Inf) (up)",
+    'sum by (job) (rate(http_requests_total{code=~"5..",job!="batch"}[5m])) / ignoring (code) group_left sum by (job) '
+    "(rate(http_requests_total[5m])) > 0.01 and on (job) up == 1",
+]
 
 
 def corpus() -> list[Case]:

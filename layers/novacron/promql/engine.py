@@ -7,6 +7,7 @@ time span it needs, and functions/operators work on (series x steps) arrays.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -58,9 +59,29 @@ def parse(query: str) -> Any:
     if query.strip() == "":
         raise BadData("1:1: parse error: no expression found in input")
     try:
-        return promql_parser.parse(query)
+        return promql_parser.parse(current_function_names(query))
     except (ValueError, TypeError) as exc:
         raise BadData(f"parse error: {exc}") from exc
+
+
+# Functions Prometheus 2 calls by a name the parser (which follows Prometheus 3) does not know.
+FUNCTION_ALIASES = {"holt_winters": "double_exponential_smoothing"}
+_ALIAS_CALL = re.compile(r"(?<![\w:])(" + "|".join(FUNCTION_ALIASES) + r")(?=\s*\()")
+# String literals, left untouched: double- and single-quoted with escapes, and raw backquoted.
+STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+
+
+def current_function_names(query: str) -> str:
+    """``query`` with Prometheus 2 function names (``holt_winters``) renamed to their Prometheus 3 names."""
+    if not any(name in query for name in FUNCTION_ALIASES):
+        return query
+    out, pos = [], 0
+    for literal in STRING_LITERAL.finditer(query):
+        out.append(_ALIAS_CALL.sub(lambda m: FUNCTION_ALIASES[m.group(1)], query[pos : literal.start()]))
+        out.append(literal.group())
+        pos = literal.end()
+    out.append(_ALIAS_CALL.sub(lambda m: FUNCTION_ALIASES[m.group(1)], query[pos:]))
+    return "".join(out)
 
 
 def _ms(delta: timedelta | None) -> int:

@@ -34,3 +34,22 @@ def format_sample(value: float) -> str:
     if magnitude != 0 and (magnitude < 1e-6 or magnitude >= 1e21) and not math.isinf(magnitude):
         return repr(float(value))  # Python's shortest exponent form is Go's: two exponent digits at least
     return format_float(value)
+
+
+def format_go_value(value: float) -> str:
+    """Go's ``fmt.Sprint`` of a float64 (how PromQL prints number literals): ``1.7e+09``, ``1e-05``, ``+Inf``.
+
+    Shortest round-trip digits; an exponent when it is below -4 or at least 6 (Go's ``%v`` is ``%g``
+    with the shortest precision, which decides on the exponent as if the precision were 6).
+    """
+    if math.isnan(value) or math.isinf(value) or value == 0:
+        return format_float(value)
+    _, digits, exponent = Decimal(repr(abs(float(value)))).normalize().as_tuple()
+    assert isinstance(exponent, int)  # finite
+    text = "".join(map(str, digits))
+    point = len(text) + exponent  # digits before the decimal point
+    if -4 <= point - 1 < 6:
+        return format_float(value)
+    mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+    power = point - 1
+    return f"{'-' if value < 0 else ''}{mantissa}e{'-' if power < 0 else '+'}{abs(power):02d}"

@@ -32,6 +32,7 @@ from novacron.promql import (
     parse,
     parse_selector,
 )
+from novacron.promql.pretty import pretty
 from novacron.query.results_cache import ResultsCache
 from novacron.series import METRIC_NAME, Labels, Matcher, SeriesReader
 from novacron.storage.reader import QueryTooLarge
@@ -480,10 +481,9 @@ def format_query(params: Params) -> Response:
 
     def run() -> Response:
         try:
-            node = parse(_param(params, "query"))
+            return success(pretty(_param(params, "query")))
         except BadData as exc:
             raise _invalid("query", exc) from exc
-        return success(node.prettify())
 
     return _run(run)
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import pytest
 
 from novacron.promql import BadData, Engine, ExecutionError, QueryTimeout, TooManySamples, format_float, format_sample
+from novacron.promql.engine import current_function_names
+from novacron.promql.format import format_go_value
+from novacron.promql.pretty import pretty
 
 
 @pytest.mark.parametrize(
@@ -55,6 +59,72 @@ def test_format_sample_matches_prometheus_json(value, text):
     # Given a vector/matrix sample value / When formatted for the API / Then as Prometheus 2.42 writes it
     # (checked against the real server: an exponent below 1e-6 and from 1e21 on)
     assert format_sample(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1.7e9, "1.7e+09"),
+        (123456789.0, "1.23456789e+08"),
+        (1234567.5, "1.2345675e+06"),
+        (1e6, "1e+06"),
+        (999999.0, "999999"),
+        (100000.0, "100000"),
+        (0.0001, "0.0001"),
+        (0.00001, "1e-05"),
+        (-0.00012, "-0.00012"),
+        (-2.5e-7, "-2.5e-07"),
+        (1e21, "1e+21"),
+        (5e-324, "5e-324"),
+        (0.0, "0"),
+        (math.inf, "+Inf"),
+        (-math.inf, "-Inf"),
+        (math.nan, "NaN"),
+    ],
+)
+def test_format_go_value_matches_go_sprint(value, text):
+    # Given a number literal's value / When printed / Then as Go's fmt.Sprint (%g, exponent from 1e6 and below 1e-4)
+    assert format_go_value(value) == text
+
+
+@pytest.mark.parametrize(
+    ("query", "text"),
+    [
+        ("1700000000 + up", "1.7e+09 + up"),
+        ("up + Inf", "up + +Inf"),
+        ("up - -Inf", "up - -Inf"),
+        ('up{a="1e21"} > 1e21', 'up{a="1e21"} > 1e+21'),
+        ("rate(up[1h30m] @ 1700000000.5)", "rate(up[1h30m] @ 1700000000.500)"),
+        ("holt_winters(up[5m], 0.5, 0.5)", "holt_winters(up[5m], 0.5, 0.5)"),
+        ('up{a="holt_winters("}', 'up{a="holt_winters("}'),
+    ],
+)
+def test_pretty_prints_like_prometheus_format_query(query, text):
+    # Given a query / When pretty-printed / Then number literals are Go's, @ times and strings untouched
+    assert pretty(query) == text
+
+
+def test_holt_winters_is_double_exponential_smoothing(reader, engine):
+    # Given a gauge, and Prometheus 2's and Prometheus 3's names of the same function
+    ts = np.arange(0, 3_600_000, 15_000)
+    reader.add({"__name__": "mem", "job": "a"}, ts, np.sin(ts / 600_000.0) * 100)
+    old = engine.range("holt_winters(mem[10m], 0.3, 0.6)", 0, 3_600_000, 60_000)
+    new = engine.range("double_exponential_smoothing(mem[10m], 0.3, 0.6)", 0, 3_600_000, 60_000)
+    # When both are evaluated, then the answers are the same
+    assert [s.labels for s in old.series] == [s.labels for s in new.series]
+    assert [s.values.tolist() for s in old.series] == [s.values.tolist() for s in new.series]
+    assert len(old.series) == 1
+    assert len(old.series[0].values) > 50
+
+
+def test_aliases_are_renamed_only_where_they_are_calls():
+    # Given the old name inside strings, as part of longer names and as a call
+    query = '`holt_winters(` + my_holt_winters(x) + ns:holt_winters + holt_winters (x[5m], 1, 1) + y{a="holt_winters("}'
+    # When renamed, then only the call changes
+    assert current_function_names(query) == (
+        "`holt_winters(` + my_holt_winters(x) + ns:holt_winters + double_exponential_smoothing (x[5m], 1, 1)"
+        ' + y{a="holt_winters("}'
+    )
 
 
 @pytest.mark.parametrize("query", ["sum(", "rate(x)", "x[5m] + 1", "", 'foo{a=~"("}'])
