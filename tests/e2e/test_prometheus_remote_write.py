@@ -11,6 +11,7 @@ import urllib.request
 from typing import Any
 
 import pytest
+import requests
 
 from tests.e2e.conftest import LocalStack, PrometheusServer, ScrapeTarget, require_binary, wait_for
 
@@ -118,3 +119,89 @@ def test_another_tenant_sees_none_of_it(local_stack: LocalStack, flowing: None) 
     assert answer["data"]["result"] == []
     names = api(local_stack.url, local_stack.other_read_key, "/api/v1/label/__name__/values")
     assert names["data"] == []
+
+
+# What NovaCron adds to a tenant's data: the labels its default ingest policy fills in on every series
+# (docs/ingest-policy.md), and its own novacron_ingest_* series, labelled by outcome and protocol.
+ADDED_LABELS = frozenset({"source", "environment", "owner", "outcome", "protocol"})
+
+
+def _without_additions(body: Any) -> Any:
+    """A Prometheus API body without NovaCron's added labels (in label sets and name lists) and series."""
+    if isinstance(body, dict):
+        if "__name__" in body or "job" in body:  # a label set
+            return {k: _without_additions(v) for k, v in body.items() if k not in ADDED_LABELS}
+        return {k: _without_additions(v) for k, v in body.items()}
+    if isinstance(body, list):
+        added = [isinstance(v, str) and (v in ADDED_LABELS or v.startswith("novacron_")) for v in body]
+        return [_without_additions(v) for v, skip in zip(body, added, strict=True) if not skip]
+    return body
+
+
+def test_promtool_series_and_labels_match_prometheus_itself(
+    local_stack: LocalStack, prometheus: PrometheusServer, flowing: None
+) -> None:
+    # When promtool lists the scraped job's series and the job label's values on both
+    ours_url = with_key(local_stack.url, local_stack.read_key)
+    ours = promtool("series", "-o", "json", "--match", '{job="e2e"}', ours_url)
+    theirs = promtool("series", "-o", "json", "--match", '{job="e2e"}', prometheus.url)
+    # Then the same series come back (NovaCron's added labels aside), and the same label values
+    assert sorted(map(str, _without_additions(ours))) == sorted(map(str, theirs))
+    assert promtool("labels", "-o", "json", ours_url, "job") == promtool("labels", "-o", "json", prometheus.url, "job")
+
+
+def _grafana_calls(now: float) -> list[tuple[str, str, dict[str, Any]]]:
+    """What Grafana's Prometheus data source sends: health check, metrics browser, panels, exemplars."""
+    end = int(now - SETTLED_S)
+    window = {"start": str(end - 30), "end": str(end)}
+    form = "application/x-www-form-urlencoded"
+    return [
+        ("GET", "/api/v1/status/buildinfo", {}),
+        (form, "/api/v1/query", {"query": "1+1", "time": str(end)}),  # "Save & test"
+        ("GET", "/api/v1/labels", window),
+        ("GET", "/api/v1/label/__name__/values", window),
+        ("GET", "/api/v1/label/job/values", {**window, "match[]": "e2e_requests_total"}),
+        ("GET", "/api/v1/series", {**window, "match[]": '{job="e2e"}'}),
+        ("GET", "/api/v1/metadata", {"metric": "e2e_requests_total"}),
+        (form, "/api/v1/query_range", {"query": "e2e_temperature_celsius", "step": "1", **window, "timeout": "30s"}),
+        (form, "/api/v1/query", {"query": 'sum by (job) (e2e_temperature_celsius{job="e2e"})', "time": str(end)}),
+        (form, "/api/v1/query_exemplars", {"query": "e2e_requests_total", **window}),
+    ]
+
+
+def test_grafana_data_source_calls_are_answered_as_prometheus_answers_them(
+    local_stack: LocalStack, prometheus: PrometheusServer, flowing: None
+) -> None:
+    # Given the requests Grafana's Prometheus data source makes (GET, or POST forms as it sends queries)
+    mismatches = []
+    for method, path, params in _grafana_calls(time.time()):
+        sent = []
+        for url, headers in (
+            (local_stack.url, {"Authorization": f"Bearer {local_stack.read_key}"}),
+            (prometheus.url, {}),
+        ):
+            if method == "GET":
+                response = requests.get(f"{url}{path}", params=params, headers=headers, timeout=10)
+            else:
+                response = requests.post(
+                    f"{url}{path}", data=params, headers={**headers, "Content-Type": method}, timeout=10
+                )
+            sent.append((response.status_code, response.json()))
+        (status, ours), (their_status, theirs) = sent
+        # When both answer, then the status and envelope are Prometheus's and the data the same, except:
+        # buildinfo (another product's version) and metadata (NovaCron stores no metric types yet), whose
+        # shape alone must match
+        if path.endswith(("buildinfo", "metadata")):
+            same = status == their_status and set(ours["data"]) >= set(theirs["data"]) - {"e2e_requests_total"}
+            if path.endswith("metadata"):
+                same = same and all(set(e) == {"type", "help", "unit"} for es in ours["data"].values() for e in es)
+        elif path.endswith(("labels", "values", "series")):
+            normalise = (lambda d: sorted(map(str, d))) if isinstance(theirs["data"], list) else (lambda d: d)
+            same = (status, normalise(_without_additions(ours["data"]))) == (their_status, normalise(theirs["data"]))
+        else:
+            same = (status, _without_additions(ours)) == (their_status, theirs)
+        if not same:
+            mismatches.append(
+                f"{method} {path} {params}\n    novacron {status}: {ours}\n    prometheus {their_status}: {theirs}"
+            )
+    assert not mismatches, "\n".join(mismatches)

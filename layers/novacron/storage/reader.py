@@ -23,7 +23,7 @@ from novacron.storage.writer import DAY_MS, BlockStore, IndexStore, SeriesEntry,
 
 # Without explicit bounds, label and series lookups look at this much recent history.
 DEFAULT_LOOKUP_MS = 2 * DAY_MS
-# A range beyond this many days is refused rather than fanned out into thousands of index reads.
+# How far back the series index is read: no tier keeps its index entries longer (see _days).
 MAX_INDEX_DAYS = 62
 _LAST_DAY = 2_932_896  # 9999-12-31, the last day a calendar date can name
 
@@ -186,16 +186,13 @@ class HotTierReader:
         return start, end
 
     def _days(self, start_ms: int, end_ms: int) -> list[str]:
-        if end_ms < start_ms:
+        # The index holds the last MAX_INDEX_DAYS days and samples at most a day ahead: a wider range
+        # (promtool asks for ±416 days around now) has nothing more to find, so it is not fanned out.
+        today = self.clock_ms() // DAY_MS
+        first = max(start_ms // DAY_MS, today - MAX_INDEX_DAYS + 1, 0)
+        last = min(end_ms // DAY_MS, today + 1, _LAST_DAY)
+        if end_ms < start_ms or last < first:
             return []
-        # Nothing is stored before 1970 or after 9999 (the index keys days by calendar date).
-        first, last = max(start_ms // DAY_MS, 0), min(end_ms // DAY_MS, _LAST_DAY)
-        if last < first:
-            return []
-        if last - first + 1 > MAX_INDEX_DAYS:
-            raise QueryTooLarge(
-                f"time range covers {last - first + 1} days; at most {MAX_INDEX_DAYS} days can be looked up at once"
-            )
         return [day_of(d * DAY_MS) for d in range(first, last + 1)]
 
     def _pairs(self, day: str, name: str | None) -> list[tuple[str, str]]:

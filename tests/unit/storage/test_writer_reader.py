@@ -8,8 +8,8 @@ import pytest
 from novacron.records import encode_record
 from novacron.series import Matcher
 from novacron.storage.blocks import MAX_BLOCK_SPAN_MS
-from novacron.storage.reader import HotTierReader, QueryTooLarge
-from novacron.storage.writer import MetricsWriter, WriteStats, archive_stored_records
+from novacron.storage.reader import MAX_INDEX_DAYS, HotTierReader
+from novacron.storage.writer import DAY_MS, MetricsWriter, WriteStats, archive_stored_records
 from tests.builders import timeseries
 from tests.fakes import MemoryArchive, MemoryBlockStore, MemoryIndexStore
 
@@ -130,9 +130,17 @@ def test_label_lookups(writer, blocks, index) -> None:
     assert r.series([[Matcher("host", "!=", "")]]) == [(("__name__", "load"), ("host", "h1"))]
 
 
-def test_huge_ranges_are_refused(writer, blocks, index) -> None:
-    with pytest.raises(QueryTooLarge, match="days"):
-        reader("acme", blocks, index).select([Matcher("__name__", "=", "up")], 0, NOW)
+def test_huge_ranges_read_only_the_days_the_index_holds(writer, blocks, index) -> None:
+    # Given a sample written now
+    writer.write_record(record("acme", [up("a", [(NOW, 1.0)])]), "1")
+    r = reader("acme", blocks, index)
+    # When a selection and a series lookup span from 1970 to a year ahead (as promtool's defaults do)
+    selected = r.select([Matcher("__name__", "=", "up")], 0, NOW + 365 * DAY_MS)
+    series = r.series([[Matcher("__name__", "=", "up")]], -(2**62), NOW + 365 * DAY_MS)
+    # Then the sample and its series are found, reading no more than the index's 62 days and tomorrow
+    assert [s.values.tolist() for s in selected] == [[1.0]]
+    assert len(series) == 1
+    assert r.stats.index_queries <= 2 * (MAX_INDEX_DAYS + 1)
 
 
 def test_index_is_written_once_per_series_and_day(writer, blocks, index) -> None:
