@@ -1,8 +1,10 @@
 """The hot tier's block: many series' samples in one DynamoDB item, columnar and compressed.
 
-Samples are sorted by (series, timestamp). Timestamps are stored as deltas, values XOR-ed with the
-previous value (unchanged gauges become zeros), and both are byte-shuffled (the n-th byte of every
-number together) before zstd, which turns the regularity of monitoring data into long runs.
+Samples are sorted by (series, timestamp). Blocks are written as NCB3 (``novacron.storage.codec``):
+delta-of-delta timestamps per series, values as decimal-scaled integers (delta or delta-of-delta
+coded) or XOR-ed bits per series, residuals packed by byte width and byte-shuffled, zstd on top.
+Blocks written before NCB3 (NCB2: delta timestamps and XOR-ed values over the whole block,
+byte-shuffled, zstd) are still read.
 
 The series ids of a block are not in the block: the same series arrive together scrape after
 scrape, so their sorted id list is stored once as a *series table* (keyed by its hash) and blocks
@@ -10,6 +12,7 @@ refer to it. With one sample per series per block, that removes 8 of every ~13 b
 
 Layout of a block before compression::
 
+    b"NCB3" | 8-byte series-table key | u32 n_series | u32 n_samples | u32 n_exceptions | codec body
     b"NCB2" | 8-byte series-table key | u32 n_series | u32 n_samples | u32 count[n_series]
             | shuffled i64 timestamp deltas | shuffled u64 value xors
 
@@ -27,8 +30,12 @@ import cramjam
 import numpy as np
 import numpy.typing as npt
 
+from novacron.storage.codec import CodecError, decode_columns, encode_columns, shuffle, unshuffle
+
 _MAGIC = b"NCB2"
 _HEAD = struct.Struct("<4s8sII")
+_MAGIC_V3 = b"NCB3"
+_HEAD_V3 = struct.Struct("<4s8sIII")
 
 # A block spans at most this much time, so a range read knows how far back to look for blocks
 # that overlap its start (blocks are keyed by their first timestamp).
@@ -59,15 +66,6 @@ class Block:
         return int(self.timestamps.max())
 
 
-def _shuffle(words: npt.NDArray[np.uint64]) -> bytes:
-    return np.ascontiguousarray(words.view(np.uint8).reshape(-1, 8).T).tobytes()
-
-
-def _unshuffle(data: bytes, count: int) -> npt.NDArray[np.uint64]:
-    planes = np.frombuffer(data, dtype=np.uint8).reshape(8, count)
-    return np.ascontiguousarray(planes.T).view(np.uint64).reshape(-1)
-
-
 def series_table_key(series: npt.NDArray[np.uint64]) -> str:
     """The key of a series table: 16 hex digits of a hash of the ids."""
     return hashlib.blake2b(series.astype("<u8").tobytes(), digest_size=8).hexdigest()
@@ -94,6 +92,17 @@ def encode_block(block: Block) -> tuple[bytes, str]:
 
     The caller stores the series table (``encode_series_table(block.series)``) under that key.
     """
+    table_key = series_table_key(block.series)
+    counts = np.diff(block.offsets).astype(np.int64)
+    timestamps = np.ascontiguousarray(block.timestamps, dtype=np.int64)
+    values = np.ascontiguousarray(block.values, dtype=np.float64)
+    body, n_exceptions = encode_columns(counts, timestamps, values)
+    head = _HEAD_V3.pack(_MAGIC_V3, bytes.fromhex(table_key), len(block.series), len(timestamps), n_exceptions)
+    return bytes(cramjam.zstd.compress(head + body, level=3)), table_key
+
+
+def encode_block_v2(block: Block) -> tuple[bytes, str]:
+    """The NCB2 encoding of a block: kept to compare against and to test that old blocks still read."""
     n_series = len(block.series)
     n_samples = len(block.timestamps)
     table_key = series_table_key(block.series)
@@ -105,8 +114,8 @@ def encode_block(block: Block) -> tuple[bytes, str]:
         [
             _HEAD.pack(_MAGIC, bytes.fromhex(table_key), n_series, n_samples),
             counts.tobytes(),
-            _shuffle(deltas.view(np.uint64)),
-            _shuffle(xors),
+            shuffle(deltas.view(np.uint64)),
+            shuffle(xors),
         ]
     )
     return bytes(cramjam.zstd.compress(raw, level=3)), table_key
@@ -133,22 +142,34 @@ def decode_parsed(parsed: ParsedBlock, series_table: Callable[[str], npt.NDArray
     series = series_table(table_key)
     if len(series) != n_series:
         raise BlockFormatError(f"series table {table_key} has {len(series)} ids, the block needs {n_series}")
-    pos = _HEAD.size
-    counts = np.frombuffer(raw, dtype="<u4", count=n_series, offset=pos).astype(np.int64)
-    pos += 4 * n_series
-    deltas = _unshuffle(raw[pos : pos + 8 * n_samples], n_samples).view(np.int64)
-    pos += 8 * n_samples
-    xors = _unshuffle(raw[pos : pos + 8 * n_samples], n_samples)
-    offsets = np.zeros(n_series + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
+    if raw[:4] == _MAGIC_V3:
+        n_exceptions = _HEAD_V3.unpack_from(raw)[4]
+        try:
+            counts, timestamps, values = decode_columns(raw, _HEAD_V3.size, n_series, n_samples, n_exceptions)
+        except CodecError as exc:
+            raise BlockFormatError(str(exc)) from None
+        return Block(series, _offsets(counts), timestamps, values)
+    counts = np.frombuffer(raw, dtype="<u4", count=n_series, offset=_HEAD.size).astype(np.int64)
+    pos = _HEAD.size + 4 * n_series
+    deltas = unshuffle(raw, n_samples, pos).view(np.int64)
+    xors = unshuffle(raw, n_samples, pos + 8 * n_samples)
     values = np.bitwise_xor.accumulate(xors).view(np.float64) if n_samples else np.zeros(0, dtype=np.float64)
-    return Block(series, offsets, np.cumsum(deltas), values)
+    return Block(series, _offsets(counts), np.cumsum(deltas), values)
+
+
+def _offsets(counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets
 
 
 def parse_block(data: bytes) -> ParsedBlock:
     """Decompress a block and read its header."""
     try:
         raw = bytes(cramjam.zstd.decompress(data))
+        if raw[:4] == _MAGIC_V3:
+            magic, table_key, n_series, n_samples, _ = _HEAD_V3.unpack_from(raw)
+            return ParsedBlock(raw, table_key.hex(), n_series, n_samples)
         magic, table_key, n_series, n_samples = _HEAD.unpack_from(raw)
     except Exception as exc:
         raise BlockFormatError(f"not a block: {exc}") from None
