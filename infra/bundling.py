@@ -97,6 +97,7 @@ class LayerSpec:
 LAYERS: dict[str, LayerSpec] = {
     "core": LayerSpec("core", REPO_ROOT / "requirements-layer-core.txt", REPO_ROOT / "layers" / "novacron"),
     "science": LayerSpec("science", REPO_ROOT / "requirements-layer-science.txt"),
+    "arrow": LayerSpec("arrow", REPO_ROOT / "requirements-layer-arrow.txt"),
 }
 
 

@@ -67,7 +67,9 @@ ACTIONS: dict[Kind, dict[Access, tuple[str, ...]]] = {
     # Bucket actions apply to objects (``arn/*``) except ListBucket, which applies to the bucket.
     Kind.BUCKET: {
         _R: ("s3:GetObject", "s3:ListBucket"),
-        _W: ("s3:AbortMultipartUpload", "s3:PutObject"),
+        # Objects are written with their retention-class tag (docs/retention.md): a tagged PutObject
+        # needs s3:PutObjectTagging as well.
+        _W: ("s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectTagging"),
     },
     Kind.QUEUE: {
         _R: (
@@ -180,10 +182,15 @@ class ResourceCatalog:
             if kind is Kind.BUCKET:
                 object_actions = [a for a in actions if a not in BUCKET_LEVEL_ACTIONS]
                 bucket_actions = [a for a in actions if a in BUCKET_LEVEL_ACTIONS]
+                # A grant limited to key prefixes: objects under them, and listing only under them.
+                patterns = [f"{p}*" for p in grant.prefixes] or ["*"]
                 if bucket_actions:
-                    result.append(iam.PolicyStatement(actions=bucket_actions, resources=[arn]))
+                    conditions = {"StringLike": {"s3:prefix": patterns}} if grant.prefixes else None
+                    result.append(iam.PolicyStatement(actions=bucket_actions, resources=[arn], conditions=conditions))
                 if object_actions:
-                    result.append(iam.PolicyStatement(actions=object_actions, resources=[f"{arn}/*"]))
+                    result.append(
+                        iam.PolicyStatement(actions=object_actions, resources=[f"{arn}/{p}" for p in patterns])
+                    )
             else:
                 result.append(iam.PolicyStatement(actions=actions, resources=[arn]))
         if key_actions:

@@ -9,6 +9,8 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 from constructs import Node
 
+from novacron.config import WriterConfig
+
 PREFIX = "novacron:"
 
 _RETENTION: dict[int, logs.RetentionDays] = {
@@ -46,7 +48,16 @@ class Settings:
     iterator_age_alarm_s: int = 300
     api_throttle_rate: int = 1000
     api_throttle_burst: int = 2000
+    # The optional Timestream sink (infra/constructs/timestream.py, docs/deploy.md): off by default.
     timestream: bool = False
+    # Memory store: must hold what the writer may still be retrying (ingest accepts samples up to 2 h
+    # old, the writer retries a batch for up to 6 h); older samples go to the magnetic store.
+    timestream_memory_hours: int = 24
+    # Magnetic store: the default tenant's raw retention (the writer's hot_retention_days).
+    timestream_magnetic_days: int = WriterConfig.model_fields["hot_retention_days"].default
+    # Archive objects of a retention class longer than this move to Glacier Instant Retrieval after it
+    # (docs/retention.md); 0: never.
+    archive_glacier_after_days: int = 90
 
     def __post_init__(self) -> None:
         if self.log_retention_days not in _RETENTION:
@@ -54,10 +65,14 @@ class Settings:
                 f"{PREFIX}logRetentionDays={self.log_retention_days} is not a CloudWatch Logs retention; "
                 f"use one of {sorted(_RETENTION)}"
             )
-        if self.timestream:
+        # Timestream's own bounds (Developer Guide, "Quotas").
+        if not 1 <= self.timestream_memory_hours <= 8766:
+            raise ValueError(f"{PREFIX}timestreamMemoryHours must be 1-8766, got {self.timestream_memory_hours}")
+        if not 1 <= self.timestream_magnetic_days <= 73000:
+            raise ValueError(f"{PREFIX}timestreamMagneticDays must be 1-73000, got {self.timestream_magnetic_days}")
+        if not 0 <= self.archive_glacier_after_days <= 3650:
             raise ValueError(
-                f"{PREFIX}timestream=true is not supported yet: Timestream for LiveAnalytics is closed to "
-                "new customers, and the optional Timestream sink is not implemented in the CDK app."
+                f"{PREFIX}archiveGlacierAfterDays must be 0 (never) to 3650, got {self.archive_glacier_after_days}"
             )
 
     @property
@@ -89,4 +104,7 @@ class Settings:
             api_throttle_rate=int(get("apiThrottleRate", defaults.api_throttle_rate)),
             api_throttle_burst=int(get("apiThrottleBurst", defaults.api_throttle_burst)),
             timestream=_as_bool(get("timestream", defaults.timestream)),
+            timestream_memory_hours=int(get("timestreamMemoryHours", defaults.timestream_memory_hours)),
+            timestream_magnetic_days=int(get("timestreamMagneticDays", defaults.timestream_magnetic_days)),
+            archive_glacier_after_days=int(get("archiveGlacierAfterDays", defaults.archive_glacier_after_days)),
         )

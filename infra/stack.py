@@ -8,6 +8,7 @@ from aws_cdk import Stack
 from constructs import Construct
 
 from infra.constructs.alarms import Alarms
+from infra.constructs.analytics import DEFAULT_SCAN_CUTOFF_GB, Analytics
 from infra.constructs.consumers import StreamConsumers
 from infra.constructs.encryption import Encryption
 from infra.constructs.functions import Functions
@@ -18,9 +19,10 @@ from infra.constructs.schedules import Schedules
 from infra.constructs.secrets import Secrets
 from infra.constructs.storage import Storage
 from infra.constructs.streams import Streams
+from infra.constructs.timestream import add_timestream_sink
 from infra.permissions import ResourceCatalog, check_wiring
 from infra.settings import Settings
-from novacron.wiring import WIRING, Wiring
+from novacron.wiring import ARCHIVE_BUCKET, WIRING, Wiring
 
 
 class NovaCronStack(Stack):
@@ -43,7 +45,13 @@ class NovaCronStack(Stack):
         key = Encryption(self, "Encryption", removal_policy=data_policy).key
         streams = Streams(self, "Streams", streams=wiring.streams, key=key, removal_policy=data_policy)
         storage = Storage(
-            self, "Storage", tables=wiring.tables, buckets=wiring.buckets, key=key, removal_policy=data_policy
+            self,
+            "Storage",
+            tables=wiring.tables,
+            buckets=wiring.buckets,
+            key=key,
+            removal_policy=data_policy,
+            glacier_after_days=settings.archive_glacier_after_days,
         )
         queues = Queues(self, "Queues", queues=wiring.queues, key=key, removal_policy=data_policy)
         secrets = Secrets(self, "Secrets", secrets=wiring.secrets, key=key, removal_policy=data_policy)
@@ -78,6 +86,20 @@ class NovaCronStack(Stack):
             else None
         )
         Schedules(self, "Schedules", schedules=wiring.schedules, functions=self.functions.by_name)
+        # SQL over the Parquet archive (docs/archive.md): Glue table, Athena workgroup, results bucket.
+        self.analytics = (
+            Analytics(
+                self,
+                "Analytics",
+                archive_bucket=storage.buckets[ARCHIVE_BUCKET],
+                key=key,
+                access_logs=storage.access_logs,
+                removal_policy=data_policy,
+                scan_cutoff_gb=int(self.node.try_get_context("novacron:athenaScanCutoffGb") or DEFAULT_SCAN_CUTOFF_GB),
+            )
+            if ARCHIVE_BUCKET in storage.buckets
+            else None
+        )
         # Off unless novacron:metricStream is set (it is billed per metric update): docs/cloudwatch.md.
         self.metric_stream = add_metric_stream(
             self,
@@ -86,6 +108,16 @@ class NovaCronStack(Stack):
             buckets=storage.buckets,
             key=key,
             log_retention=settings.log_retention,
+        )
+        # Off unless novacron:timestream is set (Timestream for LiveAnalytics is closed to new customers).
+        self.timestream = add_timestream_sink(
+            self,
+            settings=settings,
+            sink=wiring.timestream,
+            functions=self.functions.by_name,
+            buckets=storage.buckets,
+            key=key,
+            removal_policy=data_policy,
         )
         self.alarms = Alarms(
             self,

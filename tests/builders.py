@@ -41,7 +41,7 @@ def write_request(series: Iterable[TimeSeries]) -> bytes:
 
 def raw_body(series: Iterable[TimeSeries]) -> bytes:
     """The uncompressed WriteRequest bytes."""
-    return WriteRequest(timeseries=list(series)).SerializeToString()
+    return bytes(WriteRequest(timeseries=list(series)).SerializeToString())
 
 
 def histogram_series(labels: Mapping[str, str], histograms: Iterable[Any]) -> TimeSeries:

@@ -11,7 +11,7 @@ from novacron.ingest.service import StreamUnavailable
 from novacron.protocols.remote_write_pb import TimeSeries
 from novacron.protocols.wire import decode_series
 from novacron.records import StreamRecord, decode_record
-from novacron.storage.writer import BlockItem, SeriesEntry
+from novacron.storage.writer import BlockItem, SeriesEntry, StoredItem
 
 
 class ListSink:
@@ -60,6 +60,15 @@ class MemoryBlockStore:
     def get_items(self, pk: str, sks: Sequence[str]) -> dict[str, bytes]:
         return {sk: self.items[(pk, sk)].data for sk in sks if (pk, sk) in self.items}
 
+    def query_items(self, pk: str, sk_low: str, sk_high: str) -> Iterable[StoredItem]:
+        for (item_pk, item_sk), item in sorted(self.items.items()):
+            if item_pk == pk and sk_low <= item_sk <= sk_high:
+                yield StoredItem(item_sk, item.data, item.max_ts)
+
+    def delete_items(self, pk: str, sks: Sequence[str]) -> None:
+        for sk in sks:
+            self.items.pop((pk, sk), None)
+
 
 class MemoryIndexStore:
     """An IndexStore over a dict."""
@@ -107,9 +116,11 @@ class MemoryArchive:
 
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
+        self.tags: dict[str, Mapping[str, str]] = {}
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes, tags: Mapping[str, str] | None = None) -> None:
         self.objects[key] = data
+        self.tags[key] = dict(tags or {})
 
 
 class MemoryKeyStore:

@@ -1,10 +1,14 @@
-"""Admin function: API keys (the only function that writes the keys table), ingest policy, cardinality."""
+"""Admin function: API keys (the only function that writes the keys table), ingest and retention policies.
+
+Paths and methods come from the wiring's routes of this function; what answers each is the table in
+novacron.query.admin_routes.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -16,7 +20,8 @@ from novacron.adapters.settings_table import SettingsTable
 from novacron.auth import Role
 from novacron.config import AdminConfig
 from novacron.http import body_bytes, json_response, principal_of, request_params, require_role
-from novacron.query import keys_api, policy_api
+from novacron.query.admin_routes import AdminRequest, admin_endpoints
+from novacron.wiring import ADMIN, WIRING
 
 config = AdminConfig.from_env()
 logger = Logger(service="novacron-admin")
@@ -26,67 +31,28 @@ app = APIGatewayHttpResolver()
 keys = DynamoKeyStore(config.keys_table, cache_ttl_s=0)
 # No cache either: a change is made against the stored version.
 settings = SettingsTable(config.settings_table, cache_ttl_s=0)
-index = DynamoIndexStore(config.index_table)
 app.use([require_role(keys, lambda _m, _p: Role.ADMIN)])
+ENDPOINTS = admin_endpoints(keys, settings, DynamoIndexStore(config.index_table))
 
 
-def _json_body() -> bytes:
-    """The body if it is JSON (a form-encoded POST carries its fields as parameters instead)."""
-    content_type = (app.current_event.headers.get("content-type") or "").split(";")[0].strip().lower()
-    return body_bytes(app) if content_type in ("", "application/json") else b""
+def _serve(method: str, path: str) -> Callable[..., Response[str]]:
+    endpoint = ENDPOINTS[(method, path)]
+
+    def serve(**path_params: str) -> Response[str]:
+        content_type = (app.current_event.headers.get("content-type") or "").split(";")[0].strip().lower()
+        request = AdminRequest(
+            principal_of(app), request_params(app), body_bytes(app), content_type, path_params, int(time.time())
+        )
+        status, body = endpoint(request)
+        if method != "GET":
+            logger.info("admin change", extra={"route": f"{method} {path}", **path_params, "status": status})
+        return json_response(status, body)
+
+    return serve
 
 
-@app.route("/api/v1/admin/keys", method=["GET", "POST"])
-def admin_keys() -> Response[str]:
-    now = int(time.time())
-    method, params = app.current_event.http_method, request_params(app)
-    result = keys_api.handle(keys, principal_of(app), method, params, now, _json_body() if method == "POST" else b"")
-    logger.info("keys", extra={"method": app.current_event.http_method, "status": result[0]})
-    return json_response(*result)
-
-
-@app.delete("/api/v1/admin/keys/<key_id>")
-def revoke_key(key_id: str) -> Response[str]:
-    result = keys_api.revoke(keys, principal_of(app), key_id, request_params(app), int(time.time()))
-    logger.info("key revoked", extra={"key_id": key_id, "status": result[0]})
-    return json_response(*result)
-
-
-@app.route("/api/v1/admin/ingest-policy", method=["GET", "PUT"])
-def ingest_policy() -> Response[str]:
-    if app.current_event.http_method == "GET":
-        result = policy_api.get_policy(settings, principal_of(app), request_params(app))
-    else:
-        result = policy_api.put_policy(settings, principal_of(app), request_params(app), body_bytes(app), _now())
-        logger.info("ingest policy", extra={"status": result[0]})
-    return json_response(*result)
-
-
-@app.get("/api/v1/admin/cardinality")
-def cardinality() -> Response[str]:
-    params = request_params(app)
-    return json_response(*policy_api.cardinality(settings, index, principal_of(app), params, _now() * 1000))
-
-
-@app.get("/api/v1/admin/cardinality/approvals")
-def approvals() -> Response[str]:
-    return json_response(*policy_api.list_approvals(settings, principal_of(app), request_params(app)))
-
-
-@app.route("/api/v1/admin/cardinality/approvals/<metric>", method=["PUT", "DELETE"])
-def approval(metric: str) -> Response[str]:
-    # Metric names hold no '%': unquoting undoes a client's or gateway's encoding of ':' only.
-    principal, params, metric = principal_of(app), request_params(app), unquote(metric)
-    if app.current_event.http_method == "PUT":
-        result = policy_api.put_approval(settings, principal, metric, params, body_bytes(app), _now())
-    else:
-        result = policy_api.delete_approval(settings, principal, metric, params, _now())
-    logger.info("cardinality approval", extra={"metric": metric, "status": result[0]})
-    return json_response(*result)
-
-
-def _now() -> int:
-    return int(time.time())
+for route in WIRING.routes_of(ADMIN):  # API Gateway's {name} is Powertools' <name>
+    app.route(route.path.replace("{", "<").replace("}", ">"), method=route.method)(_serve(route.method, route.path))
 
 
 @logger.inject_lambda_context

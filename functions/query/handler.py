@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from novacron.adapters.dynamo_tier import DynamoBlockStore, DynamoIndexStore
 from novacron.adapters.keys_table import DynamoKeyStore
 from novacron.adapters.results_table import DynamoResultsStore
+from novacron.adapters.settings_table import SettingsTable
 from novacron.auth import Role
 from novacron.config import QueryConfig
 from novacron.http import json_response, principal_of, request_params, require_role
@@ -32,11 +33,17 @@ tracer = Tracer()
 app = APIGatewayHttpResolver()
 keys = DynamoKeyStore(config.keys_table, config.key_cache_ttl_s)
 blocks, index = DynamoBlockStore(config.blocks_table), DynamoIndexStore(config.index_table)
+settings = SettingsTable(config.settings_table, config.settings_cache_ttl_s)  # tenants' retention policies
 app.use([require_role(keys, lambda _m, _p: Role.READ)])
 # Keys carry the tenant. This instance's recent chunks first, then those every instance shared.
 results = TieredResultsStore(LruResultsStore(), DynamoResultsStore(config.results_table, config.results_ttl_s))
 
 Endpoint = Callable[[HotTierReader, dict[str, list[str]], dict[str, str]], tuple[int, dict[str, Any]]]
+
+
+def _results_scope(reader: HotTierReader) -> str:
+    # Chunks computed under an older retention policy may hold data it no longer shows ('#' is not in tenant ids).
+    return f"{reader.tenant}#retention-v{reader.retention.version if reader.retention else 0}"
 
 
 def _engine(reader: HotTierReader) -> Engine:
@@ -46,7 +53,7 @@ def _engine(reader: HotTierReader) -> Engine:
 ENDPOINTS: dict[str, Endpoint] = {
     "/api/v1/query": lambda r, p, _: prom_api.query(r, p, engine=_engine(r), max_series=config.max_series),
     "/api/v1/query_range": lambda r, p, _: prom_api.query_range(
-        r, p, engine=_engine(r), max_series=config.max_series, results_cache=ResultsCache(results, r.tenant)
+        r, p, engine=_engine(r), max_series=config.max_series, results_cache=ResultsCache(results, _results_scope(r))
     ),
     "/api/v1/series": lambda r, p, _: prom_api.series(r, p, max_series=config.max_series),
     "/api/v1/labels": lambda r, p, _: prom_api.labels(r, p),
@@ -63,7 +70,8 @@ ENDPOINTS: dict[str, Endpoint] = {
 
 def _serve(endpoint: Endpoint) -> Callable[..., Response[str]]:
     def serve(**path: str) -> Response[str]:
-        reader = HotTierReader(principal_of(app).tenant, blocks, index)
+        tenant = principal_of(app).tenant
+        reader = HotTierReader(tenant, blocks, index, retention=settings.retention(tenant))
         return json_response(*endpoint(reader, request_params(app), path))
 
     return serve

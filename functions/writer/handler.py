@@ -13,6 +13,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from novacron.adapters.dynamo_tier import DynamoBlockStore, DynamoIndexStore
 from novacron.adapters.s3_archive import S3Archive
+from novacron.adapters.settings_table import SettingsTable
+from novacron.adapters.timestream import TimestreamSink
 from novacron.config import WriterConfig
 from novacron.storage.writer import MetricsWriter, WriterSettings, archive_stored_records
 from novacron.stream_batch import kinesis_records, settle
@@ -26,12 +28,18 @@ logger = Logger(service="novacron-metrics-writer")
 tracer = Tracer()
 metrics = Metrics()
 index = DynamoIndexStore(config.index_table)
+# None unless the deployment turned the optional Timestream sink on (docs/deploy.md).
+timestream = TimestreamSink.optional(config.timestream_database, config.timestream_table)
+# Tenants' retention policies: block TTLs, and the retention class archive objects are tagged with.
+retention = SettingsTable(config.settings_table, config.settings_cache_ttl_s)
 # The index also holds the per-day cardinality summary the ingest side's limits read.
 writer = MetricsWriter(
     DynamoBlockStore(config.blocks_table),
     index,
     WriterSettings(hot_retention_days=config.hot_retention_days),
     cardinality=index,
+    sink=timestream,
+    retention=retention,
 )
 archive = S3Archive(config.archive_bucket)
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
@@ -48,8 +56,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     written = settle(processor, event, context, outcomes)
     add_metrics(metrics, {"SamplesWritten": sum(s.samples for s in written.values())})
     add_metrics(metrics, {"BlockBytes": sum(s.block_bytes for s in written.values())}, MetricUnit.Bytes)
+    if timestream is not None:
+        add_metrics(metrics, timestream.drain_counts())
     stored = [(sequence, data, written[sequence]) for sequence, data in batch if sequence in written]
     if stored:
         # Raising here fails the whole batch; block writes are idempotent, so the retry is safe.
-        archive_stored_records(archive, shard, stored)
+        archive_stored_records(archive, shard, stored, lambda tenant: retention.retention(tenant).archive_tag())
     return processor.response()

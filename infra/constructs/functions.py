@@ -118,10 +118,11 @@ class Functions(Construct):
                 logical_id = Stack.of(self).resolve(
                     Stack.of(self).get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
                 )
-                acknowledge(
-                    role,
-                    f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*]",
-                    f"Object-level access to the declared bucket {grant.resource!r} ({grant.access}): "
-                    "object keys are tenant- and time-partitioned and created at run time.",
-                )
+                for pattern in [f"{p}*" for p in grant.prefixes] or ["*"]:
+                    acknowledge(
+                        role,
+                        f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{pattern}]",
+                        f"Object-level access to the declared bucket {grant.resource!r} ({grant.access}): "
+                        "object keys are tenant- and time-partitioned and created at run time.",
+                    )
         return fn

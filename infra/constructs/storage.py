@@ -1,4 +1,9 @@
-"""DynamoDB tables and S3 buckets, one per declared ``Table`` / ``Bucket``, plus an access-log bucket."""
+"""DynamoDB tables and S3 buckets, one per declared ``Table`` / ``Bucket``, plus an access-log bucket.
+
+A bucket declared with ``retention_classes`` gets one expiration rule per archive retention class
+(objects tagged ``novacron-retention=<days>d``, see novacron.retention.archive and docs/retention.md),
+with a transition to Glacier Instant Retrieval for classes long enough to pay for it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,12 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.constructs.naming import pascal
+from novacron.retention.archive import ARCHIVE_CLASSES, RETENTION_TAG, class_tag_value
 from novacron.wiring import Bucket, Table
+
+# Glacier Instant Retrieval bills at least 90 days of storage per object: an object leaving earlier
+# would cost more there than in Standard.
+GLACIER_IR_MINIMUM_DAYS = 90
 
 
 class Storage(Construct):
@@ -24,6 +34,7 @@ class Storage(Construct):
         buckets: tuple[Bucket, ...],
         key: kms.IKey,
         removal_policy: RemovalPolicy,
+        glacier_after_days: int = 90,
     ) -> None:
         super().__init__(scope, construct_id)
         retain = removal_policy == RemovalPolicy.RETAIN
@@ -68,9 +79,13 @@ class Storage(Construct):
                 server_access_logs_prefix=f"{bucket_decl.name}/",
                 lifecycle_rules=[
                     s3.LifecycleRule(
+                        id="noncurrent-and-incomplete",
                         noncurrent_version_expiration=Duration.days(30),
                         abort_incomplete_multipart_upload_after=Duration.days(7),
-                    )
+                        # Delete markers left once expired objects' old versions are gone.
+                        expired_object_delete_marker=True,
+                    ),
+                    *(retention_class_rules(glacier_after_days) if bucket_decl.retention_classes else []),
                 ],
                 removal_policy=removal_policy,
             )
@@ -93,3 +108,35 @@ class Storage(Construct):
             ],
             removal_policy=removal_policy,
         )
+
+
+def retention_class_rules(glacier_after_days: int) -> list[s3.LifecycleRule]:
+    """One rule per archive retention class: expire tagged objects when their class ends.
+
+    Classes outliving ``glacier_after_days`` by at least Glacier IR's 90-day minimum move there
+    after ``glacier_after_days`` (0: never); "forever" objects only move.
+    """
+    rules = []
+    for days in (*ARCHIVE_CLASSES, 0):
+        stays_long_enough = days == 0 or days - glacier_after_days >= GLACIER_IR_MINIMUM_DAYS
+        transitions = (
+            [
+                s3.Transition(
+                    storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                    transition_after=Duration.days(glacier_after_days),
+                )
+            ]
+            if glacier_after_days > 0 and stays_long_enough
+            else None
+        )
+        if not days and not transitions:
+            continue  # kept forever, in Standard: nothing to do
+        rules.append(
+            s3.LifecycleRule(
+                id=f"retention-{class_tag_value(days)}",
+                tag_filters={RETENTION_TAG: class_tag_value(days)},
+                expiration=Duration.days(days) if days else None,
+                transitions=transitions,
+            )
+        )
+    return rules

@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--api-key", help="bootstrap admin key of tenant 'default' (generated when omitted)")
     local.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     local.add_argument("--prefix", default="novacron", help="prefix of the local resource names")
+    local.add_argument("--timestream", action="store_true", help="also write every sample to a (moto) Timestream table")
     local.set_defaults(run=_run_local)
 
     from novacron.demo import register as register_demo
@@ -61,13 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     from novacron.policy_cli import register as register_policy
 
     register_policy(commands)
+    from novacron.retention_cli import register as register_retention
+
+    register_retention(commands)
     return parser
 
 
 def _run_local(args: argparse.Namespace) -> int:
     from novacron.local.runtime import run
 
-    run(args.port, args.api_key, args.prefix, runtime_options={"host": args.host})
+    run(args.port, args.api_key, args.prefix, runtime_options={"host": args.host, "timestream": args.timestream})
     return 0
 
 

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 _PREFIX = "NOVACRON_"
 
@@ -66,6 +66,39 @@ class WriterConfig(_FunctionConfig):
     index_table: str
     archive_bucket: str
     hot_retention_days: int = Field(15, gt=0)
+    # Tenants' retention policies set block TTLs (docs/retention.md); a change reaches a warm writer within this.
+    settings_table: str
+    settings_cache_ttl_s: float = Field(60.0, ge=0)
+    # The optional Timestream sink (wiring.TimestreamSink): set, both of them, only when it is turned on.
+    timestream_database: str | None = None
+    timestream_table: str | None = None
+
+    @model_validator(mode="after")
+    def _timestream_names_together(self) -> Self:
+        if (self.timestream_database is None) != (self.timestream_table is None):
+            raise ValueError("timestream_database and timestream_table are set together or not at all")
+        return self
+
+
+class CompactorConfig(_FunctionConfig):
+    """The compactor (the writer's blocks → compacted blocks and rollups, on a schedule)."""
+
+    blocks_table: str
+    keys_table: str
+    settings_table: str
+    settings_cache_ttl_s: float = Field(60.0, ge=0)
+
+
+class ArchiverConfig(_FunctionConfig):
+    """The Parquet archiver (raw archive objects → Parquet, on a schedule)."""
+
+    archive_bucket: str
+    settings_table: str
+    settings_cache_ttl_s: float = Field(60.0, ge=0)
+    # Hours looked at again on every run for late raw objects (the writer retries records for 6 hours).
+    archive_lookback_hours: int = Field(8, gt=0, le=24 * 31)
+    # Raw bytes converted per Parquet part: bounds the memory a run needs (see novacron.archive.archiver).
+    archive_part_raw_mb: int = Field(48, gt=0, le=1024)
 
 
 class QueryConfig(_FunctionConfig):
@@ -76,6 +109,9 @@ class QueryConfig(_FunctionConfig):
     index_table: str
     results_table: str
     results_ttl_s: int = Field(24 * 3600, gt=0)
+    # Tenants' retention policies cut raw reads (docs/retention.md); a change reaches a warm function within this.
+    settings_table: str
+    settings_cache_ttl_s: float = Field(60.0, ge=0)
     key_cache_ttl_s: float = Field(30.0, ge=0)
     lookback_s: int = Field(300, gt=0)
     max_samples: int = Field(50_000_000, gt=0)

@@ -8,7 +8,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -133,4 +133,15 @@ class SeriesReader(Protocol):
         end_ms: int | None = None,
     ) -> list[str]:
         """Sorted values of one label (of the matching series, or of all series)."""
+        ...
+
+
+@runtime_checkable
+class RollupReader(Protocol):
+    """A reader that also serves rollups (the hot tier): the engine uses it for long ranges."""
+
+    def select_views(
+        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, resolution: str, views: Sequence[str]
+    ) -> dict[str, list[SeriesSamples]]:
+        """Per view, the matching series' rollup samples at ``resolution`` (``1m``, ``5m``, ``1h``)."""
         ...

@@ -44,6 +44,8 @@ class Bucket:
     """An S3 bucket."""
 
     name: str
+    # Objects are tagged with a retention class (novacron.retention.archive): one lifecycle rule per class.
+    retention_classes: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class Grant:
 
     resource: str
     access: Access
+    # Buckets only: the object key prefixes the grant is limited to (empty: the whole bucket).
+    prefixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,23 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class TimestreamSink:
+    """The optional Amazon Timestream for LiveAnalytics sink of a function (off unless turned on).
+
+    Timestream for LiveAnalytics is closed to new customers (since 2025-06-20), so this is not a
+    declared resource: it exists only when a deployment asks for it (CDK context
+    ``novacron:timestream``, ``novacron local --timestream``). Then ``function`` receives the
+    database and table names in ``database_env`` / ``table_env`` and may write that table only.
+    """
+
+    function: str
+    database: str  # logical names: the CDK and the local runtime derive physical names from them
+    table: str
+    database_env: str = "NOVACRON_TIMESTREAM_DATABASE"
+    table_env: str = "NOVACRON_TIMESTREAM_TABLE"
+
+
+@dataclass(frozen=True)
 class Wiring:
     """The whole declaration, with lookups used by both derivations."""
 
@@ -139,6 +160,7 @@ class Wiring:
     routes: tuple[Route, ...]
     schedules: tuple[Schedule, ...] = ()
     secrets: tuple[Secret, ...] = ()
+    timestream: TimestreamSink | None = None
 
     def function(self, name: str) -> Function:
         """The declared function called ``name``."""
@@ -186,6 +208,8 @@ ADMIN = "admin"
 OTLP = "otlp"
 FIREHOSE = "firehose"
 SPANS_ARCHIVER = "spans-archiver"
+ARCHIVER = "parquet-archiver"
+COMPACTOR = "compactor"
 
 R, W, RW = Access.READ, Access.WRITE, Access.READ_WRITE
 
@@ -236,7 +260,7 @@ WIRING = Wiring(
         # Range-query results by aligned chunk, shared by every instance of the query function.
         Table(RESULTS_TABLE, partition_key="pk", sort_key="sk", ttl_attribute="expires_at"),
     ),
-    buckets=(Bucket(ARCHIVE_BUCKET),),
+    buckets=(Bucket(ARCHIVE_BUCKET, retention_classes=True),),
     queues=(Queue(WRITER_DLQ), Queue(SPANS_DLQ)),
     functions=(
         _ingest_function(INGEST, "functions/ingest"),
@@ -266,11 +290,13 @@ WIRING = Wiring(
                 Grant(INDEX_TABLE, RW),
                 Grant(ARCHIVE_BUCKET, W),
                 Grant(WRITER_DLQ, W),
+                Grant(SETTINGS_TABLE, R),  # retention policies: block TTLs
             ),
             environment={
                 "NOVACRON_BLOCKS_TABLE": BLOCKS_TABLE,
                 "NOVACRON_INDEX_TABLE": INDEX_TABLE,
                 "NOVACRON_ARCHIVE_BUCKET": ARCHIVE_BUCKET,
+                "NOVACRON_SETTINGS_TABLE": SETTINGS_TABLE,
             },
             layers=("core", "science"),
         ),
@@ -280,12 +306,19 @@ WIRING = Wiring(
             handler="handler.lambda_handler",
             memory_mb=2048,
             timeout_s=29,
-            grants=(Grant(BLOCKS_TABLE, R), Grant(INDEX_TABLE, R), Grant(KEYS_TABLE, R), Grant(RESULTS_TABLE, RW)),
+            grants=(
+                Grant(BLOCKS_TABLE, R),
+                Grant(INDEX_TABLE, R),
+                Grant(KEYS_TABLE, R),
+                Grant(RESULTS_TABLE, RW),
+                Grant(SETTINGS_TABLE, R),  # retention policies: raw reads stop at each series' retention
+            ),
             environment={
                 **_AUTH_ENV,
                 "NOVACRON_BLOCKS_TABLE": BLOCKS_TABLE,
                 "NOVACRON_INDEX_TABLE": INDEX_TABLE,
                 "NOVACRON_RESULTS_TABLE": RESULTS_TABLE,
+                "NOVACRON_SETTINGS_TABLE": SETTINGS_TABLE,
             },
             layers=("core", "science"),
         ),
@@ -298,6 +331,41 @@ WIRING = Wiring(
             timeout_s=10,
             grants=(Grant(KEYS_TABLE, RW), Grant(SETTINGS_TABLE, RW), Grant(INDEX_TABLE, R)),
             environment={**_AUTH_ENV, "NOVACRON_SETTINGS_TABLE": SETTINGS_TABLE, "NOVACRON_INDEX_TABLE": INDEX_TABLE},
+            # Retention overrides match series with PromQL selectors: validating them needs the parser.
+            layers=("core", "science"),
+        ),
+        # Raw archive objects → Parquet (novacron.archive): reads raw/, writes parquet/, keeps its manifests.
+        Function(
+            ARCHIVER,
+            code="functions/archiver",
+            handler="handler.lambda_handler",
+            memory_mb=2048,
+            timeout_s=900,
+            grants=(
+                Grant(ARCHIVE_BUCKET, R, prefixes=("raw/", "parquet-manifests/")),
+                Grant(ARCHIVE_BUCKET, W, prefixes=("parquet/", "parquet-manifests/")),
+                Grant(SETTINGS_TABLE, R),  # tenants' retention: the archive class each file is tagged with
+            ),
+            environment={"NOVACRON_ARCHIVE_BUCKET": ARCHIVE_BUCKET, "NOVACRON_SETTINGS_TABLE": SETTINGS_TABLE},
+            # pyarrow (~130 MB) fits beside core and the small science layer (retention selectors need
+            # the PromQL parser) only: no other function takes the arrow layer.
+            layers=("arrow", "core", "science"),
+        ),
+        # The writer's small blocks → per-window compacted blocks and 1m/5m/1h rollups (storage/compaction.py).
+        Function(
+            COMPACTOR,
+            code="functions/compactor",
+            handler="handler.lambda_handler",
+            memory_mb=1769,  # one full vCPU: the work is numpy over whole windows
+            timeout_s=900,
+            grants=(Grant(BLOCKS_TABLE, RW), Grant(KEYS_TABLE, R), Grant(SETTINGS_TABLE, R)),
+            environment={
+                **_AUTH_ENV,
+                "NOVACRON_BLOCKS_TABLE": BLOCKS_TABLE,
+                "NOVACRON_SETTINGS_TABLE": SETTINGS_TABLE,
+            },
+            # Retention overrides match series with PromQL selectors: reading them needs the parser.
+            layers=("core", "science"),
         ),
     ),
     consumers=(
@@ -360,6 +428,12 @@ WIRING = Wiring(
         Route("GET", "/api/v1/admin/cardinality/approvals", ADMIN),
         Route("PUT", "/api/v1/admin/cardinality/approvals/{metric}", ADMIN),
         Route("DELETE", "/api/v1/admin/cardinality/approvals/{metric}", ADMIN),
+        Route("GET", "/api/v1/admin/retention", ADMIN),
+        Route("PUT", "/api/v1/admin/retention", ADMIN),
+        Route("GET", "/api/v1/admin/retention/history", ADMIN),
     ),
+    schedules=(Schedule("parquet-archive", ARCHIVER, every_s=900), Schedule("compaction", COMPACTOR, every_s=900)),
     secrets=(Secret(PII_SECRET, "NovaCron: the key per-tenant PII-scrubbing HMAC keys are derived from"),),
+    # Every sample the writer stores is also written to Timestream when a deployment turns this on.
+    timestream=TimestreamSink(WRITER, database="timestream", table="metrics"),
 )

@@ -73,8 +73,9 @@ def test_role_grants_exactly_the_declared_access(synthesized, function):
         actions = set(actions_for(kind, grant.access))
         logical_id = _logical(synthesized, grant.resource)
         if kind is Kind.BUCKET:
-            if actions - {"s3:ListBucket"}:
-                expected[logical_id + "/*"] = actions - {"s3:ListBucket"}
+            for pattern in [f"{p}*" for p in grant.prefixes] or ["*"]:
+                if actions - {"s3:ListBucket"}:
+                    expected.setdefault(f"{logical_id}/{pattern}", set()).update(actions - {"s3:ListBucket"})
             if "s3:ListBucket" in actions:
                 expected[logical_id] = {"s3:ListBucket"}
         else:
@@ -98,7 +99,8 @@ def test_no_wildcard_actions(synthesized):
 def _actions_on(synthesized, function: str, name: str) -> set[str]:
     granted = _granted(synthesized, function)
     logical_id = _logical(synthesized, name)
-    return granted.get(logical_id, set()) | granted.get(logical_id + "/*", set())
+    # Object-level grants are on ``<bucket>/*`` or, for grants limited to key prefixes, ``<bucket>/<prefix>*``.
+    return set().union(*(actions for key, actions in granted.items() if key.split("/", 1)[0] == logical_id))
 
 
 def test_query_cannot_write_to_streams(synthesized):
@@ -130,7 +132,14 @@ def test_bucket_write_grants_only_put_objects(synthesized):
     for decl in WIRING.functions:
         for grant in decl.grants:
             if grant.access is Access.WRITE and grant.resource in res.buckets:
-                assert _actions_on(synthesized, decl.name, grant.resource) == {
+                granted = _actions_on(synthesized, decl.name, grant.resource)
+                read = (
+                    {"s3:GetObject", "s3:ListBucket"}
+                    if any(g.resource == grant.resource and g.access is Access.READ for g in decl.grants)
+                    else set()
+                )
+                assert granted - read == {
                     "s3:PutObject",
+                    "s3:PutObjectTagging",  # the retention-class tag goes with the object
                     "s3:AbortMultipartUpload",
                 }

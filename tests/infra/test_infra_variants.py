@@ -97,9 +97,12 @@ def test_the_real_wiring_is_consistent():
     check_wiring(WIRING)
 
 
-def test_timestream_flag_is_not_supported_yet():
-    with pytest.raises(ValueError, match="timestream"):
-        Settings(timestream=True)
+def test_timestream_retention_must_be_within_timestream_bounds():
+    # The sink itself is tested in test_infra_timestream.py.
+    with pytest.raises(ValueError, match="timestreamMemoryHours"):
+        Settings(timestream=True, timestream_memory_hours=0)
+    with pytest.raises(ValueError, match="timestreamMagneticDays"):
+        Settings(timestream=True, timestream_magnetic_days=73001)
 
 
 def test_log_retention_must_be_a_cloudwatch_value():

@@ -10,7 +10,7 @@ from pynamodb.exceptions import UpdateError
 from pynamodb.models import Model
 
 from novacron.adapters.dynamodb import bind_model
-from novacron.storage.writer import BlockItem, SeriesEntry, labels_json
+from novacron.storage.writer import BlockItem, SeriesEntry, StoredItem, labels_json
 
 
 class _BlockItem(Model):
@@ -67,6 +67,17 @@ class DynamoBlockStore:
     def query_blocks(self, pk: str, sk_low: str, sk_high: str) -> Iterable[bytes]:
         for item in self._model.query(pk, self._model.sk.between(sk_low, sk_high), attributes_to_get=["data"]):
             yield bytes(item.data)
+
+    def query_items(self, pk: str, sk_low: str, sk_high: str) -> Iterable[StoredItem]:
+        condition = self._model.sk.between(sk_low, sk_high)
+        for item in self._model.query(pk, condition, attributes_to_get=["sk", "data", "max_ts"]):
+            yield StoredItem(item.sk, bytes(item.data), int(item.max_ts))
+
+    def delete_items(self, pk: str, sks: Sequence[str]) -> None:
+        # batch_write retries unprocessed deletes itself and raises if they never go through.
+        with self._model.batch_write() as batch:
+            for sk in sks:
+                batch.delete(self._model(pk, sk))
 
 
 def _series_pk(tenant: str, day: str, metric: str) -> str:

@@ -78,6 +78,10 @@ class DynamoKeyStore:
             raise
         return True
 
+    def tenants(self) -> list[str]:
+        """Every tenant that has (or had) a key: whose data scheduled jobs such as compaction visit."""
+        return sorted({str(item.tenant) for item in self._model.scan(attributes_to_get=["tenant"])})
+
     def list(self, tenant: str) -> list[KeyRecord]:
         return sorted(
             (_to_record(item) for item in self._model.scan(self._model.tenant == tenant)),

@@ -156,6 +156,25 @@ def field_errors(exc: ValidationError) -> list[str]:
     return out
 
 
+def check_based_on(body: Any, current_version: int, what: str) -> dict[str, Any]:
+    """``body`` if it is a JSON object based on ``current_version`` (versioned settings' PUT bodies).
+
+    Raises ValueError for a body that is not an object or lacks ``version``, PolicyConflict when
+    ``version`` is not the current one.
+    """
+    if not isinstance(body, dict):
+        raise ValueError(f"body must be a JSON object (the {what}, as GET returns it)")
+    version = body.get("version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError("version: required, the version you read (GET), so that concurrent edits are detected")
+    if version != current_version:
+        raise PolicyConflict(
+            f"the {what} is at version {current_version}, the change was made to version {version}; "
+            "read it again (GET) and reapply the change"
+        )
+    return body
+
+
 def updated_policy(current: IngestPolicy, body: Any, by: str, now: int) -> IngestPolicy:
     """The policy an admin's PUT body makes of ``current``.
 
@@ -164,16 +183,7 @@ def updated_policy(current: IngestPolicy, body: Any, by: str, now: int) -> Inges
     ValueError for a body that is not an object or lacks ``version``, PolicyConflict when
     ``version`` is not the current one, and pydantic's ValidationError for invalid fields.
     """
-    if not isinstance(body, dict):
-        raise ValueError("body must be a JSON object (the policy, as GET returns it)")
-    version = body.get("version")
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise ValueError("version: required, the version you read (GET), so that concurrent edits are detected")
-    if version != current.version:
-        raise PolicyConflict(
-            f"the policy is at version {current.version}, the change was made to version {version}; "
-            "read it again (GET) and reapply the change"
-        )
+    check_based_on(body, current.version, "policy")
     editable = {k: v for k, v in body.items() if k not in READ_ONLY_FIELDS}
     return IngestPolicy.model_validate(
         {

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from novacron.local.moto_server import ACCOUNT_ID, DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, REGION
-from novacron.wiring import Function, Table, Wiring
+from novacron.wiring import Function, Table, TimestreamSink, Wiring
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,26 @@ def wiring_environment(wiring: Wiring, prefix: str = DEFAULT_PREFIX) -> dict[str
             merged[var] = value
             owner[var] = fn.name
     return merged
+
+
+def timestream_environment(sink: TimestreamSink, prefix: str = DEFAULT_PREFIX) -> dict[str, str]:
+    """The variables that turn the optional Timestream sink on, naming the local database and table."""
+    return {sink.database_env: physical_name(sink.database, prefix), sink.table_env: physical_name(sink.table, prefix)}
+
+
+def create_timestream(clients: Any, sink: TimestreamSink, prefix: str = DEFAULT_PREFIX) -> dict[str, str]:
+    """Create the optional Timestream database and table (moto's timestream-write); return their variables."""
+    env = timestream_environment(sink, prefix)
+    database, table = env[sink.database_env], env[sink.table_env]
+    timestream = clients.client("timestream-write")
+    timestream.create_database(DatabaseName=database)
+    timestream.create_table(
+        DatabaseName=database,
+        TableName=table,
+        MagneticStoreWriteProperties={"EnableMagneticStoreWrites": True},
+    )
+    log.info("created Timestream table %s.%s for the optional sink", database, table)
+    return env
 
 
 def runtime_environment(endpoint_url: str) -> dict[str, str]:

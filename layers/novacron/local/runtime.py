@@ -21,6 +21,7 @@ from novacron.local.resources import (
     DEFAULT_PREFIX,
     LocalResources,
     create_resources,
+    create_timestream,
     physical_name,
     runtime_environment,
     wiring_environment,
@@ -39,7 +40,8 @@ class LocalRuntime:
     ``root`` is where ``Function.code`` folders are looked up (the repository by default);
     ``handlers`` replaces the handler of the named functions (for tests and benchmarks);
     ``allow_missing_handlers`` skips functions whose handler file does not exist yet instead of
-    failing, together with their routes, consumers and schedules.
+    failing, together with their routes, consumers and schedules; ``timestream`` turns the wiring's
+    optional Timestream sink on (its database and table are created in moto).
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class LocalRuntime:
         poller_settings: PollerSettings | None = None,
         schedule_time_scale: float = 1.0,
         allow_missing_handlers: bool = False,
+        timestream: bool = False,
     ) -> None:
         self.wiring = wiring
         self.prefix = prefix
@@ -65,6 +68,7 @@ class LocalRuntime:
         self._poller_settings = poller_settings or PollerSettings()
         self._schedule_time_scale = schedule_time_scale
         self._allow_missing = allow_missing_handlers
+        self._timestream = timestream
         self.moto = MotoServer(port=moto_port, host=host)
         self.resources: LocalResources | None = None
         self.functions: dict[str, LocalFunction] = {}
@@ -102,6 +106,8 @@ class LocalRuntime:
         self._env.apply(wiring_environment(self.wiring, self.prefix))
         _reset_shared_clients()
         self.resources = create_resources(self.moto, self.wiring, self.prefix)
+        if self._timestream and self.wiring.timestream is not None:
+            self._env.apply(create_timestream(self.moto, self.wiring.timestream, self.prefix))
         self.functions = self._load_functions()
 
         kinesis, sqs = self.moto.client("kinesis"), self.moto.client("sqs")

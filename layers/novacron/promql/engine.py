@@ -22,6 +22,7 @@ from novacron.promql.binops import Matching, scalar_scalar, vector_scalar, vecto
 from novacron.promql.errors import BadData, ExecutionError, QueryTimeout, TooManySamples
 from novacron.promql.functions import INSTANT_FUNCTIONS, ORDERING_FUNCTIONS
 from novacron.promql.labels import merge_same_labels
+from novacron.promql.resolution import choose_resolution
 from novacron.promql.values import (
     F64,
     I64,
@@ -35,9 +36,10 @@ from novacron.promql.values import (
     drop_name,
     is_stale,
 )
-from novacron.promql.windows import RANGE_FUNCTIONS, bounds
+from novacron.promql.windows import RANGE_FUNCTIONS, bounds, rollup_extrapolated
 from novacron.promql.windows import evaluate as evaluate_range_function
-from novacron.series import METRIC_NAME, Matcher, SeriesReader, SeriesSamples
+from novacron.series import METRIC_NAME, Matcher, RollupReader, SeriesReader, SeriesSamples
+from novacron.storage.rollups import VIEW_OF_FUNCTION
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -243,20 +245,16 @@ class _Query:
         name = str(node.func.name)
         if name in ("absent", "absent_over_time"):
             return self._absent(node, steps)
+        if name in VIEW_OF_FUNCTION and isinstance(self.reader, RollupReader):
+            over_rollups = self._over_rollups(self.reader, node, name, steps)
+            if over_rollups is not None:
+                return over_rollups
         args = [self.eval(a, steps) for a in node.args]
         if name in RANGE_FUNCTIONS:
-            keep_name = RANGE_FUNCTIONS[name][1]
             rv = next(a for a in args if isinstance(a, RangeVector))
             scalars = [a.values for a in args if isinstance(a, Scalar)]
             values, present = evaluate_range_function(name, rv.series, rv.window_end, rv.range_ms, scalars)
-            self.check()
-            rows = np.nonzero(present.any(axis=1))[0]
-            if len(rows) == 0:
-                return Vector.empty(len(steps))
-            labels = [rv.series[i].labels for i in rows]
-            if not keep_name:
-                labels = [drop_name(lb) for lb in labels]
-            return merge_same_labels(Vector(labels, values[rows], present[rows]), whole_range=True)
+            return self._range_result(name, rv.series, values, present, steps)
         if name in _NATIVE_HISTOGRAM_FUNCTIONS:
             return Vector.empty(len(steps))
         if name not in INSTANT_FUNCTIONS:
@@ -267,6 +265,48 @@ class _Query:
         if isinstance(result, Vector) and name not in ORDERING_FUNCTIONS:
             result = merge_same_labels(result)
         return result
+
+    def _range_result(
+        self, name: str, series: Sequence[SeriesSamples], values: F64, present: Mask, steps: I64
+    ) -> Value:
+        """A range function's per-series results as an instant vector (series with no value dropped)."""
+        self.check()
+        rows = np.nonzero(present.any(axis=1))[0]
+        if len(rows) == 0:
+            return Vector.empty(len(steps))
+        labels = [series[i].labels for i in rows]
+        if not RANGE_FUNCTIONS[name][1]:
+            labels = [drop_name(lb) for lb in labels]
+        return merge_same_labels(Vector(labels, values[rows], present[rows]), whole_range=True)
+
+    def _over_rollups(self, reader: RollupReader, node: Any, name: str, steps: I64) -> Value | None:
+        """``name(selector[range])`` answered from rollups when a resolution keeps it right, else None."""
+        arg = node.args[0]
+        if type(arg).__name__ != "MatrixSelector":
+            return None
+        vs = arg.vector_selector
+        times = self._times(vs.at, vs.offset, steps)
+        range_ms = _ms(arg.range)
+        resolution = choose_resolution(name, times, range_ms)
+        if resolution is None:
+            return None
+        # avg is the sum of sums over the sum of counts; count the sum of counts; rate and increase need
+        # the raw sample count of each window (their extrapolation depends on it).
+        view = VIEW_OF_FUNCTION[name]
+        views = (view, "count") if name in ("avg_over_time", "rate", "increase") else (view,)
+        start, end = int(times.min()) - range_ms + 1, int(times.max())
+        found = reader.select_views(selector_matchers(vs), start, end, resolution, views)
+        self.account(sum(len(s.timestamps) for series in found.values() for s in series))
+        main = found[view]
+        if name in ("rate", "increase"):
+            values, present = rollup_extrapolated(name, main, found["count"], times, range_ms)
+            return self._range_result(name, main, values, present, steps)
+        summed = "sum_over_time" if name in ("count_over_time", "avg_over_time") else name
+        values, present = evaluate_range_function(summed, main, times, range_ms, [])
+        if name == "avg_over_time":
+            counts, _ = evaluate_range_function("sum_over_time", found["count"], times, range_ms, [])
+            values = values / counts
+        return self._range_result(name, main, values, present, steps)
 
     def _absent(self, node: Any, steps: I64) -> Value:
         arg = node.args[0]

@@ -294,36 +294,59 @@ def extrapolated(is_counter: bool, is_rate: bool) -> RangeFn:
     """``rate``, ``increase`` or ``delta``: Prometheus's extrapolation to the window boundaries."""
 
     def fn(s: SeriesSamples, window_end: I64, range_ms: int, args: list[F64]) -> Result:
-        ts, vs = s.timestamps, s.values
-        lo, hi = bounds(ts, window_end, range_ms)
-        n = hi - lo
-        ok = n >= 2
-        first_t, last_t = _at(ts.astype(np.float64), lo), _at(ts.astype(np.float64), hi - 1)
-        first_v, last_v = _at(vs, lo), _at(vs, hi - 1)
-        result = last_v - first_v
-        if is_counter:
-            result = _reset_correction(vs, lo, hi, ok, result)
-        range_start = (window_end - range_ms).astype(np.float64)
-        to_start = (first_t - range_start) / 1000
-        to_end = (window_end.astype(np.float64) - last_t) / 1000
-        sampled = (last_t - first_t) / 1000
-        avg = sampled / np.maximum(n - 1, 1)
-        threshold = avg * 1.1
-        to_start = np.where(to_start >= threshold, avg / 2, to_start)
-        if is_counter:
-            # Counters cannot go below zero: do not extrapolate the start past the zero point.
-            clamp = (result > 0) & (first_v >= 0)
-            to_zero = sampled * (first_v / np.where(clamp, result, 1.0))
-            to_start = np.where(clamp & (to_zero < to_start), to_zero, to_start)
-        interval = sampled + to_start
-        to_end = np.where(to_end >= threshold, avg / 2, to_end)
-        interval = interval + to_end
-        factor = interval / np.where(ok, sampled, 1.0)
-        if is_rate:
-            factor = factor / (range_ms / 1000)
-        return result * factor, ok
+        lo, hi = bounds(s.timestamps, window_end, range_ms)
+        return _extrapolate(s, lo, hi, hi - lo, window_end, range_ms, is_counter, is_rate)
 
     return fn
+
+
+def rollup_extrapolated(
+    name: str, counter: list[SeriesSamples], counts: list[SeriesSamples], window_end: I64, range_ms: int
+) -> Result:
+    """``rate``/``increase`` of counters rebuilt from rollups (``storage.rollups``, view ``counter``),
+    with the number of raw samples of each window taken from the ``count`` view: the average sample
+    interval, which decides how far the extrapolation reaches, is then the raw one."""
+    values: F64 = np.zeros((len(counter), len(window_end)))
+    present: Mask = np.zeros((len(counter), len(window_end)), dtype=bool)
+    for i, (s, c) in enumerate(zip(counter, counts, strict=True)):
+        lo, hi = bounds(s.timestamps, window_end, range_ms)
+        c_lo, c_hi = bounds(c.timestamps, window_end, range_ms)
+        totals = np.concatenate([[0.0], np.cumsum(c.values)])
+        n = (totals[c_hi] - totals[c_lo]).astype(np.int64)
+        values[i], present[i] = _extrapolate(s, lo, hi, n, window_end, range_ms, True, name == "rate")
+    return values, present
+
+
+def _extrapolate(
+    s: SeriesSamples, lo: I64, hi: I64, n: I64, window_end: I64, range_ms: int, is_counter: bool, is_rate: bool
+) -> Result:
+    """Prometheus's extrapolated delta of the samples ``lo:hi`` of each window, ``n`` raw samples each."""
+    ts, vs = s.timestamps, s.values
+    ok = (n >= 2) & (hi - lo >= 2)
+    first_t, last_t = _at(ts.astype(np.float64), lo), _at(ts.astype(np.float64), hi - 1)
+    first_v, last_v = _at(vs, lo), _at(vs, hi - 1)
+    result = last_v - first_v
+    if is_counter:
+        result = _reset_correction(vs, lo, hi, ok, result)
+    range_start = (window_end - range_ms).astype(np.float64)
+    to_start = (first_t - range_start) / 1000
+    to_end = (window_end.astype(np.float64) - last_t) / 1000
+    sampled = (last_t - first_t) / 1000
+    avg = sampled / np.maximum(n - 1, 1)
+    threshold = avg * 1.1
+    to_start = np.where(to_start >= threshold, avg / 2, to_start)
+    if is_counter:
+        # Counters cannot go below zero: do not extrapolate the start past the zero point.
+        clamp = (result > 0) & (first_v >= 0)
+        to_zero = sampled * (first_v / np.where(clamp, result, 1.0))
+        to_start = np.where(clamp & (to_zero < to_start), to_zero, to_start)
+    interval = sampled + to_start
+    to_end = np.where(to_end >= threshold, avg / 2, to_end)
+    interval = interval + to_end
+    factor = interval / np.where(ok, sampled, 1.0)
+    if is_rate:
+        factor = factor / (range_ms / 1000)
+    return result * factor, ok
 
 
 def instant_delta(is_rate: bool) -> RangeFn:

@@ -141,7 +141,7 @@ class TieredResultsStore:
         if missing:
             try:
                 shared = self.far.get_many(missing)
-            except Exception:  # noqa: BLE001 (throttling, timeouts: evaluate instead)
+            except Exception:  # throttling, timeouts: a miss, evaluated instead
                 self.far_errors += 1
                 shared = {}
             if shared:
@@ -153,7 +153,7 @@ class TieredResultsStore:
         self.near.put_many(entries)
         try:
             self.far.put_many(entries)
-        except Exception:  # noqa: BLE001 (the result is already computed; sharing it is best effort)
+        except Exception:  # the answer is computed already: sharing it is best effort
             self.far_errors += 1
 
 

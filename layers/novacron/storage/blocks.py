@@ -188,12 +188,55 @@ def block_partition_key(tenant: str, bucket: int) -> str:
     return f"{tenant}#{bucket:02d}"
 
 
+def compacted_partition_key(tenant: str, bucket: int) -> str:
+    """The partition key of a bucket's compacted raw blocks (the compactor's, keyed by window start)."""
+    return f"{tenant}#{bucket:02d}#raw"
+
+
+def rollup_partition_key(tenant: str, bucket: int, resolution: str) -> str:
+    """The partition key of a bucket's rollups at ``resolution`` (``1m``, ``5m``, ``1h``)."""
+    return f"{tenant}#{bucket:02d}#{resolution}"
+
+
 def table_partition_key(tenant: str, bucket: int) -> str:
     """The partition key of a bucket's series tables (beside its blocks, never matched by their reads)."""
     return f"{tenant}#{bucket:02d}#series"
 
 
-def sort_key_range(start_ms: int, end_ms: int) -> tuple[str, str]:
-    """Sort-key bounds of the blocks that can hold samples in [start_ms, end_ms]."""
-    low = max(0, start_ms - MAX_BLOCK_SPAN_MS)
+def sort_key_range(start_ms: int, end_ms: int, span_ms: int = MAX_BLOCK_SPAN_MS) -> tuple[str, str]:
+    """Sort-key bounds of the items keyed by their first time, spanning at most ``span_ms``, that can
+    hold samples in [start_ms, end_ms]."""
+    low = max(0, start_ms - span_ms)
     return f"{low:013d}", f"{max(0, end_ms):013d}#~"
+
+
+# --- compacted blocks: the same encoding, carrying their own series ids ----------------------------
+
+# The compactor's blocks hold hundreds of samples per series: 8 bytes of id per series cost little
+# there, and keeping them inside saves a series-table lookup and a table that must outlive the block.
+_MAGIC_STANDALONE = b"NCS1"
+
+
+def encode_standalone_block(block: Block) -> bytes:
+    """A block with its series ids inside (no series table)."""
+    payload, _ = encode_block(block)
+    return b"".join(
+        [_MAGIC_STANDALONE, struct.pack("<I", len(block.series)), block.series.astype("<u8").tobytes(), payload]
+    )
+
+
+def decode_standalone_block(data: bytes) -> Block:
+    """The block of ``encode_standalone_block``'s bytes; BlockFormatError if they are not one."""
+    if data[:4] != _MAGIC_STANDALONE or len(data) < 8:
+        raise BlockFormatError("not a standalone block")
+    (n_series,) = struct.unpack_from("<I", data, 4)
+    end = 8 + 8 * n_series
+    if len(data) < end:
+        raise BlockFormatError("standalone block shorter than its series ids")
+    ids = np.frombuffer(data, dtype="<u8", count=n_series, offset=8).astype(np.uint64)
+    return decode_parsed(parse_block(data[end:]), lambda _key: ids)
+
+
+def is_standalone_block(data: bytes) -> bool:
+    """Whether an item's bytes are a standalone block (else a block referring to a series table)."""
+    return data[:4] == _MAGIC_STANDALONE

@@ -9,21 +9,46 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from novacron.retention.policy import RetentionPolicy, Tier
 from novacron.series import METRIC_NAME, Labels, Matcher, SeriesSamples, matches_all, partition_bucket
 from novacron.storage.blocks import (
+    Block,
     BlockFormatError,
     block_partition_key,
+    compacted_partition_key,
     decode_parsed,
     decode_series_table,
+    decode_standalone_block,
     parse_block,
+    rollup_partition_key,
     sort_key_range,
     table_partition_key,
+)
+from novacron.storage.compaction import (
+    MANIFEST_SK_SUFFIX,
+    WINDOW_MS,
+    Manifest,
+    generation_of_sort_key,
+    keep_rows,
+    merge_samples,
+    window_of_sort_key,
+    window_starts,
+)
+from novacron.storage.rollups import (
+    RESOLUTIONS_MS,
+    Rollup,
+    concatenate,
+    decode_rollup,
+    empty_block,
+    roll_up,
+    rollup_series,
+    select_rows,
 )
 from novacron.storage.writer import DAY_MS, BlockStore, IndexStore, SeriesEntry, day_of
 
 # Without explicit bounds, label and series lookups look at this much recent history.
 DEFAULT_LOOKUP_MS = 2 * DAY_MS
-# How far back the series index is read: no tier keeps its index entries longer (see _days).
+# How far back the series index is read without a retention policy (with one: its longest hot tier).
 MAX_INDEX_DAYS = 62
 _LAST_DAY = 2_932_896  # 9999-12-31, the last day a calendar date can name
 
@@ -59,36 +84,34 @@ class HotTierReader:
         blocks: BlockStore,
         index: IndexStore,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        retention: RetentionPolicy | None = None,
     ) -> None:
         self.tenant = tenant
         self.blocks = blocks
         self.index = index
         self.clock_ms = clock_ms
+        # The tenant's retention: raw samples older than their series' raw_days are not returned,
+        # whether or not DynamoDB's TTL has removed them yet (docs/retention.md).
+        self.retention = retention
         self.stats = ReadStats()
 
     # --- SeriesReader ---------------------------------------------------------------------
 
     def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesSamples]:
         entries = self._matching(matchers, start_ms, end_ms)
-        if not entries:
+        horizons = self._raw_horizons(entries)
+        if horizons:
+            start_ms = max(start_ms, min(horizons.values()))  # nothing older is returned: not read either
+        if not entries or start_ms > end_ms:
             return []
         by_bucket: dict[int, list[SeriesEntry]] = {}
         for entry in entries:
             by_bucket.setdefault(partition_bucket(entry.series_id), []).append(entry)
-        low, high = sort_key_range(start_ms, end_ms)
         out = []
         for bucket, wanted in sorted(by_bucket.items()):
             ids = np.array(sorted(int(e.series_id, 16) for e in wanted), dtype=np.uint64)
             ts_parts, val_parts, owner_parts = [], [], []
-            self.stats.block_queries += 1
-            parsed = []
-            for payload in self.blocks.query_blocks(block_partition_key(self.tenant, bucket), low, high):
-                self.stats.blocks += 1
-                self.stats.block_bytes += len(payload)
-                parsed.append(parse_block(payload))
-            tables = self._series_tables(bucket, {p.table_key for p in parsed})
-            for header in parsed:
-                block = decode_parsed(header, tables.__getitem__)
+            for block in self._raw_blocks(bucket, start_ms, end_ms):
                 counts = np.diff(block.offsets)
                 row_series = np.repeat(block.series, counts)
                 keep = np.isin(row_series, ids) & (block.timestamps >= start_ms) & (block.timestamps <= end_ms)
@@ -110,10 +133,124 @@ class HotTierReader:
             labels_of = {int(e.series_id, 16): e.labels for e in wanted}
             bounds = np.flatnonzero(np.diff(owners)) + 1
             for a, b in zip([0, *bounds.tolist()], [*bounds.tolist(), len(owners)], strict=True):
+                if horizons:
+                    a += int(np.searchsorted(stamps[a:b], horizons[int(owners[a])]))
+                    if a == b:
+                        continue
                 out.append(SeriesSamples(labels_of[int(owners[a])], stamps[a:b].copy(), values[a:b].copy()))
             self.stats.samples += len(stamps)
         out.sort(key=lambda s: s.labels)
         return out
+
+    def _raw_blocks(self, bucket: int, start_ms: int, end_ms: int) -> list[Block]:
+        """The bucket's blocks that can hold samples in [start_ms, end_ms]: compacted ones, then the writer's.
+
+        A sample in both (compaction writes before it deletes) comes first from the compacted block,
+        which is the one the compactor keeps too.
+        """
+        return self._compacted_blocks(bucket, start_ms, end_ms) + self._writer_blocks(bucket, start_ms, end_ms)
+
+    def _compacted_blocks(self, bucket: int, start_ms: int, end_ms: int) -> list[Block]:
+        low, high = sort_key_range(start_ms, end_ms, WINDOW_MS)
+        self.stats.block_queries += 1
+        blocks = []
+        for payload in self.blocks.query_blocks(compacted_partition_key(self.tenant, bucket), low, high):
+            self.stats.blocks += 1
+            self.stats.block_bytes += len(payload)
+            blocks.append(decode_standalone_block(payload))
+        return blocks
+
+    def _writer_blocks(self, bucket: int, start_ms: int, end_ms: int) -> list[Block]:
+        low, high = sort_key_range(start_ms, end_ms)
+        self.stats.block_queries += 1
+        parsed = []
+        for payload in self.blocks.query_blocks(block_partition_key(self.tenant, bucket), low, high):
+            self.stats.blocks += 1
+            self.stats.block_bytes += len(payload)
+            parsed.append(parse_block(payload))
+        tables = self._series_tables(bucket, {p.table_key for p in parsed})
+        return [decode_parsed(header, tables.__getitem__) for header in parsed]
+
+    # --- rollups ------------------------------------------------------------------------------
+
+    def select_views(
+        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, resolution: str, views: Sequence[str]
+    ) -> dict[str, list[SeriesSamples]]:
+        """Each matching series' rollup at ``resolution`` over [start_ms, end_ms], under each of ``views``
+        (see ``rollups.view_samples``); intervals are kept when their last sample is in the range."""
+        entries = self._matching(matchers, start_ms, end_ms)
+        out: dict[str, list[SeriesSamples]] = {view: [] for view in views}
+        by_bucket: dict[int, list[SeriesEntry]] = {}
+        for entry in entries:
+            by_bucket.setdefault(partition_bucket(entry.series_id), []).append(entry)
+        now = self.clock_ms()
+        for bucket, wanted in sorted(by_bucket.items()):
+            rollup = self._bucket_rollup(bucket, resolution, start_ms, end_ms)
+            labels_of = {int(e.series_id, 16): e.labels for e in wanted}
+            owner = np.repeat(rollup.series, np.diff(rollup.offsets))
+            low: npt.NDArray[np.int64] = np.full(len(owner), start_ms, dtype=np.int64)
+            if self.retention is not None:  # each series is cut at its own retention of this tier
+                horizon = {
+                    sid: self.retention.retention_for(labels).horizon_ms(resolution, now)
+                    for sid, labels in labels_of.items()
+                }
+                cut = np.array([horizon.get(int(s), start_ms) for s in owner.tolist()], dtype=np.int64)
+                low = np.maximum(low, cut).astype(np.int64)
+            wanted_ids = np.array(sorted(labels_of), dtype=np.uint64)
+            keep = np.isin(owner, wanted_ids) & (rollup.timestamps >= low) & (rollup.timestamps <= end_ms)
+            selected = select_rows(rollup, keep)
+            self.stats.samples += len(selected)
+            for view in views:
+                out[view].extend(rollup_series(selected, view, labels_of))
+        for series in out.values():
+            series.sort(key=lambda s: s.labels)
+        return out
+
+    def _bucket_rollup(self, bucket: int, resolution: str, start_ms: int, end_ms: int) -> Rollup:
+        """The bucket's rollup over the windows of [start_ms, end_ms]: stored where a window's manifest
+        says it is complete and no writer block has arrived for it since; rolled up from raw samples
+        elsewhere (windows not compacted yet, late samples, 1-minute rollups left to readers)."""
+        resolution_ms = RESOLUTIONS_MS[resolution]
+        pk = rollup_partition_key(self.tenant, bucket, resolution)
+        low, high = sort_key_range(start_ms, end_ms, WINDOW_MS)
+        self.stats.block_queries += 1
+        items = list(self.blocks.query_items(pk, low, high))
+        manifests = {
+            window_of_sort_key(i.sk): Manifest.decode(i.data) for i in items if i.sk.endswith(MANIFEST_SK_SUFFIX)
+        }
+        parts: dict[int, list[bytes]] = {}
+        for item in items:
+            window = window_of_sort_key(item.sk)
+            manifest = manifests.get(window)
+            if manifest is not None and generation_of_sort_key(item.sk) == manifest.generation:
+                parts.setdefault(window, []).append(item.data)
+                self.stats.blocks += 1
+                self.stats.block_bytes += len(item.data)
+        fresh = self._writer_blocks(bucket, start_ms, end_ms)
+        dirty = {int(w) for b in fresh for w in np.unique(window_starts(b.timestamps)).tolist()}
+        stored = {
+            w for w, m in manifests.items() if not m.derived and len(parts.get(w, [])) == m.parts and w not in dirty
+        }
+        windows = range(int(window_starts(np.array([start_ms]))[0]), end_ms, WINDOW_MS)
+        missing = [w for w in windows if w not in stored]
+        rollups = [decode_rollup(data) for w in sorted(stored) for data in parts[w]]
+        if missing:
+            raw_start, raw_end = max(start_ms, missing[0]), min(end_ms, missing[-1] + WINDOW_MS - 1)
+            blocks = [b for b in self._compacted_blocks(bucket, raw_start, raw_end) + fresh if len(b.timestamps)]
+            if blocks:
+                merged = merge_samples(blocks)
+                in_missing = np.isin(window_starts(merged.timestamps), missing)
+                in_missing &= (merged.timestamps >= start_ms) & (merged.timestamps <= end_ms)
+                rollups.append(roll_up(keep_rows(merged, in_missing), resolution_ms))
+        rollups = [r for r in rollups if len(r)]
+        return concatenate(rollups) if rollups else roll_up(empty_block(), resolution_ms)
+
+    def _raw_horizons(self, entries: list[SeriesEntry]) -> dict[int, int]:
+        """The oldest raw timestamp each series still shows, by numeric id (empty without a policy)."""
+        if self.retention is None:
+            return {}
+        now = self.clock_ms()
+        return {int(e.series_id, 16): self.retention.retention_for(e.labels).horizon_ms(Tier.RAW, now) for e in entries}
 
     def _series_tables(self, bucket: int, keys: set[str]) -> dict[str, npt.NDArray[np.uint64]]:
         """The series tables the blocks refer to: from the process-wide cache, the rest in one read."""
@@ -186,10 +323,11 @@ class HotTierReader:
         return start, end
 
     def _days(self, start_ms: int, end_ms: int) -> list[str]:
-        # The index holds the last MAX_INDEX_DAYS days and samples at most a day ahead: a wider range
-        # (promtool asks for ±416 days around now) has nothing more to find, so it is not fanned out.
+        # The index holds the days of the tenant's longest hot-tier retention and samples at most a day
+        # ahead: a wider range (promtool asks for ±416 days around now) has nothing more to find there.
         today = self.clock_ms() // DAY_MS
-        first = max(start_ms // DAY_MS, today - MAX_INDEX_DAYS + 1, 0)
+        kept = self.retention.longest_hot_days() if self.retention is not None else MAX_INDEX_DAYS
+        first = max(start_ms // DAY_MS, today - kept, 0)
         last = min(end_ms // DAY_MS, today + 1, _LAST_DAY)
         if end_ms < start_ms or last < first:
             return []

@@ -20,6 +20,7 @@ import numpy.typing as npt
 from novacron.ingest.validate import SeriesValidator
 from novacron.protocols.wire import DecodedSeries, WireFormatError, decode_series
 from novacron.records import RecordFormatError, SeriesRecord, decode_record
+from novacron.retention.hot import BatchRetention, RetentionPolicies
 from novacron.series import Labels, metric_name
 from novacron.storage.blocks import (
     MAX_BLOCK_SAMPLES,
@@ -78,6 +79,23 @@ class BlockStore(Protocol):
         """Payloads of the items ``(pk, sk)`` that exist, by sort key."""
         ...
 
+    def query_items(self, pk: str, sk_low: str, sk_high: str) -> Iterable[StoredItem]:
+        """The items of ``pk`` with ``sk_low <= sk <= sk_high``, in sort-key order, with their keys."""
+        ...
+
+    def delete_items(self, pk: str, sks: Sequence[str]) -> None:
+        """Delete the items ``(pk, sk)`` (those that do not exist are ignored)."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """A hot-tier item as read back: what compaction and rollup reads need beside the payload."""
+
+    sk: str
+    data: bytes
+    max_ts: int
+
 
 class IndexStore(Protocol):
     """The series index."""
@@ -107,11 +125,30 @@ class CardinalityStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SeriesSamples:
+    """The samples of one series that one stream record stored: what a :class:`SampleSink` receives."""
+
+    tenant: str
+    labels: Labels
+    timestamps: npt.NDArray[np.int64]  # ms since the epoch, ascending
+    values: npt.NDArray[np.float64]
+    received_ms: int  # when ingest received the record: a later copy of a sample supersedes an earlier one
+
+
+class SampleSink(Protocol):
+    """A further store that every stored sample is copied to (the optional Timestream sink)."""
+
+    def write_samples(self, series: Sequence[SeriesSamples]) -> None:
+        """Store the samples idempotently (a retried batch sends them again); raise to fail the batch."""
+        ...
+
+
 class ArchiveStore(Protocol):
     """The raw archive."""
 
-    def put(self, key: str, data: bytes) -> None:
-        """Store an object (overwriting the same key)."""
+    def put(self, key: str, data: bytes, tags: Mapping[str, str] | None = None) -> None:
+        """Store an object (overwriting the same key), with S3 object tags (the retention class)."""
         ...
 
 
@@ -155,12 +192,21 @@ class MetricsWriter:
         validator: SeriesValidator | None = None,
         cardinality: CardinalityStore | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sink: SampleSink | None = None,
+        retention: RetentionPolicies | None = None,
     ) -> None:
         self.blocks = blocks
         self.index = index
         self.settings = settings or WriterSettings()
         self.validator = validator or SeriesValidator()
         self.cardinality = cardinality
+        self.sink = sink
+        # Each tenant's retention policy (cached by the provider); without one, hot_retention_days for all.
+        self.retention = retention
+        # The raw retention of the series of the batch being written (set by build_batch).
+        self._batch_retention = BatchRetention(
+            None, self.settings.hot_retention_days, [], np.zeros(0, np.uint64), lambda _: ()
+        )
         self._clock = clock
         # Metrics with new index entries whose count is not recorded yet, and when each was last recounted.
         self._uncounted: set[tuple[str, str, str]] = set()
@@ -192,8 +238,9 @@ class MetricsWriter:
                 good.append((i, decode_record(data)))
             except RecordFormatError as exc:
                 outcomes[i] = exc
+        samples: list[SeriesSamples] | None = [] if self.sink is not None else None
         try:
-            items, entries, stats = self.build_batch([(records[i][0], rec) for i, rec in good])
+            items, entries, stats = self.build_batch([(records[i][0], rec) for i, rec in good], samples)
         except WireFormatError as exc:
             if len(good) == 1:
                 outcomes[good[0][0]] = exc
@@ -206,6 +253,9 @@ class MetricsWriter:
                     outcomes[i] = exc
             return outcomes
         self._store(items, entries)
+        if self.sink is not None and samples:
+            # After the hot tier: a failure here fails the batch, and its retry rewrites the same items.
+            self.sink.write_samples(samples)
         for (i, _), record_stats in zip(good, stats, strict=True):
             outcomes[i] = record_stats
         return outcomes
@@ -215,7 +265,8 @@ class MetricsWriter:
         if entries:
             # An entry stands for the whole day, so it lives until the day's last block expires.
             last_day = max(datetime.strptime(e.day, "%Y-%m-%d").replace(tzinfo=UTC) for e in entries)
-            self.index.put_series(entries, self._expiry(int(last_day.timestamp() * 1000) + DAY_MS - 1))
+            days = max(self._batch_retention.longest_days(e.tenant) for e in entries)
+            self.index.put_series(entries, self._expiry(int(last_day.timestamp() * 1000) + DAY_MS - 1, days))
             self._remember(entries)
         tables = [item for item in items if item.is_series_table]
         if tables:
@@ -249,12 +300,13 @@ class MetricsWriter:
             self._uncounted.discard(key)
 
     def build_batch(
-        self, records: Sequence[tuple[str, SeriesRecord]]
+        self, records: Sequence[tuple[str, SeriesRecord]], samples_out: list[SeriesSamples] | None = None
     ) -> tuple[list[BlockItem], list[SeriesEntry], list[WriteStats]]:
         """Blocks, series tables and new index entries of a batch of records (no I/O).
 
         All records are decoded and sorted together (numpy over the whole batch, a cached lookup per
         series), then cut into blocks per record and bucket: block keys depend on one record only.
+        When ``samples_out`` is given, the samples the blocks hold are appended to it, per series and record.
         """
         stats = [WriteStats(tenant=record.tenant, received_ms=record.received_ms) for _, record in records]
         per_record = np.fromiter((len(r.contents) for _, r in records), dtype=np.int64, count=len(records))
@@ -281,7 +333,17 @@ class MetricsWriter:
         last[:-1] = (row_record[1:] != row_record[:-1]) | (row_series[1:] != row_series[:-1]) | (ts[1:] != ts[:-1])
         ts, vals = ts[last], vals[last]
         row_record, row_bucket, row_series = row_record[last], row_bucket[last], row_series[last]
+        if samples_out is not None:
+            samples_out.extend(self._series_samples(records, decoded, ids, valid, row_record, row_series, ts, vals))
 
+        in_batch = np.flatnonzero(valid)
+        self._batch_retention = BatchRetention(
+            self.retention,
+            self.settings.hot_retention_days,
+            [records[r][1].tenant for r in record_of[in_batch].tolist()],
+            ids[in_batch],
+            lambda i: self.validator.check(decoded.label_bytes[int(in_batch[i])]).labels,
+        )
         items: list[BlockItem] = []
         seen_tables: set[tuple[str, str]] = set()
         cuts = np.flatnonzero((np.diff(row_record) != 0) | (np.diff(row_bucket) != 0)) + 1
@@ -305,6 +367,32 @@ class MetricsWriter:
             in_tenant = np.array([t == tenant for t in tenant_of], dtype=bool)[record_of]
             entries.extend(self._new_entries(tenant, decoded, ids, present & in_tenant))
         return items, entries, stats
+
+    def _series_samples(
+        self,
+        records: Sequence[tuple[str, SeriesRecord]],
+        decoded: DecodedSeries,
+        ids: npt.NDArray[np.uint64],
+        valid: npt.NDArray[np.bool_],
+        row_record: npt.NDArray[np.int64],
+        row_series: npt.NDArray[np.uint64],
+        ts: npt.NDArray[np.int64],
+        vals: npt.NDArray[np.float64],
+    ) -> list[SeriesSamples]:
+        """The batch's sorted rows as runs of one series of one record, with the series' labels."""
+        if not len(ts):
+            return []
+        # Rows are sorted by record, bucket (a function of the series), series and time: runs are contiguous.
+        cuts = np.flatnonzero((np.diff(row_record) != 0) | (np.diff(row_series) != 0)) + 1
+        valid_idx = np.flatnonzero(valid)
+        unique_ids, first = np.unique(ids[valid_idx], return_index=True)
+        decoded_of = dict(zip(unique_ids.tolist(), valid_idx[first].tolist(), strict=True))
+        runs: list[SeriesSamples] = []
+        for lo, hi in itertools.pairwise([0, *cuts.tolist(), len(ts)]):
+            _, record = records[int(row_record[lo])]
+            labels = self.validator.check(decoded.label_bytes[decoded_of[int(row_series[lo])]]).labels
+            runs.append(SeriesSamples(record.tenant, labels, ts[lo:hi], vals[lo:hi], record.received_ms))
+        return runs
 
     def _new_entries(
         self,
@@ -376,7 +464,9 @@ class MetricsWriter:
                 block = Block(uniq.astype(np.uint64), offsets, s_ts.astype(np.int64), s_vals.astype(np.float64))
                 min_ts, max_ts = int(s_ts.min()), int(s_ts.max())
                 payload, table_key = encode_block(block)
-                table_pk, expires_at = table_partition_key(tenant, bucket), self._expiry(max_ts)
+                # A block mixes series: it lives as long as its longest-kept one (docs/retention.md).
+                days = self._batch_retention.block_days(tenant, block.series)
+                table_pk, expires_at = table_partition_key(tenant, bucket), self._expiry(max_ts, days)
                 table_expiry = expires_at + 86_400
                 if (table_pk, table_key, table_expiry // 86_400) not in self._tables and (
                     table_pk,
@@ -399,8 +489,8 @@ class MetricsWriter:
                 part += 1
         return items
 
-    def _expiry(self, max_ts_ms: int) -> int:
-        return max_ts_ms // 1000 + self.settings.hot_retention_days * 86_400
+    def _expiry(self, max_ts_ms: int, days: int | None = None) -> int:
+        return max_ts_ms // 1000 + (days or self.settings.hot_retention_days) * 86_400
 
 
 def archive_key(tenant: str, received_ms: int, shard_id: str, first_sequence: str, last_sequence: str) -> str:
@@ -420,12 +510,15 @@ def labels_json(labels: Labels) -> str:
 
 
 def archive_stored_records(
-    archive: ArchiveStore, shard_id: str, stored: Sequence[tuple[str, bytes, WriteStats]]
+    archive: ArchiveStore,
+    shard_id: str,
+    stored: Sequence[tuple[str, bytes, WriteStats]],
+    tags_of: Callable[[str], Mapping[str, str]] | None = None,
 ) -> list[str]:
     """Archive the (sequence, data, stats) of a batch's stored records, one object per tenant; returns the keys.
 
     Keys are made of the shard and the first and last sequence numbers, so a retried batch
-    rewrites the same objects.
+    rewrites the same objects. ``tags_of(tenant)`` gives the objects' tags (their retention class).
     """
     by_tenant: dict[str, list[tuple[str, bytes, int]]] = {}
     for sequence, data, stats in stored:
@@ -433,6 +526,6 @@ def archive_stored_records(
     keys = []
     for tenant, records in sorted(by_tenant.items()):
         key = archive_key(tenant, records[0][2], shard_id, records[0][0], records[-1][0])
-        archive.put(key, archive_object([data for _, data, _ in records]))
+        archive.put(key, archive_object([data for _, data, _ in records]), tags_of(tenant) if tags_of else None)
         keys.append(key)
     return keys

@@ -142,7 +142,7 @@ def test_range_results_are_shared_through_the_cache_table_by_tenant(day_window: 
     table = dynamodb.Table(physical_name(RESULTS_TABLE))
     items = table.scan()["Items"]
     assert len(items) == 2
-    assert all(item["pk"].startswith("acme#") for item in items)
+    assert all(item["pk"].startswith("acme#retention-v0#") for item in items)  # tenant, retention version, query
     # And globex asking the same query gets its own (empty) answer, not acme's cached chunks
     status, other = _get(stack, "/api/v1/query_range", params, tenant="globex")
     assert (status, other["data"]["result"]) == (200, [])

@@ -1,0 +1,83 @@
+"""The admin function's routes: which logic answers each (method, path) the wiring sends to it.
+
+The handler turns an event into an AdminRequest and calls the endpoint of its route; this table is
+the only per-route glue, so a new admin route is a wiring line plus an entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import unquote
+
+from novacron.auth import KeyStore, Principal
+from novacron.query import keys_api, policy_api, retention_api
+from novacron.query.policy_api import CardinalitySummary, Params, PolicyStore, Response
+from novacron.query.retention_api import RetentionStore
+
+
+@dataclass(frozen=True)
+class AdminRequest:
+    """What an admin endpoint needs of a request."""
+
+    principal: Principal
+    params: Params
+    body: bytes
+    content_type: str  # without parameters, lower case ("" when absent)
+    path: Mapping[str, str]  # path parameters, as in the route ({key_id}, {metric})
+    now: int  # epoch seconds
+
+    def json_body(self) -> bytes:
+        """The body if it is JSON (a form-encoded POST carries its fields as parameters instead)."""
+        return self.body if self.content_type in ("", "application/json") else b""
+
+
+class SettingsStore(PolicyStore, RetentionStore, Protocol):
+    """The tenant-settings table: ingest and retention policies."""
+
+
+Endpoint = Callable[[AdminRequest], Response]
+Endpoints = dict[tuple[str, str], Endpoint]
+
+
+def admin_endpoints(
+    keys: KeyStore, settings: SettingsStore, index: CardinalitySummary
+) -> dict[tuple[str, str], Endpoint]:
+    """The endpoint of every admin route, by (method, path as declared in the wiring)."""
+
+    def metric(r: AdminRequest) -> str:
+        # Metric names hold no '%': unquoting undoes a client's or gateway's encoding of ':' only.
+        return unquote(r.path["metric"])
+
+    approvals = "/api/v1/admin/cardinality/approvals"
+    return {
+        ("GET", "/api/v1/admin/keys"): lambda r: keys_api.handle(keys, r.principal, "GET", r.params, r.now, b""),
+        ("POST", "/api/v1/admin/keys"): lambda r: keys_api.handle(
+            keys, r.principal, "POST", r.params, r.now, r.json_body()
+        ),
+        ("DELETE", "/api/v1/admin/keys/{key_id}"): lambda r: keys_api.revoke(
+            keys, r.principal, r.path["key_id"], r.params, r.now
+        ),
+        ("GET", "/api/v1/admin/ingest-policy"): lambda r: policy_api.get_policy(settings, r.principal, r.params),
+        ("PUT", "/api/v1/admin/ingest-policy"): lambda r: policy_api.put_policy(
+            settings, r.principal, r.params, r.body, r.now
+        ),
+        ("GET", "/api/v1/admin/cardinality"): lambda r: policy_api.cardinality(
+            settings, index, r.principal, r.params, r.now * 1000
+        ),
+        ("GET", approvals): lambda r: policy_api.list_approvals(settings, r.principal, r.params),
+        ("PUT", approvals + "/{metric}"): lambda r: policy_api.put_approval(
+            settings, r.principal, metric(r), r.params, r.body, r.now
+        ),
+        ("DELETE", approvals + "/{metric}"): lambda r: policy_api.delete_approval(
+            settings, r.principal, metric(r), r.params, r.now
+        ),
+        ("GET", "/api/v1/admin/retention"): lambda r: retention_api.get_retention(settings, r.principal, r.params),
+        ("PUT", "/api/v1/admin/retention"): lambda r: retention_api.put_retention(
+            settings, r.principal, r.params, r.body, r.now
+        ),
+        ("GET", "/api/v1/admin/retention/history"): lambda r: retention_api.retention_history(
+            settings, r.principal, r.params
+        ),
+    }
