@@ -41,33 +41,37 @@ class ListSink:
 
 
 class MemoryBlockStore:
-    """A BlockStore over a dict keyed like the table."""
+    """A BlockStore over a dict keyed like the table (``items``), with the sort keys of each partition."""
 
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], BlockItem] = {}
+        self.partitions: dict[str, set[str]] = {}
         self.puts = 0
 
     def put_blocks(self, items: Sequence[BlockItem]) -> None:
         for item in items:
             self.puts += 1
             self.items[(item.pk, item.sk)] = item
+            self.partitions.setdefault(item.pk, set()).add(item.sk)
+
+    def _range(self, pk: str, sk_low: str, sk_high: str) -> list[BlockItem]:
+        # Tests may remove entries of ``items`` directly: those are gone from the partition too.
+        sks = sorted(sk for sk in self.partitions.get(pk, ()) if sk_low <= sk <= sk_high and (pk, sk) in self.items)
+        return [self.items[(pk, sk)] for sk in sks]
 
     def query_blocks(self, pk: str, sk_low: str, sk_high: str) -> Iterable[bytes]:
-        for (item_pk, item_sk), item in sorted(self.items.items()):
-            if item_pk == pk and sk_low <= item_sk <= sk_high:
-                yield item.data
+        return [item.data for item in self._range(pk, sk_low, sk_high)]
 
     def get_items(self, pk: str, sks: Sequence[str]) -> dict[str, bytes]:
         return {sk: self.items[(pk, sk)].data for sk in sks if (pk, sk) in self.items}
 
     def query_items(self, pk: str, sk_low: str, sk_high: str) -> Iterable[StoredItem]:
-        for (item_pk, item_sk), item in sorted(self.items.items()):
-            if item_pk == pk and sk_low <= item_sk <= sk_high:
-                yield StoredItem(item_sk, item.data, item.max_ts)
+        return [StoredItem(item.sk, item.data, item.max_ts) for item in self._range(pk, sk_low, sk_high)]
 
     def delete_items(self, pk: str, sks: Sequence[str]) -> None:
         for sk in sks:
-            self.items.pop((pk, sk), None)
+            if self.items.pop((pk, sk), None) is not None:
+                self.partitions[pk].discard(sk)
 
 
 class MemoryIndexStore:

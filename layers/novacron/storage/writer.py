@@ -305,7 +305,7 @@ class MetricsWriter:
         """Blocks, series tables and new index entries of a batch of records (no I/O).
 
         All records are decoded and sorted together (numpy over the whole batch, a cached lookup per
-        series), then cut into blocks per record and bucket: block keys depend on one record only.
+        series), then cut into blocks per tenant and bucket, keyed by the batch's first record of the tenant.
         When ``samples_out`` is given, the samples the blocks hold are appended to it, per series and record.
         """
         stats = [WriteStats(tenant=record.tenant, received_ms=record.received_ms) for _, record in records]
@@ -344,19 +344,42 @@ class MetricsWriter:
             ids[in_batch],
             lambda i: self.validator.check(decoded.label_bytes[int(in_batch[i])]).labels,
         )
+        for r, count in enumerate(np.bincount(row_record, minlength=len(records)).tolist()):
+            stats[r].samples = count
+        # Blocks hold a tenant's bucket for the whole batch: DynamoDB bills each item by the started KB,
+        # so one block per record and bucket (a few dozen samples each) would cost several times more.
+        # A sample in several records keeps the last one's value, as within a record.
+        tenant_names = sorted({record.tenant for _, record in records})
+        tenant_index = np.array([tenant_names.index(record.tenant) for _, record in records], dtype=np.int64)
+        row_tenant = tenant_index[row_record]
+        order = np.lexsort((row_record, ts, row_series, row_bucket, row_tenant))
+        ts, vals, row_record = ts[order], vals[order], row_record[order]
+        row_tenant, row_bucket, row_series = row_tenant[order], row_bucket[order], row_series[order]
+        last = np.ones(len(ts), dtype=bool)
+        last[:-1] = (row_tenant[1:] != row_tenant[:-1]) | (row_series[1:] != row_series[:-1]) | (ts[1:] != ts[:-1])
+        ts, vals, row_tenant, row_bucket, row_series = (
+            ts[last],
+            vals[last],
+            row_tenant[last],
+            row_bucket[last],
+            row_series[last],
+        )
+        # Keys come from the batch's first record of the tenant: a retried batch rewrites the same items
+        # (one retried with other records, after a partial failure, writes some samples twice: readers
+        # and the compactor keep one).
+        first_record = {t: int(np.flatnonzero(tenant_index == i)[0]) for i, t in enumerate(tenant_names)}
         items: list[BlockItem] = []
         seen_tables: set[tuple[str, str]] = set()
-        cuts = np.flatnonzero((np.diff(row_record) != 0) | (np.diff(row_bucket) != 0)) + 1
+        cuts = np.flatnonzero((np.diff(row_tenant) != 0) | (np.diff(row_bucket) != 0)) + 1
         # A batch whose records hold no samples at all (series without samples) makes no blocks.
         bounds = [0, *cuts.tolist(), len(ts)] if len(ts) else []
         for lo, hi in itertools.pairwise(bounds):
-            r = int(row_record[lo])
-            sequence, record = records[r]
+            tenant = tenant_names[int(row_tenant[lo])]
+            r = first_record[tenant]
             made = self._bucket_blocks(
-                record.tenant, int(row_bucket[lo]), sequence, row_series[lo:hi], ts[lo:hi], vals[lo:hi], seen_tables
+                tenant, int(row_bucket[lo]), records[r][0], row_series[lo:hi], ts[lo:hi], vals[lo:hi], seen_tables
             )
             items.extend(made)
-            stats[r].samples += hi - lo
             stats[r].blocks += sum(not i.is_series_table for i in made)
             stats[r].block_bytes += sum(len(i.data) for i in made)
         for r, count in enumerate(np.bincount(record_of[present], minlength=len(records)).tolist()):

@@ -263,3 +263,29 @@ def test_a_batch_without_any_sample_is_written_as_nothing(writer, blocks) -> Non
     # Then each record is settled (not a poison record) and no block is stored
     assert [o.samples for o in outcomes if isinstance(o, WriteStats)] == [0, 0]
     assert blocks.items == {}
+
+
+def test_a_batch_writes_one_block_per_bucket_whatever_its_records(writer, blocks, index) -> None:
+    # Given a batch of 20 records, each holding the same 30 series at its own time (one sender request each)
+    series = [f"i{i}" for i in range(30)]
+    batch = [(f"{n:056d}", record("acme", [up(s, [(NOW + n * 15_000, float(n))]) for s in series])) for n in range(20)]
+    # When written as one batch
+    writer.write_batch(batch)
+    # Then each bucket holds one block (not one per record), and every sample reads back
+    data_blocks = [k for k in blocks.items if not k[0].endswith("#series")]
+    assert len(data_blocks) == len({k[0] for k in data_blocks})
+    found = reader("acme", blocks, index).select([Matcher("job", "=", "node")], NOW, NOW + 20 * 15_000)
+    assert sorted(dict(s.labels)["instance"] for s in found) == sorted(series)
+    assert all(s.values.tolist() == [float(n) for n in range(20)] for s in found)
+
+
+def test_a_sample_sent_again_in_a_later_record_of_the_batch_keeps_the_later_value(writer, blocks, index) -> None:
+    # Given two records of one batch holding the same sample with different values
+    batch = [
+        ("1".zfill(56), record("acme", [up("a", [(NOW, 1.0)])])),
+        ("2".zfill(56), record("acme", [up("a", [(NOW, 2.0)])])),
+    ]
+    # When written, then the value received last is stored, once
+    writer.write_batch(batch)
+    (series,) = reader("acme", blocks, index).select([Matcher("instance", "=", "a")], NOW - 1, NOW)
+    assert series.values.tolist() == [2.0]
