@@ -92,18 +92,20 @@ class CountingBlocks(MemoryBlockStore):
         )
         super().delete_items(pk, sks)
 
-    def _query(self, pk: str, sizes: list[int]) -> None:
+    def _query(self, sizes: list[int], consistent: bool = False) -> None:
         # A Query reads 4 KB units over the items of each 1 MB page; eventually consistent: half a unit each.
-        self.rru += 0.5 * math.ceil(sum(sizes) / 4096) if sizes else 0.5
+        self.rru += (1.0 if consistent else 0.5) * max(1, math.ceil(sum(sizes) / 4096))
 
     def query_blocks(self, pk: str, sk_low: str, sk_high: str) -> Iterable[bytes]:
         found = list(super().query_blocks(pk, sk_low, sk_high))
-        self._query(pk, [len(d) + len(pk) + 60 for d in found])
+        self._query([len(d) + len(pk) + 60 for d in found])
         return found
 
-    def query_items(self, pk: str, sk_low: str, sk_high: str) -> Iterable[StoredItem]:
-        found = list(super().query_items(pk, sk_low, sk_high))
-        self._query(pk, [_item_size(pk, i.sk, i.data) for i in found])
+    def query_items(
+        self, pk: str, sk_low: str, sk_high: str, limit: int | None = None, consistent: bool = False
+    ) -> Iterable[StoredItem]:
+        found = list(super().query_items(pk, sk_low, sk_high, limit, consistent))
+        self._query([_item_size(pk, i.sk, i.data) for i in found], consistent)
         return found
 
     def get_items(self, pk: str, sks: Sequence[str]) -> dict[str, bytes]:

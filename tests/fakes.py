@@ -65,8 +65,10 @@ class MemoryBlockStore:
     def get_items(self, pk: str, sks: Sequence[str]) -> dict[str, bytes]:
         return {sk: self.items[(pk, sk)].data for sk in sks if (pk, sk) in self.items}
 
-    def query_items(self, pk: str, sk_low: str, sk_high: str) -> Iterable[StoredItem]:
-        return [StoredItem(item.sk, item.data, item.max_ts) for item in self._range(pk, sk_low, sk_high)]
+    def query_items(
+        self, pk: str, sk_low: str, sk_high: str, limit: int | None = None, consistent: bool = False
+    ) -> Iterable[StoredItem]:
+        return [StoredItem(item.sk, item.data, item.max_ts) for item in self._range(pk, sk_low, sk_high)][:limit]
 
     def delete_items(self, pk: str, sks: Sequence[str]) -> None:
         for sk in sks:

@@ -68,9 +68,14 @@ class DynamoBlockStore:
         for item in self._model.query(pk, self._model.sk.between(sk_low, sk_high), attributes_to_get=["data"]):
             yield bytes(item.data)
 
-    def query_items(self, pk: str, sk_low: str, sk_high: str) -> Iterable[StoredItem]:
+    def query_items(
+        self, pk: str, sk_low: str, sk_high: str, limit: int | None = None, consistent: bool = False
+    ) -> Iterable[StoredItem]:
         condition = self._model.sk.between(sk_low, sk_high)
-        for item in self._model.query(pk, condition, attributes_to_get=["sk", "data", "max_ts"]):
+        items = self._model.query(
+            pk, condition, attributes_to_get=["sk", "data", "max_ts"], limit=limit, consistent_read=consistent
+        )
+        for item in items:
             yield StoredItem(item.sk, bytes(item.data), int(item.max_ts))
 
     def delete_items(self, pk: str, sks: Sequence[str]) -> None:

@@ -193,6 +193,26 @@ def compacted_partition_key(tenant: str, bucket: int) -> str:
     return f"{tenant}#{bucket:02d}#raw"
 
 
+# Compaction windows (storage/compaction.py) and when the writer treats a block as late for one.
+COMPACTION_WINDOW_MS = 2 * 3_600_000
+COMPACTION_GRACE_MS = 10 * 60_000
+# A block whose window ended this long ago may be compacted before it is stored (the compactor waits
+# the grace period; a writer invocation can take up to its 2-minute timeout): it goes to the late partition.
+LATE_AFTER_MS = COMPACTION_GRACE_MS - 3 * 60_000
+
+
+def window_starts(timestamps: npt.NDArray[np.int64], window_ms: int = COMPACTION_WINDOW_MS) -> npt.NDArray[np.int64]:
+    """The start of the window of each timestamp. Windows, like rollup intervals and PromQL's range
+    windows, are left-open: ``(start, start + window_ms]``, so a window of whole intervals is a union
+    of them even for samples exactly on a boundary (CloudWatch's, at the start of each minute)."""
+    return (timestamps - 1) // window_ms * window_ms
+
+
+def late_partition_key(tenant: str, bucket: int) -> str:
+    """The partition key of a bucket's late blocks: samples of windows the compactor may have done."""
+    return f"{tenant}#{bucket:02d}#late"
+
+
 def rollup_partition_key(tenant: str, bucket: int, resolution: str) -> str:
     """The partition key of a bucket's rollups at ``resolution`` (``1m``, ``5m``, ``1h``)."""
     return f"{tenant}#{bucket:02d}#{resolution}"

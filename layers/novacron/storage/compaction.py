@@ -1,22 +1,24 @@
-"""Compaction: the writer's small blocks merged into per-window blocks, and their rollups.
+"""Compaction: the writer's blocks merged into per-window blocks, and their rollups.
 
-The writer stores, per tenant and bucket, a block per stream record (one scrape of many series). Once
-a 2-hour window has ended (plus a grace period), the compactor merges that window's blocks into
+The writer stores, per tenant and bucket, a block per Kinesis batch (a second or so of many series).
+Once a 2-hour window has ended (plus a grace period), the compactor merges that window's blocks into
 *compacted* blocks (hundreds of samples per series, carrying their own series ids) and computes its
 rollups at 1 minute, 5 minutes and 1 hour (``rollups.py``), each under its own partition.
+
+The writer's blocks are not deleted (a delete costs as much as a write): they expire with their TTL,
+and readers skip them in windows a manifest says are compacted. Windows are compacted in order, once
+each, up to a per-bucket *watermark*. Samples arriving for a window that may be compacted already go
+to the bucket's *late* partition instead (``writer.late_partition_key``); each run merges those into
+their windows again and deletes them.
 
 Nothing is ever deleted before what replaces it is written, and every run is a function of what it
 reads, so an interrupted run loses and duplicates nothing:
 
-1. the writer's blocks whose samples all lie in ended windows are read, with the window's existing
-   compacted blocks (samples that arrived late are merged into what was compacted before);
+1. a window's writer blocks, late blocks and existing compacted blocks are read and merged;
 2. the merged window is written as a new *generation* (named by a hash of the items it came from,
-   so a rerun over the same items rewrites the same keys), then its rollups, then one manifest per
-   resolution naming the generation whose rollups are complete;
-3. only then are the older generations and the merged writer's blocks deleted.
-
-Readers see no gap: compacted and writer's blocks are read together and samples present in both are
-kept once; rollups are read only through their manifest's generation.
+   so a rerun over the same items rewrites the same keys), then its rollups, then manifests naming
+   the generation that is complete (raw and per resolution);
+3. only then are older generations and merged late blocks deleted, and the watermark moved on.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from novacron.retention.hot import RetentionPolicies
 from novacron.retention.policy import Tier
 from novacron.series import PARTITION_BUCKETS
 from novacron.storage.blocks import (
+    COMPACTION_GRACE_MS,
+    COMPACTION_WINDOW_MS,
     MAX_BLOCK_SAMPLES,
     Block,
     block_partition_key,
@@ -42,17 +46,19 @@ from novacron.storage.blocks import (
     decode_series_table,
     decode_standalone_block,
     encode_standalone_block,
+    late_partition_key,
     parse_block,
     rollup_partition_key,
     table_partition_key,
+    window_starts,
 )
-from novacron.storage.rollups import RESOLUTIONS_MS, Rollup, encode_rollup, roll_up
+from novacron.storage.rollups import RESOLUTIONS_MS, Rollup, empty_block, encode_rollup, roll_up
 from novacron.storage.writer import DAY_MS, BlockItem, BlockStore, StoredItem
 
-WINDOW_MS = 2 * 3_600_000
+WINDOW_MS = COMPACTION_WINDOW_MS
 # Samples may arrive a little after their window ends (scrape delays, batching, retries): a window is
-# compacted once it ended this long ago. Later samples are merged in by a later run.
-GRACE_MS = 10 * 60_000
+# compacted once it ended this long ago. Later samples go to the late partition, merged by later runs.
+GRACE_MS = COMPACTION_GRACE_MS
 # Samples per compacted item: well under DynamoDB's 400 KB even for incompressible values.
 MAX_COMPACTED_SAMPLES = 3 * MAX_BLOCK_SAMPLES
 # Below this many samples per series and interval on average (scrapes slower than every 10 s), a 1-minute
@@ -60,6 +66,7 @@ MAX_COMPACTED_SAMPLES = 3 * MAX_BLOCK_SAMPLES
 # derive it from the compacted blocks.
 MIN_SAMPLES_PER_1M_INTERVAL = 6.0
 MANIFEST_SK_SUFFIX = "#m"
+WATERMARK_SK = "watermark"  # sorts after every window key: never within a window read
 DEFAULT_DAYS = {Tier.RAW: 15, Tier.ROLLUP_1M: 30, Tier.ROLLUP_5M: 90, Tier.ROLLUP_1H: 400}
 _TIER_OF = {"1m": Tier.ROLLUP_1M, "5m": Tier.ROLLUP_5M, "1h": Tier.ROLLUP_1H}
 
@@ -101,13 +108,6 @@ class Manifest:
     def decode(cls, data: bytes) -> Manifest:
         doc = json.loads(data)
         return cls(str(doc["generation"]), int(doc["parts"]), bool(doc.get("derived", False)))
-
-
-def window_starts(timestamps: npt.NDArray[np.int64], window_ms: int = WINDOW_MS) -> npt.NDArray[np.int64]:
-    """The start of the window of each timestamp. Windows, like rollup intervals and PromQL's range
-    windows, are left-open: ``(start, start + window_ms]``, so a window of whole intervals is a union
-    of them even for samples exactly on a boundary (CloudWatch's, at the start of each minute)."""
-    return (timestamps - 1) // window_ms * window_ms
 
 
 def window_sort_key(window_start_ms: int, generation: str, part: int) -> str:
@@ -188,29 +188,37 @@ class Compactor:
         for bucket in range(PARTITION_BUCKETS):
             if deadline():
                 break
-            stats.add(self.compact_bucket(tenant, bucket))
+            stats.add(self.compact_bucket(tenant, bucket, deadline))
         return stats
 
-    def compact_bucket(self, tenant: str, bucket: int) -> CompactionStats:
-        """Merge the bucket's writer blocks of ended windows into compacted blocks and rollups."""
+    def compact_bucket(self, tenant: str, bucket: int, deadline: Callable[[], bool] = lambda: False) -> CompactionStats:
+        """Compact the bucket's ended windows past its watermark, and merge its late blocks."""
         stats = CompactionStats(buckets=1)
+        # Windows (a, a + W] with a + W <= cutoff have ended, grace included.
         cutoff = (self.clock_ms() - self.grace_ms) // self.window_ms * self.window_ms
-        fresh_pk = block_partition_key(tenant, bucket)
-        # Writer blocks are keyed by their first sample; those ending before the cutoff are final.
-        fresh = [i for i in self.blocks.query_items(fresh_pk, "0", f"{cutoff:013d}") if i.max_ts < cutoff]
-        if not fresh:
-            return stats
-        decoded = self._decode_fresh(tenant, bucket, fresh)
-        merged_fresh = merge_samples(decoded)
-        windows = np.unique(window_starts(merged_fresh.timestamps, self.window_ms)).tolist()
+        raw_pk, late_pk = compacted_partition_key(tenant, bucket), late_partition_key(tenant, bucket)
+        through = self._watermark(raw_pk)
+        if through is None:  # never compacted: start at the window of the first writer block
+            fresh_pk = block_partition_key(tenant, bucket)
+            first = list(self.blocks.query_items(fresh_pk, "0", "~", limit=1, consistent=True))
+            first_ts = np.array([window_of_sort_key(first[0].sk) if first else cutoff + 1], dtype=np.int64)
+            through = int(window_starts(first_ts, self.window_ms)[0]) - self.window_ms
+        late_items = [i for i in self.blocks.query_items(late_pk, "0", "~", consistent=True) if i.max_ts <= cutoff]
+        late = merge_samples(self._decode_writer_blocks(tenant, bucket, late_items)) if late_items else empty_block()
+        late_windows = {int(w) for w in np.unique(window_starts(late.timestamps, self.window_ms)).tolist()}
+        due = sorted(set(range(through + self.window_ms, cutoff - self.window_ms + 1, self.window_ms)) | late_windows)
         days = self._days(tenant)
-        for window in windows:
-            stats.add(self._compact_window(tenant, bucket, int(window), merged_fresh, fresh, days))
-        # Every window the merged blocks touched is written: they can go.
-        self.blocks.delete_items(fresh_pk, [i.sk for i in fresh])
-        stats.source_items += len(fresh)
-        stats.source_bytes += sum(len(i.data) for i in fresh)
-        stats.deleted_items += len(fresh)
+        done = through
+        for window in due:
+            if deadline():
+                break
+            stats.add(self._compact_window(tenant, bucket, window, late, late_items, days))
+            done = max(done, window)
+        else:  # every late block is merged
+            self.blocks.delete_items(late_pk, [i.sk for i in late_items])
+            stats.deleted_items += len(late_items)
+        if done > through:  # the next run goes on from here (a window redone reads the same items: no-op)
+            self.blocks.put_blocks([_watermark_item(raw_pk, done)])
         return stats
 
     # --- one window -------------------------------------------------------------------------
@@ -220,33 +228,62 @@ class Compactor:
         tenant: str,
         bucket: int,
         window: int,
-        merged_fresh: Block,
-        fresh: Sequence[StoredItem],
+        late: Block,
+        late_items: Sequence[StoredItem],
         days: dict[Tier, int],
     ) -> CompactionStats:
-        stats = CompactionStats(windows=1)
+        stats = CompactionStats()
         raw_pk = compacted_partition_key(tenant, bucket)
-        existing = list(self.blocks.query_items(raw_pk, f"{window:013d}", f"{window:013d}#~"))
-        in_window = window_starts(merged_fresh.timestamps, self.window_ms) == window
-        parts = [decode_standalone_block(i.data) for i in existing] + [keep_rows(merged_fresh, in_window)]
-        merged = merge_samples(parts)
-        stats.samples += len(merged.timestamps)
-        generation = _generation([*(f"raw/{i.sk}" for i in existing), *(f"fresh/{i.sk}" for i in fresh)])
+        end = window + self.window_ms
+        existing = _complete_parts(list(self.blocks.query_items(raw_pk, f"{window:013d}", f"{window:013d}#~")))
+        # Consistent: every writer block of the window was written before it became due.
+        fresh_pk = block_partition_key(tenant, bucket)
+        fresh = list(self.blocks.query_items(fresh_pk, f"{window:013d}", f"{end:013d}#~", consistent=True))
+        in_late = window_starts(late.timestamps, self.window_ms) == window
+        if not fresh and not in_late.any():
+            return stats
+        blocks = [decode_standalone_block(i.data) for i in existing]
+        blocks += [_in_window(b, window, self.window_ms) for b in self._decode_writer_blocks(tenant, bucket, fresh)]
+        blocks.append(keep_rows(late, in_late))
+        blocks = [b for b in blocks if len(b.timestamps)]
+        late_sources = [f"late/{i.sk}" for i in late_items] if in_late.any() else []
+        generation = _generation([*(f"raw/{i.sk}" for i in existing), *(f"fresh/{i.sk}" for i in fresh), *late_sources])
+        if not blocks or (existing and generation_of_sort_key(existing[0].sk) == generation):
+            return stats  # nothing in the window, or compacted from the very same items already
+        merged = merge_samples(blocks)
+        stats.windows, stats.samples = 1, len(merged.timestamps)
+        stats.source_items, stats.source_bytes = len(fresh), sum(len(i.data) for i in fresh)
         max_ts = int(merged.timestamps.max())
+        expires_at = _expiry(max_ts, days[Tier.RAW])
         items: list[BlockItem] = []
         for n, (a, b) in enumerate(split_by_series(len(merged.series), merged.offsets, MAX_COMPACTED_SAMPLES)):
             part = _sub_block(merged, a, b)
             data = encode_standalone_block(part)
-            sk = window_sort_key(window, generation, n)
             items.append(
-                BlockItem(raw_pk, sk, data, len(part.timestamps), window, max_ts, _expiry(max_ts, days[Tier.RAW]))
+                BlockItem(
+                    raw_pk,
+                    window_sort_key(window, generation, n),
+                    data,
+                    len(part.timestamps),
+                    window,
+                    max_ts,
+                    expires_at,
+                )
             )
         self.blocks.put_blocks(items)
         stats.compacted_items += len(items)
         stats.compacted_bytes += sum(len(i.data) for i in items)
         for name, resolution_ms in RESOLUTIONS_MS.items():
             stats.add(self._write_rollup(tenant, bucket, window, generation, merged, name, resolution_ms, days))
-        stale = [i.sk for i in existing if generation_of_sort_key(i.sk) != generation]
+        # The raw manifest last: readers then skip the window's writer blocks.
+        manifest = Manifest(generation, len(items))
+        self.blocks.put_blocks(
+            [BlockItem(raw_pk, manifest_sort_key(window), manifest.encode(), 0, window, end - 1, expires_at)]
+        )
+        old = self.blocks.query_items(raw_pk, f"{window:013d}", f"{window:013d}#~")
+        stale = [
+            i.sk for i in old if not i.sk.endswith(MANIFEST_SK_SUFFIX) and generation_of_sort_key(i.sk) != generation
+        ]
         self.blocks.delete_items(raw_pk, stale)
         stats.deleted_items += len(stale)
         return stats
@@ -294,7 +331,12 @@ class Compactor:
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _decode_fresh(self, tenant: str, bucket: int, fresh: Iterable[StoredItem]) -> list[Block]:
+    def _watermark(self, raw_pk: str) -> int | None:
+        """The start of the last window compacted in order, or None for a bucket never compacted."""
+        found = self.blocks.get_items(raw_pk, [WATERMARK_SK])
+        return int(json.loads(found[WATERMARK_SK])["through"]) if WATERMARK_SK in found else None
+
+    def _decode_writer_blocks(self, tenant: str, bucket: int, fresh: Iterable[StoredItem]) -> list[Block]:
         parsed = [parse_block(i.data) for i in fresh]
         keys = sorted({p.table_key for p in parsed})
         stored = self.blocks.get_items(table_partition_key(tenant, bucket), keys)
@@ -308,6 +350,30 @@ class Compactor:
             return dict(DEFAULT_DAYS)
         policy = self.retention.retention(tenant)
         return {tier: policy.longest_days(tier) for tier in DEFAULT_DAYS}
+
+
+def complete_generation(items: Sequence[StoredItem]) -> dict[int, list[StoredItem]]:
+    """Per window, the parts of the generation its manifest names, when all of them are there."""
+    manifests = {window_of_sort_key(i.sk): Manifest.decode(i.data) for i in items if i.sk.endswith(MANIFEST_SK_SUFFIX)}
+    parts: dict[int, list[StoredItem]] = {}
+    for item in items:
+        manifest = manifests.get(window_of_sort_key(item.sk)) if item.sk[:1].isdigit() else None
+        if manifest is not None and generation_of_sort_key(item.sk) == manifest.generation:
+            parts.setdefault(window_of_sort_key(item.sk), []).append(item)
+    return {w: parts.get(w, []) for w, m in manifests.items() if len(parts.get(w, [])) == m.parts}
+
+
+def _complete_parts(items: Sequence[StoredItem]) -> list[StoredItem]:
+    return [part for parts in complete_generation(items).values() for part in parts]
+
+
+def _in_window(block: Block, window: int, window_ms: int) -> Block:
+    return keep_rows(block, window_starts(block.timestamps, window_ms) == window)
+
+
+def _watermark_item(raw_pk: str, through: int) -> BlockItem:
+    # No TTL worth the name: a watermark that expired would make the compactor start over.
+    return BlockItem(raw_pk, WATERMARK_SK, json.dumps({"through": through}).encode(), 0, through, through, 2**40)
 
 
 def keep_rows(block: Block, mask: npt.NDArray[np.bool_]) -> Block:

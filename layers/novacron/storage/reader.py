@@ -19,20 +19,18 @@ from novacron.storage.blocks import (
     decode_parsed,
     decode_series_table,
     decode_standalone_block,
+    late_partition_key,
     parse_block,
     rollup_partition_key,
     sort_key_range,
     table_partition_key,
+    window_starts,
 )
 from novacron.storage.compaction import (
-    MANIFEST_SK_SUFFIX,
     WINDOW_MS,
-    Manifest,
-    generation_of_sort_key,
+    complete_generation,
     keep_rows,
     merge_samples,
-    window_of_sort_key,
-    window_starts,
 )
 from novacron.storage.rollups import (
     RESOLUTIONS_MS,
@@ -143,28 +141,43 @@ class HotTierReader:
         return out
 
     def _raw_blocks(self, bucket: int, start_ms: int, end_ms: int) -> list[Block]:
-        """The bucket's blocks that can hold samples in [start_ms, end_ms]: compacted ones, then the writer's.
+        """The bucket's blocks holding its samples in [start_ms, end_ms].
 
-        A sample in both (compaction writes before it deletes) comes first from the compacted block,
-        which is the one the compactor keeps too.
+        Windows the compactor has done (a manifest names their complete generation) come from their
+        compacted blocks; the others from the writer's blocks. Late blocks (samples that arrived after
+        their window may have been compacted) are read for every window. A sample in several comes
+        first from a compacted block, the one the compactor keeps too.
         """
-        return self._compacted_blocks(bucket, start_ms, end_ms) + self._writer_blocks(bucket, start_ms, end_ms)
+        compacted, done = self._compacted(bucket, start_ms, end_ms)
+        first = int(window_starts(np.array([start_ms]))[0])
+        todo = [w for w in range(first, end_ms, WINDOW_MS) if w not in done]
+        blocks = compacted
+        if todo:
+            fresh = self._writer_blocks(
+                block_partition_key(self.tenant, bucket), bucket, max(start_ms, todo[0]), end_ms
+            )
+            blocks += [keep_rows(b, np.isin(window_starts(b.timestamps), todo)) if done else b for b in fresh]
+        return blocks + self._writer_blocks(late_partition_key(self.tenant, bucket), bucket, start_ms, end_ms)
 
-    def _compacted_blocks(self, bucket: int, start_ms: int, end_ms: int) -> list[Block]:
+    def _compacted(self, bucket: int, start_ms: int, end_ms: int) -> tuple[list[Block], set[int]]:
+        """The compacted blocks of the windows of [start_ms, end_ms] that have them, and those windows."""
         low, high = sort_key_range(start_ms, end_ms, WINDOW_MS)
         self.stats.block_queries += 1
+        items = list(self.blocks.query_items(compacted_partition_key(self.tenant, bucket), low, high))
+        complete = complete_generation(items)
         blocks = []
-        for payload in self.blocks.query_blocks(compacted_partition_key(self.tenant, bucket), low, high):
-            self.stats.blocks += 1
-            self.stats.block_bytes += len(payload)
-            blocks.append(decode_standalone_block(payload))
-        return blocks
+        for parts in complete.values():
+            for item in parts:
+                self.stats.blocks += 1
+                self.stats.block_bytes += len(item.data)
+                blocks.append(decode_standalone_block(item.data))
+        return blocks, set(complete)
 
-    def _writer_blocks(self, bucket: int, start_ms: int, end_ms: int) -> list[Block]:
+    def _writer_blocks(self, pk: str, bucket: int, start_ms: int, end_ms: int) -> list[Block]:
         low, high = sort_key_range(start_ms, end_ms)
         self.stats.block_queries += 1
         parsed = []
-        for payload in self.blocks.query_blocks(block_partition_key(self.tenant, bucket), low, high):
+        for payload in self.blocks.query_blocks(pk, low, high):
             self.stats.blocks += 1
             self.stats.block_bytes += len(payload)
             parsed.append(parse_block(payload))
@@ -214,29 +227,23 @@ class HotTierReader:
         pk = rollup_partition_key(self.tenant, bucket, resolution)
         low, high = sort_key_range(start_ms, end_ms, WINDOW_MS)
         self.stats.block_queries += 1
-        items = list(self.blocks.query_items(pk, low, high))
-        manifests = {
-            window_of_sort_key(i.sk): Manifest.decode(i.data) for i in items if i.sk.endswith(MANIFEST_SK_SUFFIX)
-        }
-        parts: dict[int, list[bytes]] = {}
-        for item in items:
-            window = window_of_sort_key(item.sk)
-            manifest = manifests.get(window)
-            if manifest is not None and generation_of_sort_key(item.sk) == manifest.generation:
-                parts.setdefault(window, []).append(item.data)
-                self.stats.blocks += 1
-                self.stats.block_bytes += len(item.data)
-        fresh = self._writer_blocks(bucket, start_ms, end_ms)
-        dirty = {int(w) for b in fresh for w in np.unique(window_starts(b.timestamps)).tolist()}
+        late = self._writer_blocks(late_partition_key(self.tenant, bucket), bucket, start_ms, end_ms)
+        dirty = {int(w) for b in late for w in np.unique(window_starts(b.timestamps)).tolist()}
+        # A derived manifest names no parts: its window is rolled up from raw samples like any other.
         stored = {
-            w for w, m in manifests.items() if not m.derived and len(parts.get(w, [])) == m.parts and w not in dirty
+            w: parts
+            for w, parts in complete_generation(list(self.blocks.query_items(pk, low, high))).items()
+            if parts and w not in dirty
         }
-        windows = range(int(window_starts(np.array([start_ms]))[0]), end_ms, WINDOW_MS)
-        missing = [w for w in windows if w not in stored]
-        rollups = [decode_rollup(data) for w in sorted(stored) for data in parts[w]]
+        for parts in stored.values():
+            self.stats.blocks += len(parts)
+            self.stats.block_bytes += sum(len(i.data) for i in parts)
+        first = int(window_starts(np.array([start_ms]))[0])
+        missing = [w for w in range(first, end_ms, WINDOW_MS) if w not in stored]
+        rollups = [decode_rollup(item.data) for w in sorted(stored) for item in stored[w]]
         if missing:
-            raw_start, raw_end = max(start_ms, missing[0]), min(end_ms, missing[-1] + WINDOW_MS - 1)
-            blocks = [b for b in self._compacted_blocks(bucket, raw_start, raw_end) + fresh if len(b.timestamps)]
+            raw_start, raw_end = max(start_ms, missing[0]), min(end_ms, missing[-1] + WINDOW_MS)
+            blocks = [b for b in self._raw_blocks(bucket, raw_start, raw_end) if len(b.timestamps)]
             if blocks:
                 merged = merge_samples(blocks)
                 in_missing = np.isin(window_starts(merged.timestamps), missing)

@@ -23,6 +23,8 @@ from novacron.records import RecordFormatError, SeriesRecord, decode_record
 from novacron.retention.hot import BatchRetention, RetentionPolicies
 from novacron.series import Labels, metric_name
 from novacron.storage.blocks import (
+    COMPACTION_WINDOW_MS,
+    LATE_AFTER_MS,
     MAX_BLOCK_SAMPLES,
     MAX_BLOCK_SPAN_MS,
     Block,
@@ -30,7 +32,9 @@ from novacron.storage.blocks import (
     block_sort_key,
     encode_block,
     encode_series_table,
+    late_partition_key,
     table_partition_key,
+    window_starts,
 )
 
 DAY_MS = 86_400_000
@@ -79,8 +83,11 @@ class BlockStore(Protocol):
         """Payloads of the items ``(pk, sk)`` that exist, by sort key."""
         ...
 
-    def query_items(self, pk: str, sk_low: str, sk_high: str) -> Iterable[StoredItem]:
-        """The items of ``pk`` with ``sk_low <= sk <= sk_high``, in sort-key order, with their keys."""
+    def query_items(
+        self, pk: str, sk_low: str, sk_high: str, limit: int | None = None, consistent: bool = False
+    ) -> Iterable[StoredItem]:
+        """The items of ``pk`` with ``sk_low <= sk <= sk_high`` (the first ``limit``), in sort-key order;
+        ``consistent`` reads see every write that completed before."""
         ...
 
     def delete_items(self, pk: str, sks: Sequence[str]) -> None:
@@ -194,8 +201,10 @@ class MetricsWriter:
         clock: Callable[[], float] = time.monotonic,
         sink: SampleSink | None = None,
         retention: RetentionPolicies | None = None,
+        now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.blocks = blocks
+        self._now_ms = now_ms  # wall clock: which blocks are late for compaction
         self.index = index
         self.settings = settings or WriterSettings()
         self.validator = validator or SeriesValidator()
@@ -473,7 +482,7 @@ class MetricsWriter:
         # Aligned span windows bound every block's time range; a record rarely spans more than one.
         window = ts // MAX_BLOCK_SPAN_MS
         items: list[BlockItem] = []
-        part = 0
+        part, now = 0, self._now_ms()
         for w in np.unique(window).tolist():
             in_window = np.flatnonzero(window == w)
             # Rows arrive in (series, time) order, so they stay in it within a window.
@@ -498,9 +507,11 @@ class MetricsWriter:
                     seen_tables.add((table_pk, table_key))
                     table = encode_series_table(block.series)
                     items.append(BlockItem(table_pk, table_key, table, 0, min_ts, max_ts, table_expiry, True))
+                # A block for a window the compactor may have done already goes where it looks again.
+                late = int(window_starts(np.array([min_ts]))[0]) + COMPACTION_WINDOW_MS + LATE_AFTER_MS < now
                 items.append(
                     BlockItem(
-                        pk=block_partition_key(tenant, bucket),
+                        pk=(late_partition_key if late else block_partition_key)(tenant, bucket),
                         sk=block_sort_key(min_ts, sequence, part),
                         data=payload,
                         samples=len(s_ts),

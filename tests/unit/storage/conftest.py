@@ -51,7 +51,7 @@ def index() -> MemoryIndexStore:
 @pytest.fixture
 def written(store: MemoryBlockStore, index: MemoryIndexStore) -> dict[str, list[tuple[int, float]]]:
     """Twelve series at 15 s over five hours (one record per minute), one ending in a staleness marker."""
-    writer = MetricsWriter(store, index)
+    writer = MetricsWriter(store, index, now_ms=lambda: T0)  # written as they arrived: none late
     ts = np.arange(T0 + 3_000, END, 15_000)
     expected: dict[str, list[tuple[int, float]]] = {}
     for i in range(12):

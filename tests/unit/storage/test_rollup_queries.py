@@ -166,7 +166,8 @@ def test_counters_that_start_stop_and_pause_inside_windows_match_raw(
         )
         for kind, keep in shapes.items()
     ]
-    MetricsWriter(store, index).write_record(encode_record("acme", END, [s.SerializeToString() for s in series]), "1")
+    writer = MetricsWriter(store, index, now_ms=lambda: T0)
+    writer.write_record(encode_record("acme", END, [s.SerializeToString() for s in series]), "1")
     Compactor(store, clock_ms=Clock(T0 + 4 * HOUR + 20 * MINUTE)).compact_tenant("acme")
     reader = CountingReader("acme", store, index, clock_ms=lambda: END)
     reader.served = []
@@ -197,7 +198,8 @@ def test_samples_on_interval_boundaries_fall_in_the_window_they_end(
             {"__name__": "cw_total", "job": "cw"}, list(zip(ts.tolist(), np.cumsum(values).tolist(), strict=True))
         ),
     ]
-    MetricsWriter(store, index).write_record(encode_record("acme", END, [s.SerializeToString() for s in series]), "1")
+    writer = MetricsWriter(store, index, now_ms=lambda: T0)
+    writer.write_record(encode_record("acme", END, [s.SerializeToString() for s in series]), "1")
     Compactor(store, clock_ms=Clock(T0 + 4 * HOUR + 20 * MINUTE)).compact_tenant("acme")
     reader = CountingReader("acme", store, index, clock_ms=lambda: END)
     reader.served = []
