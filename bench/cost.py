@@ -167,8 +167,13 @@ def _timed(measured: Measured, name: str, fn: Callable[..., T], *args: Any) -> T
     return result
 
 
-def run_workload(series: int, hours: float, end_ms: int) -> tuple[Measured, CountingBlocks, CountingIndex]:
-    """Ingest, write, compact and archive ``hours`` of ``series`` series; count everything."""
+def run_workload(series: int, hours: float, end_ms: int, scale: int) -> tuple[Measured, CountingBlocks, CountingIndex]:
+    """Ingest, write, compact and archive ``hours`` of ``series`` series; count everything.
+
+    Requests carry ``SAMPLES_PER_REQUEST`` samples, as Prometheus sends them; the writer gets what the
+    stream holds after one second at ``scale`` series (its event source mapping polls each shard about
+    once a second), so blocks hold as many samples per bucket as they would at that scale.
+    """
     m = Measured()
     count = int(hours * 3_600_000 / SCRAPE_INTERVAL_MS)
     start_ms = end_ms - count * SCRAPE_INTERVAL_MS
@@ -176,23 +181,38 @@ def run_workload(series: int, hours: float, end_ms: int) -> tuple[Measured, Coun
     now, sequence = [start_ms], 0
     service = IngestService(sink=None, clock_ms=lambda: now[0])  # type: ignore[arg-type]
     blocks, index, raw = CountingBlocks(), CountingIndex(), MemoryObjects()
-    writer = MetricsWriter(blocks, index)
+    writer = MetricsWriter(blocks, index, now_ms=lambda: now[0])
+    batch_samples = scale * 1000 // SCRAPE_INTERVAL_MS
+    pending: list[tuple[str, bytes]] = []
+    pending_samples, batches = 0, 0
+
+    def flush() -> None:
+        nonlocal pending, pending_samples, batches
+        outcomes = _timed(m, WRITER, writer.write_batch, pending)
+        stored = [(seq, data, stats) for (seq, data), stats in zip(pending, outcomes, strict=True)]
+        _timed(m, WRITER, archive_stored_records, raw, "shardId-000000000000", stored)
+        pending, pending_samples, batches = [], 0, batches + 1
+
     for i in range(count):
         t = start_ms + i * SCRAPE_INTERVAL_MS
         now[0] = t + 1_000
-        body, _, samples = remote_write_body(scrapes(simulator, 1, t), t)
-        records, _ = _timed(m, INGEST, service.pack_remote_write, body, "bench")
-        m.samples += samples
-        m.kinesis_records += len(records)
-        m.kinesis_bytes += sum(len(r.data) for r in records)
-        m.kinesis_units += sum(math.ceil(len(r.data) / 25_600) for r in records)
-        batch = []
-        for r in records:
-            sequence += 1
-            batch.append((f"{sequence:056d}", r.data))
-        outcomes = _timed(m, WRITER, writer.write_batch, batch)
-        stored = [(seq, data, stats) for (seq, data), stats in zip(batch, outcomes, strict=True)]
-        _timed(m, WRITER, archive_stored_records, raw, "shardId-000000000000", stored)
+        (scrape,) = scrapes(simulator, 1, t)
+        for first in range(0, len(scrape), SAMPLES_PER_REQUEST):
+            body, _, samples = remote_write_body([scrape[first : first + SAMPLES_PER_REQUEST]], t)
+            records, _ = _timed(m, INGEST, service.pack_remote_write, body, "bench")
+            m.samples += samples
+            m.kinesis_records += len(records)
+            m.kinesis_bytes += sum(len(r.data) for r in records)
+            m.kinesis_units += sum(math.ceil(len(r.data) / 25_600) for r in records)
+            m.invocations[INGEST] = m.invocations.get(INGEST, 0) + 1
+            for r in records:
+                sequence += 1
+                pending.append((f"{sequence:056d}", r.data))
+            pending_samples += samples
+            if pending_samples >= batch_samples:
+                flush()
+    if pending:
+        flush()
     m.writer_block_bytes = blocks.stored_bytes()
     compactor = Compactor(blocks, clock_ms=lambda: end_ms + WINDOW_MS + GRACE_MS)
     stats = _timed(m, COMPACTOR, compactor.compact_tenant, "bench")
@@ -204,13 +224,7 @@ def run_workload(series: int, hours: float, end_ms: int) -> tuple[Measured, Coun
     m.dynamodb_wru, m.dynamodb_rru = blocks.wru + index.wru, blocks.rru
     m.dynamodb_bytes_kept = blocks.stored_bytes() + index.bytes
     seconds = count * SCRAPE_INTERVAL_MS / 1000
-    m.invocations = {
-        INGEST: m.samples / SAMPLES_PER_REQUEST,
-        # The event source mapping polls each shard about once a second when records keep coming.
-        WRITER: seconds * STACK_SHARDS,
-        COMPACTOR: seconds / 900,
-        ARCHIVER: seconds / 900,
-    }
+    m.invocations.update({WRITER: batches, COMPACTOR: seconds / 900, ARCHIVER: seconds / 900})
     return m, blocks, index
 
 
@@ -222,21 +236,26 @@ def dollars_per_10m(m: Measured, series: int) -> dict[str, float]:
     bytes_per_s = m.kinesis_bytes / m.samples * samples_per_s
     records_per_s = m.kinesis_records / m.samples * samples_per_s
     shards = max(
-        STACK_SHARDS, math.ceil(bytes_per_s / KINESIS_SHARD_BYTES_S), math.ceil(records_per_s / KINESIS_SHARD_RECORDS_S)
+        STACK_SHARDS,
+        math.ceil(bytes_per_s / KINESIS_SHARD_BYTES_S),
+        math.ceil(records_per_s / KINESIS_SHARD_RECORDS_S),
     )
     lambda_gb_s = sum(cpu * WIRING.function(fn).memory_mb / 1024 for fn, cpu in m.cpu_s.items()) * per
-    invocations = (m.invocations[INGEST] + m.invocations[WRITER] * (shards / STACK_SHARDS)) * per
+    # Every batch the writer got is one invocation per shard (each shard's share of the second).
+    invocations = (m.invocations[INGEST] + m.invocations[WRITER] * shards) * per
     invocations += (m.invocations[COMPACTOR] + m.invocations[ARCHIVER]) * per
+    # Likewise each batch archives one raw object per shard.
+    s3_puts = m.s3_puts + m.invocations[WRITER] * (shards - 1)
     return {
         "Kinesis shard-hours": shards * hours_for_10m * PRICES["kinesis_shard_hour"],
         "Kinesis PUT payload units": m.kinesis_units * per / 1e6 * PRICES["kinesis_put_payload_units_per_million"],
         "API Gateway requests": m.invocations[INGEST] * per / 1e6 * PRICES["http_api_requests_per_million"],
-        "Lambda GB-seconds": lambda_gb_s * PRICES["lambda_gb_second"],
+        "Lambda GB-seconds (CPU time)": lambda_gb_s * PRICES["lambda_gb_second"],
         "Lambda requests": invocations / 1e6 * PRICES["lambda_requests_per_million"],
         "DynamoDB writes": m.dynamodb_wru * per / 1e6 * PRICES["dynamodb_write_units_per_million"],
         "DynamoDB reads (compaction)": m.dynamodb_rru * per / 1e6 * PRICES["dynamodb_read_units_per_million"],
         "DynamoDB storage, 30 days": m.dynamodb_bytes_kept * per / GB * PRICES["dynamodb_gb_month"],
-        "S3 requests": (m.s3_puts * PRICES["s3_puts_per_thousand"] + m.s3_gets * PRICES["s3_gets_per_thousand"])
+        "S3 requests": (s3_puts * PRICES["s3_puts_per_thousand"] + m.s3_gets * PRICES["s3_gets_per_thousand"])
         * per
         / 1000,
         "S3 storage, 30 days": m.s3_bytes_kept * per / GB * PRICES["s3_gb_month"],
@@ -266,7 +285,7 @@ class RawOnly:
 
 def dashboard_reads(series: int, end_ms: int) -> list[tuple[str, float, float, float, float]]:
     """Per panel: read units and seconds of a 24 h, 5-minute-step query, from raw samples and from rollups."""
-    _, blocks, index = run_workload(series, 24, end_ms)
+    _, blocks, index = run_workload(series, 24, end_ms, 100_000)
     out = []
     start = end_ms - 24 * 3_600_000
     for query in DASHBOARD:
@@ -288,22 +307,27 @@ def main() -> None:
     parser.add_argument("--dashboard-series", type=int, default=1_000, help="series behind the 24 h dashboard")
     args = parser.parse_args()
     end_ms = int(time.time() * 1000) // WINDOW_MS * WINDOW_MS
-    m, _, _ = run_workload(args.series, args.hours, end_ms)
-    print(f"cost model: {m.samples:,} samples measured ({args.series:,} series, {args.hours:g} h at 15 s)")
-    print("  CPU seconds: " + ", ".join(f"{fn} {cpu:.1f}" for fn, cpu in m.cpu_s.items()))
+    scales = (100_000, 1_000_000)
+    measured = {scale: run_workload(args.series, args.hours, end_ms, scale)[0] for scale in scales}
+    m = measured[scales[0]]
     print(
-        f"  hot tier: {m.writer_block_bytes / m.samples:.2f} B/sample as written, "
-        f"{m.compacted_bytes / m.samples:.2f} B/sample compacted, rollups {m.rollup_bytes / m.samples:.2f} B/sample "
-        f"(stored 5m+1h), kept in total {(m.compacted_bytes + m.rollup_bytes) / m.samples:.2f} B/sample "
-        "(target <= 2)"
+        f"cost model: {m.samples:,} samples measured ({args.series:,} series, {args.hours:g} h at 15 s), "
+        f"written in the batches {', '.join(f'{s:,}' for s in scales)} series would make"
+    )
+    for scale, run in measured.items():
+        cpu = ", ".join(f"{fn} {seconds:.1f}" for fn, seconds in run.cpu_s.items())
+        print(f"  at {scale:>9,} series: CPU seconds {cpu}; writer {run.writer_block_bytes / run.samples:.2f} B/sample")
+    print(
+        f"  hot tier: {m.compacted_bytes / m.samples:.2f} B/sample compacted + rollups "
+        f"{m.rollup_bytes / m.samples:.2f} B/sample (5m and 1h stored) = "
+        f"{(m.compacted_bytes + m.rollup_bytes) / m.samples:.2f} B/sample kept past the first hours (target <= 2)"
     )
     print(
         f"  archive: Parquet {m.parquet_bytes / m.samples:.2f} B/sample; DynamoDB keeps "
         f"{m.dynamodb_bytes_kept / m.samples:.2f} B/sample with keys, index and item overheads"
     )
     amp = PRICES["amp_ingest_per_10m_samples"]
-    scales = (100_000, 1_000_000)
-    costs = {scale: dollars_per_10m(m, scale) for scale in scales}
+    costs = {scale: dollars_per_10m(measured[scale], scale) for scale in scales}
     print(f"\n  $ per 10 million samples ingested and kept 30 days   {'100k series':>12} {'1M series':>12}")
     for component in costs[scales[0]]:
         print(f"    {component:<48} {costs[scales[0]][component]:>12.5f} {costs[scales[1]][component]:>12.5f}")
