@@ -20,6 +20,7 @@ evaluated over as if they were raw, e.g. a counter rebuilt from ``first``/``last
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,15 +175,37 @@ def concatenate(parts: list[Rollup]) -> Rollup:
 
 _MAGIC = b"NCU1"
 _HEAD = struct.Struct("<4sIIB")  # magic, resolution, series, columns
+_PLAIN, _XORED = 0, 1
+
+# Columns that mostly repeat another for counters (the minimum is the first value, the maximum the last,
+# the increase the difference): stored, when it is smaller, as the XOR of their bits with that reference,
+# which is all zeros then, and exact whatever the values.
+_REFERENCE: dict[str, Callable[[dict[str, F64]], F64]] = {
+    "min": lambda c: c["first"],
+    "max": lambda c: c["last"],
+    "inc": lambda c: c["last"] - c["first"],
+}
+
+
+def _xor(values: F64, reference: F64) -> F64:
+    return (values.view(np.uint64) ^ reference.view(np.uint64)).view(np.float64)
 
 
 def encode_rollup(rollup: Rollup) -> bytes:
     """A rollup as one item: the series ids, then each column as a block over the same rows."""
     ids = rollup.series.astype("<u8")
     parts = [_HEAD.pack(_MAGIC, rollup.resolution_ms // 1000, len(ids), len(COLUMNS)), ids.tobytes()]
+
+    def block_of(values: F64) -> bytes:
+        return encode_block(Block(rollup.series, rollup.offsets, rollup.timestamps, values))[0]
+
     for name in COLUMNS:
-        payload, _ = encode_block(Block(rollup.series, rollup.offsets, rollup.timestamps, rollup.columns[name]))
-        parts += [struct.pack("<I", len(payload)), payload]
+        mode, payload = _PLAIN, block_of(rollup.columns[name])
+        if name in _REFERENCE:
+            xored = block_of(_xor(rollup.columns[name], _REFERENCE[name](rollup.columns)))
+            if len(xored) < len(payload):
+                mode, payload = _XORED, xored
+        parts += [struct.pack("<BI", mode, len(payload)), payload]
     return b"".join(parts)
 
 
@@ -197,13 +220,20 @@ def decode_rollup(data: bytes) -> Rollup:
         raise BlockFormatError("not a rollup: bad header")
     pos = _HEAD.size + 8 * n_series
     columns: dict[str, F64] = {}
+    modes: dict[str, int] = {}
     block: Block | None = None
     for name in COLUMNS:
-        (size,) = struct.unpack_from("<I", data, pos)
-        block = decode_parsed(parse_block(data[pos + 4 : pos + 4 + size]), lambda _key: ids)
+        try:
+            modes[name], size = struct.unpack_from("<BI", data, pos)
+        except struct.error as exc:
+            raise BlockFormatError(f"not a rollup: {exc}") from None
+        block = decode_parsed(parse_block(data[pos + 5 : pos + 5 + size]), lambda _key: ids)
         columns[name] = block.values
-        pos += 4 + size
+        pos += 5 + size
     assert block is not None
     if pos != len(data):
         raise BlockFormatError("not a rollup: trailing bytes")
+    for name, mode in modes.items():  # references (first, last) are always plain
+        if mode == _XORED:
+            columns[name] = _xor(columns[name], _REFERENCE[name](columns))
     return Rollup(resolution_s * 1000, ids, block.offsets, block.timestamps, columns)
