@@ -13,7 +13,7 @@ the ratio, and PASS/MISS against the target of at most 2x Prometheus.
 
 Per query it also prints the DynamoDB requests and bytes that the hot-tier read path
 (``HotTierReader``) issues, counted over in-memory stores filled through the real ingest packer and
-``MetricsWriter`` (10 minutes of scrapes per Kinesis batch; a Query page is 1 MB, a BatchGetItem 100
+``MetricsWriter`` and then compacted (10 minutes of scrapes per Kinesis batch; a Query page is 1 MB, a BatchGetItem 100
 keys). A series-count difference from Prometheus is flagged with "!" (``topk`` over tied values may
 pick other series: the order of ties is unspecified).
 
@@ -52,8 +52,9 @@ from novacron.query.memory_reader import InMemorySeriesReader
 from novacron.query.results_cache import LruResultsStore, ResultsCache
 from novacron.series import Labels
 from novacron.simulate.remote_write import RemoteWriteClient
+from novacron.storage.compaction import GRACE_MS, WINDOW_MS, Compactor
 from novacron.storage.reader import HotTierReader
-from novacron.storage.writer import BlockItem, MetricsWriter, SeriesEntry
+from novacron.storage.writer import MetricsWriter, SeriesEntry, StoredItem
 from tests.fakes import MemoryBlockStore, MemoryIndexStore
 
 PROMETHEUS = "/usr/bin/prometheus"
@@ -322,28 +323,28 @@ class Prometheus:
 
 
 class CountingBlocks(MemoryBlockStore):
-    """Blocks indexed by partition key, counting DynamoDB requests and bytes of the read path."""
+    """The hot tier in memory, counting DynamoDB requests and bytes of the read path."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.by_pk: dict[str, list[tuple[str, bytes]]] = {}
         self.requests = 0
         self.bytes = 0
 
-    def put_blocks(self, items: Sequence[BlockItem]) -> None:
-        super().put_blocks(items)
-        for item in items:
-            self.by_pk.setdefault(item.pk, []).append((item.sk, item.data))
-
-    def seal(self) -> None:
-        for rows in self.by_pk.values():
-            rows.sort()
-
-    def query_blocks(self, pk: str, sk_low: str, sk_high: str) -> Iterable[bytes]:
-        found = [data for sk, data in self.by_pk.get(pk, []) if sk_low <= sk <= sk_high]
-        size = sum(len(d) for d in found)
+    def _count(self, sizes: Iterable[int]) -> None:
+        size = sum(sizes)
         self.requests += max(1, math.ceil(size / DYNAMO_PAGE_BYTES))
         self.bytes += size
+
+    def query_blocks(self, pk: str, sk_low: str, sk_high: str) -> Iterable[bytes]:
+        found = list(super().query_blocks(pk, sk_low, sk_high))
+        self._count(len(d) for d in found)
+        return found
+
+    def query_items(
+        self, pk: str, sk_low: str, sk_high: str, limit: int | None = None, consistent: bool = False
+    ) -> Iterable[StoredItem]:
+        found = list(super().query_items(pk, sk_low, sk_high, limit, consistent))
+        self._count(len(i.data) for i in found)
         return found
 
     def get_items(self, pk: str, sks: Sequence[str]) -> dict[str, bytes]:
@@ -376,8 +377,8 @@ class CountingIndex(MemoryIndexStore):
 def hot_tier(data: Dataset, batch_scrapes: int = 40) -> tuple[CountingBlocks, CountingIndex]:
     """The dataset written through the ingest packer and ``MetricsWriter``, ``batch_scrapes`` per batch."""
     blocks, index = CountingBlocks(), CountingIndex()
-    writer = MetricsWriter(blocks, index)
     received = [END_MS]
+    writer = MetricsWriter(blocks, index, now_ms=lambda: received[0])
     # The packer refuses samples too old for "now": receive each batch when it was scraped.
     service = IngestService(sink=None, clock_ms=lambda: received[0])  # type: ignore[arg-type]
     keys: list[Labels] = [tuple(sorted(lb.items())) for lb in data.labels]
@@ -395,7 +396,9 @@ def hot_tier(data: Dataset, batch_scrapes: int = 40) -> tuple[CountingBlocks, Co
             sequence += 1
             numbered.append((f"{sequence:056d}", record.data))
         writer.write_batch(numbered)
-    blocks.seal()
+    # As it stands hours later: every window compacted into blocks and rollups.
+    Compactor(blocks, clock_ms=lambda: END_MS + WINDOW_MS + GRACE_MS).compact_tenant("bench")
+    blocks.requests = blocks.bytes = 0
     return blocks, index
 
 
@@ -470,7 +473,7 @@ def main() -> None:
     hot_data = data if hot_instances == args.instances else generate(hot_instances, args.hours)
     blocks, index = hot_tier(hot_data)
     hot_note = "" if hot_data is data else f" (a store of {len(hot_data.labels):,} series: scaled down)"
-    print(f"  hot tier loaded through MetricsWriter{hot_note}: {len(blocks.items):,} items", flush=True)
+    print(f"  hot tier loaded through MetricsWriter and compacted{hot_note}: {len(blocks.items):,} items", flush=True)
 
     prometheus = Prometheus(prom_dir)
     rows: list[Row] = []
