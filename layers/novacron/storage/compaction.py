@@ -38,7 +38,6 @@ from novacron.series import PARTITION_BUCKETS
 from novacron.storage.blocks import (
     COMPACTION_GRACE_MS,
     COMPACTION_WINDOW_MS,
-    MAX_BLOCK_SAMPLES,
     Block,
     block_partition_key,
     compacted_partition_key,
@@ -59,13 +58,15 @@ WINDOW_MS = COMPACTION_WINDOW_MS
 # Samples may arrive a little after their window ends (scrape delays, batching, retries): a window is
 # compacted once it ended this long ago. Later samples go to the late partition, merged by later runs.
 GRACE_MS = COMPACTION_GRACE_MS
-# Samples per compacted item: well under DynamoDB's 400 KB even for incompressible values.
-MAX_COMPACTED_SAMPLES = 3 * MAX_BLOCK_SAMPLES
+# Samples per compacted item (about 16 series of a 2-hour window at 15 s): small enough that a query
+# fetches little besides the series it wants, large enough that the 1 KB rounding of writes costs little.
+MAX_COMPACTED_SAMPLES = 8_000
+MAX_ROLLUP_ROWS = 2_048
 # Below this many samples per series and interval on average (scrapes slower than every 10 s), a 1-minute
 # rollup (7 numbers) is about as large as the samples it summarises: it is not stored, and readers
 # derive it from the compacted blocks.
 MIN_SAMPLES_PER_1M_INTERVAL = 6.0
-MANIFEST_SK_SUFFIX = "#m"
+MANIFEST_PREFIX = "m#"
 WATERMARK_SK = "watermark"  # sorts after every window key: never within a window read
 DEFAULT_DAYS = {Tier.RAW: 15, Tier.ROLLUP_1M: 30, Tier.ROLLUP_5M: 90, Tier.ROLLUP_1H: 400}
 _TIER_OF = {"1m": Tier.ROLLUP_1M, "5m": Tier.ROLLUP_5M, "1h": Tier.ROLLUP_1H}
@@ -95,19 +96,36 @@ class CompactionStats:
 
 @dataclass(frozen=True)
 class Manifest:
-    """Which generation of a window's rollups at one resolution is complete, and how it is stored."""
+    """Which generation of a window is complete (raw, or rollups at one resolution), how many parts it
+    has and which series ids each part spans (parts are sorted by series id), so that a reader fetches
+    only the parts holding the series it wants."""
 
     generation: str
     parts: int
     derived: bool = False  # not stored: readers roll the compacted blocks up themselves
+    ranges: tuple[tuple[int, int], ...] = ()  # (first, last) series id of each part
 
     def encode(self) -> bytes:
-        return json.dumps({"generation": self.generation, "parts": self.parts, "derived": self.derived}).encode()
+        doc = {"generation": self.generation, "parts": self.parts, "derived": self.derived, "ranges": self.ranges}
+        return json.dumps(doc).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> Manifest:
         doc = json.loads(data)
-        return cls(str(doc["generation"]), int(doc["parts"]), bool(doc.get("derived", False)))
+        ranges = tuple((int(a), int(b)) for a, b in doc.get("ranges", ()))
+        return cls(str(doc["generation"]), int(doc["parts"]), bool(doc.get("derived", False)), ranges)
+
+    def part_keys(self, window_start_ms: int, series: U64 | None = None) -> list[str]:
+        """Sort keys of the parts holding any of ``series`` (sorted ids; all parts when None)."""
+        keys = []
+        for n in range(self.parts):
+            if series is not None and n < len(self.ranges):
+                first, last = self.ranges[n]
+                lo = int(np.searchsorted(series, np.uint64(first)))
+                if lo == len(series) or int(series[lo]) > last:
+                    continue
+            keys.append(window_sort_key(window_start_ms, self.generation, n))
+        return keys
 
 
 def window_sort_key(window_start_ms: int, generation: str, part: int) -> str:
@@ -116,13 +134,20 @@ def window_sort_key(window_start_ms: int, generation: str, part: int) -> str:
 
 
 def manifest_sort_key(window_start_ms: int) -> str:
-    """The sort key of a window's manifest (after its parts: ``m`` sorts after hex digits)."""
-    return f"{window_start_ms:013d}{MANIFEST_SK_SUFFIX}"
+    """The sort key of a window's manifest: apart from the parts (``m`` sorts after digits), so that
+    the manifests of a time range are one Query that reads no part."""
+    return f"{MANIFEST_PREFIX}{window_start_ms:013d}"
 
 
 def window_of_sort_key(sk: str) -> int:
-    """The window start of a compacted or rollup item's sort key."""
-    return int(sk[:13])
+    """The window start of a part's or manifest's sort key (or a writer block's first timestamp)."""
+    return int(sk[len(MANIFEST_PREFIX) :][:13]) if sk.startswith(MANIFEST_PREFIX) else int(sk[:13])
+
+
+def read_manifests(blocks: BlockStore, pk: str, first_window: int, last_window: int) -> dict[int, Manifest]:
+    """The manifests of the windows starting in [first_window, last_window] of a partition."""
+    low, high = manifest_sort_key(max(first_window, 0)), manifest_sort_key(max(last_window, 0))
+    return {window_of_sort_key(i.sk): Manifest.decode(i.data) for i in blocks.query_items(pk, low, high)}
 
 
 def generation_of_sort_key(sk: str) -> str:
@@ -235,20 +260,22 @@ class Compactor:
         stats = CompactionStats()
         raw_pk = compacted_partition_key(tenant, bucket)
         end = window + self.window_ms
-        existing = _complete_parts(list(self.blocks.query_items(raw_pk, f"{window:013d}", f"{window:013d}#~")))
+        previous = read_manifests(self.blocks, raw_pk, window, window).get(window)
+        existing_keys = previous.part_keys(window) if previous is not None else []
+        existing = self.blocks.get_items(raw_pk, existing_keys) if existing_keys else {}
         # Consistent: every writer block of the window was written before it became due.
         fresh_pk = block_partition_key(tenant, bucket)
         fresh = list(self.blocks.query_items(fresh_pk, f"{window:013d}", f"{end:013d}#~", consistent=True))
         in_late = window_starts(late.timestamps, self.window_ms) == window
         if not fresh and not in_late.any():
             return stats
-        blocks = [decode_standalone_block(i.data) for i in existing]
+        blocks = [decode_standalone_block(existing[sk]) for sk in existing_keys if sk in existing]
         blocks += [_in_window(b, window, self.window_ms) for b in self._decode_writer_blocks(tenant, bucket, fresh)]
         blocks.append(keep_rows(late, in_late))
         blocks = [b for b in blocks if len(b.timestamps)]
         late_sources = [f"late/{i.sk}" for i in late_items] if in_late.any() else []
-        generation = _generation([*(f"raw/{i.sk}" for i in existing), *(f"fresh/{i.sk}" for i in fresh), *late_sources])
-        if not blocks or (existing and generation_of_sort_key(existing[0].sk) == generation):
+        generation = _generation([*(f"raw/{sk}" for sk in existing), *(f"fresh/{i.sk}" for i in fresh), *late_sources])
+        if not blocks or (previous is not None and previous.generation == generation):
             return stats  # nothing in the window, or compacted from the very same items already
         merged = merge_samples(blocks)
         stats.windows, stats.samples = 1, len(merged.timestamps)
@@ -256,7 +283,8 @@ class Compactor:
         max_ts = int(merged.timestamps.max())
         expires_at = _expiry(max_ts, days[Tier.RAW])
         items: list[BlockItem] = []
-        for n, (a, b) in enumerate(split_by_series(len(merged.series), merged.offsets, MAX_COMPACTED_SAMPLES)):
+        splits = split_by_series(len(merged.series), merged.offsets, MAX_COMPACTED_SAMPLES)
+        for n, (a, b) in enumerate(splits):
             part = _sub_block(merged, a, b)
             data = encode_standalone_block(part)
             items.append(
@@ -276,14 +304,12 @@ class Compactor:
         for name, resolution_ms in RESOLUTIONS_MS.items():
             stats.add(self._write_rollup(tenant, bucket, window, generation, merged, name, resolution_ms, days))
         # The raw manifest last: readers then skip the window's writer blocks.
-        manifest = Manifest(generation, len(items))
+        manifest = Manifest(generation, len(items), ranges=_ranges(merged.series, splits))
         self.blocks.put_blocks(
             [BlockItem(raw_pk, manifest_sort_key(window), manifest.encode(), 0, window, end - 1, expires_at)]
         )
         old = self.blocks.query_items(raw_pk, f"{window:013d}", f"{window:013d}#~")
-        stale = [
-            i.sk for i in old if not i.sk.endswith(MANIFEST_SK_SUFFIX) and generation_of_sort_key(i.sk) != generation
-        ]
+        stale = [i.sk for i in old if generation_of_sort_key(i.sk) != generation]
         self.blocks.delete_items(raw_pk, stale)
         stats.deleted_items += len(stale)
         return stats
@@ -309,14 +335,14 @@ class Compactor:
             manifest = Manifest(generation, 0, derived=True)
         else:
             rollup = roll_up(merged, resolution_ms)
-            ranges = split_by_series(len(rollup.series), rollup.offsets, MAX_BLOCK_SAMPLES)
+            ranges = split_by_series(len(rollup.series), rollup.offsets, MAX_ROLLUP_ROWS)
             for n, (a, b) in enumerate(ranges):
                 part = _sub_rollup(rollup, a, b)
                 data = encode_rollup(part)
                 last = int(part.timestamps.max())
                 sk = window_sort_key(window, generation, n)
                 items.append(BlockItem(pk, sk, data, len(part), window, last, expires_at))
-            manifest = Manifest(generation, len(items))
+            manifest = Manifest(generation, len(items), ranges=_ranges(rollup.series, ranges))
         self.blocks.put_blocks(items)
         # The manifest last: a reader trusts the generation it names to be complete.
         manifest_sk = manifest_sort_key(window)
@@ -352,19 +378,8 @@ class Compactor:
         return {tier: policy.longest_days(tier) for tier in DEFAULT_DAYS}
 
 
-def complete_generation(items: Sequence[StoredItem]) -> dict[int, list[StoredItem]]:
-    """Per window, the parts of the generation its manifest names, when all of them are there."""
-    manifests = {window_of_sort_key(i.sk): Manifest.decode(i.data) for i in items if i.sk.endswith(MANIFEST_SK_SUFFIX)}
-    parts: dict[int, list[StoredItem]] = {}
-    for item in items:
-        manifest = manifests.get(window_of_sort_key(item.sk)) if item.sk[:1].isdigit() else None
-        if manifest is not None and generation_of_sort_key(item.sk) == manifest.generation:
-            parts.setdefault(window_of_sort_key(item.sk), []).append(item)
-    return {w: parts.get(w, []) for w, m in manifests.items() if len(parts.get(w, [])) == m.parts}
-
-
-def _complete_parts(items: Sequence[StoredItem]) -> list[StoredItem]:
-    return [part for parts in complete_generation(items).values() for part in parts]
+def _ranges(series: U64, splits: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    return tuple((int(series[a]), int(series[b - 1])) for a, b in splits)
 
 
 def _in_window(block: Block, window: int, window_ms: int) -> Block:

@@ -28,12 +28,13 @@ from novacron.storage.blocks import (
 )
 from novacron.storage.compaction import (
     WINDOW_MS,
-    complete_generation,
     keep_rows,
     merge_samples,
+    read_manifests,
 )
 from novacron.storage.rollups import (
     RESOLUTIONS_MS,
+    U64,
     Rollup,
     concatenate,
     decode_rollup,
@@ -109,7 +110,7 @@ class HotTierReader:
         for bucket, wanted in sorted(by_bucket.items()):
             ids = np.array(sorted(int(e.series_id, 16) for e in wanted), dtype=np.uint64)
             ts_parts, val_parts, owner_parts = [], [], []
-            for block in self._raw_blocks(bucket, start_ms, end_ms):
+            for block in self._raw_blocks(bucket, start_ms, end_ms, ids):
                 counts = np.diff(block.offsets)
                 row_series = np.repeat(block.series, counts)
                 keep = np.isin(row_series, ids) & (block.timestamps >= start_ms) & (block.timestamps <= end_ms)
@@ -140,38 +141,39 @@ class HotTierReader:
         out.sort(key=lambda s: s.labels)
         return out
 
-    def _raw_blocks(self, bucket: int, start_ms: int, end_ms: int) -> list[Block]:
-        """The bucket's blocks holding its samples in [start_ms, end_ms].
+    def _raw_blocks(self, bucket: int, start_ms: int, end_ms: int, series: U64 | None = None) -> list[Block]:
+        """The bucket's blocks holding its samples in [start_ms, end_ms] (of ``series``, sorted ids; or all).
 
-        Windows the compactor has done (a manifest names their complete generation) come from their
-        compacted blocks; the others from the writer's blocks. Late blocks (samples that arrived after
-        their window may have been compacted) are read for every window. A sample in several comes
-        first from a compacted block, the one the compactor keeps too.
+        Windows the compactor has done (a manifest names their complete generation) come from the
+        compacted parts spanning the wanted series; the others from the writer's blocks. Late blocks
+        (samples that arrived after their window may have been compacted) are read for every window. A
+        sample in several comes first from a compacted block, the one the compactor keeps too.
         """
-        compacted, done = self._compacted(bucket, start_ms, end_ms)
+        compacted, done = self._compacted(compacted_partition_key(self.tenant, bucket), start_ms, end_ms, series)
+        blocks = [decode_standalone_block(data) for data in compacted]
         first = int(window_starts(np.array([start_ms]))[0])
         todo = [w for w in range(first, end_ms, WINDOW_MS) if w not in done]
-        blocks = compacted
-        if todo:
-            fresh = self._writer_blocks(
-                block_partition_key(self.tenant, bucket), bucket, max(start_ms, todo[0]), end_ms
-            )
-            blocks += [keep_rows(b, np.isin(window_starts(b.timestamps), todo)) if done else b for b in fresh]
+        fresh_pk = block_partition_key(self.tenant, bucket)
+        for run in _runs(todo):  # consecutive windows not compacted: one read of writer blocks each
+            fresh = self._writer_blocks(fresh_pk, bucket, max(start_ms, run[0] + 1), min(end_ms, run[-1] + WINDOW_MS))
+            blocks += [keep_rows(b, np.isin(window_starts(b.timestamps), run)) for b in fresh]
         return blocks + self._writer_blocks(late_partition_key(self.tenant, bucket), bucket, start_ms, end_ms)
 
-    def _compacted(self, bucket: int, start_ms: int, end_ms: int) -> tuple[list[Block], set[int]]:
-        """The compacted blocks of the windows of [start_ms, end_ms] that have them, and those windows."""
-        low, high = sort_key_range(start_ms, end_ms, WINDOW_MS)
+    def _compacted(self, pk: str, start_ms: int, end_ms: int, series: U64 | None) -> tuple[list[bytes], set[int]]:
+        """The parts (of ``series``) of the windows of [start_ms, end_ms] whose manifest names a complete
+        generation, and those windows: one Query for the manifests, then a BatchGetItem of the parts."""
+        first = int(window_starts(np.array([start_ms]))[0])
         self.stats.block_queries += 1
-        items = list(self.blocks.query_items(compacted_partition_key(self.tenant, bucket), low, high))
-        complete = complete_generation(items)
-        blocks = []
-        for parts in complete.values():
-            for item in parts:
-                self.stats.blocks += 1
-                self.stats.block_bytes += len(item.data)
-                blocks.append(decode_standalone_block(item.data))
-        return blocks, set(complete)
+        manifests = read_manifests(self.blocks, pk, first, end_ms)
+        wanted = {w: m.part_keys(w, series) for w, m in manifests.items()}
+        keys = [k for ks in wanted.values() for k in ks]
+        found = self.blocks.get_items(pk, keys) if keys else {}
+        # A derived manifest (a 1-minute rollup left to readers) has no parts: its window is not done.
+        done = {w for w, ks in wanted.items() if not manifests[w].derived and all(k in found for k in ks)}
+        parts = [found[k] for w in sorted(done) for k in wanted[w]]
+        self.stats.blocks += len(parts)
+        self.stats.block_bytes += sum(len(d) for d in parts)
+        return parts, done
 
     def _writer_blocks(self, pk: str, bucket: int, start_ms: int, end_ms: int) -> list[Block]:
         low, high = sort_key_range(start_ms, end_ms)
@@ -198,8 +200,9 @@ class HotTierReader:
             by_bucket.setdefault(partition_bucket(entry.series_id), []).append(entry)
         now = self.clock_ms()
         for bucket, wanted in sorted(by_bucket.items()):
-            rollup = self._bucket_rollup(bucket, resolution, start_ms, end_ms)
             labels_of = {int(e.series_id, 16): e.labels for e in wanted}
+            ids = np.array(sorted(labels_of), dtype=np.uint64)
+            rollup = self._bucket_rollup(bucket, resolution, start_ms, end_ms, ids)
             owner = np.repeat(rollup.series, np.diff(rollup.offsets))
             low: npt.NDArray[np.int64] = np.full(len(owner), start_ms, dtype=np.int64)
             if self.retention is not None:  # each series is cut at its own retention of this tier
@@ -219,31 +222,23 @@ class HotTierReader:
             series.sort(key=lambda s: s.labels)
         return out
 
-    def _bucket_rollup(self, bucket: int, resolution: str, start_ms: int, end_ms: int) -> Rollup:
-        """The bucket's rollup over the windows of [start_ms, end_ms]: stored where a window's manifest
-        says it is complete and no writer block has arrived for it since; rolled up from raw samples
-        elsewhere (windows not compacted yet, late samples, 1-minute rollups left to readers)."""
+    def _bucket_rollup(self, bucket: int, resolution: str, start_ms: int, end_ms: int, series: U64) -> Rollup:
+        """The bucket's rollup (of ``series``) over the windows of [start_ms, end_ms]: stored where a
+        window's manifest says it is complete and no late block has arrived for it since; rolled up from
+        raw samples elsewhere (windows not compacted yet, late samples, 1-minute rollups left to readers)."""
         resolution_ms = RESOLUTIONS_MS[resolution]
         pk = rollup_partition_key(self.tenant, bucket, resolution)
-        low, high = sort_key_range(start_ms, end_ms, WINDOW_MS)
-        self.stats.block_queries += 1
         late = self._writer_blocks(late_partition_key(self.tenant, bucket), bucket, start_ms, end_ms)
         dirty = {int(w) for b in late for w in np.unique(window_starts(b.timestamps)).tolist()}
-        # A derived manifest names no parts: its window is rolled up from raw samples like any other.
-        stored = {
-            w: parts
-            for w, parts in complete_generation(list(self.blocks.query_items(pk, low, high))).items()
-            if parts and w not in dirty
-        }
-        for parts in stored.values():
-            self.stats.blocks += len(parts)
-            self.stats.block_bytes += sum(len(i.data) for i in parts)
+        parts, done = self._compacted(pk, start_ms, end_ms, series)
+        stored_parts = [decode_rollup(data) for data in parts]
+        stored = done - dirty
         first = int(window_starts(np.array([start_ms]))[0])
         missing = [w for w in range(first, end_ms, WINDOW_MS) if w not in stored]
-        rollups = [decode_rollup(item.data) for w in sorted(stored) for item in stored[w]]
+        rollups = [select_rows(r, np.isin(window_starts(r.timestamps), sorted(stored))) for r in stored_parts]
         if missing:
             raw_start, raw_end = max(start_ms, missing[0]), min(end_ms, missing[-1] + WINDOW_MS)
-            blocks = [b for b in self._raw_blocks(bucket, raw_start, raw_end) if len(b.timestamps)]
+            blocks = [b for b in self._raw_blocks(bucket, raw_start, raw_end, series) if len(b.timestamps)]
             if blocks:
                 merged = merge_samples(blocks)
                 in_missing = np.isin(window_starts(merged.timestamps), missing)
@@ -359,3 +354,14 @@ class HotTierReader:
                     if entry.series_id not in found and matches_all(entry.labels, matchers):
                         found[entry.series_id] = entry
         return list(found.values())
+
+
+def _runs(windows: list[int]) -> list[list[int]]:
+    """Sorted window starts grouped into runs of consecutive windows."""
+    runs: list[list[int]] = []
+    for w in windows:
+        if runs and w == runs[-1][-1] + WINDOW_MS:
+            runs[-1].append(w)
+        else:
+            runs.append([w])
+    return runs

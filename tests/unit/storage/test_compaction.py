@@ -75,7 +75,7 @@ def test_rollups_equal_the_raw_aggregates(store, index, written) -> None:
                 continue
             # 15 s samples: 4 a minute are not worth a stored 1-minute rollup (readers derive it)
             assert manifest.derived == (name == "1m")
-            parts = [i for i in items if i.sk != manifest_sort_key(T0)]
+            parts = [i for i in items if i.sk.startswith(f"{T0:013d}#")]
             assert len(parts) == manifest.parts
             for part in parts:
                 rollup = decode_rollup(part.data)
@@ -150,11 +150,11 @@ def test_an_interrupted_run_then_a_rerun_lose_and_duplicate_nothing(store, index
     # And only one generation per window and bucket is left, named by every manifest
     for bucket in range(64):
         items = _partition(store, compacted_partition_key("acme", bucket))
-        raw = {i.sk.split("#")[1] for i in items if i.sk[:1].isdigit() and not i.sk.endswith("#m")}
+        raw = {i.sk.split("#")[1] for i in items if i.sk[:1].isdigit()}
         manifests = {
             Manifest.decode(i.data).generation
             for i in _partition(store, rollup_partition_key("acme", bucket, "5m"))
-            if i.sk.endswith("#m")
+            if i.sk.startswith("m#")
         }
         assert len(raw) <= 2  # one per window
         assert raw == manifests
@@ -177,11 +177,7 @@ def test_late_samples_are_merged_into_a_compacted_window(store, index, written) 
     assert stats.windows == 1
     bucket = partition_bucket(_sid(index, 1))
     assert _partition(store, late_partition_key("acme", bucket)) == []
-    (part,) = [
-        i
-        for i in _partition(store, compacted_partition_key("acme", bucket))
-        if i.sk.startswith(f"{T0:013d}#") and not i.sk.endswith("#m")
-    ]
+    (part,) = [i for i in _partition(store, compacted_partition_key("acme", bucket)) if i.sk.startswith(f"{T0:013d}#")]
     assert 12345.0 in decode_standalone_block(part.data).values
 
 
@@ -211,3 +207,26 @@ def test_sparse_series_leave_the_one_minute_rollup_to_readers(store, index) -> N
         five = _partition(store, rollup_partition_key("acme", bucket, "5m"))
         assert [Manifest.decode(x.data) for x in one] == [Manifest(Manifest.decode(one[0].data).generation, 0, True)]
         assert len(five) == 2  # one part and the manifest
+
+
+def test_a_narrow_selection_fetches_only_the_parts_holding_its_series(store, index) -> None:
+    # Given 2,000 series (about 31 per bucket) over one window, compacted into parts of whole series
+    writer = MetricsWriter(store, index, now_ms=lambda: T0)
+    ts = list(range(T0 + 3_000, T0 + WINDOW_MS, 15_000))
+    labels = [{"__name__": "load", "job": "api", "instance": f"i{i}"} for i in range(2_000)]
+    records = [
+        (f"{n:056d}", encode_record("acme", T0, [timeseries(lb, [(t, float(n))]).SerializeToString() for lb in labels]))
+        for n, t in enumerate(ts)
+    ]
+    writer.write_batch(records)
+    Compactor(store, clock_ms=Clock(T0 + WINDOW_MS + 20 * 60_000)).compact_tenant("acme")
+    compacted = sum(len(i.data) for (pk, _), i in store.items.items() if pk.endswith("#raw") and i.samples)
+    # When one series and then all of them are read
+    one = HotTierReader("acme", store, index, clock_ms=lambda: END)
+    (found,) = one.select([Matcher("instance", "=", "i7")], T0, T0 + WINDOW_MS)
+    everything = HotTierReader("acme", store, index, clock_ms=lambda: END)
+    everything.select([Matcher("job", "=", "api")], T0, T0 + WINDOW_MS)
+    # Then the one series is whole, read from a small share of the compacted bytes; all of them need all
+    assert found.values.tolist() == [float(n) for n in range(len(ts))]
+    assert one.stats.block_bytes < compacted / 20
+    assert everything.stats.block_bytes == compacted
