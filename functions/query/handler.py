@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from novacron.adapters.dynamo_tier import DynamoBlockStore, DynamoIndexStore
 from novacron.adapters.keys_table import DynamoKeyStore
 from novacron.adapters.results_table import DynamoResultsStore
+from novacron.adapters.s3_archive import S3Archive
 from novacron.adapters.settings_table import SettingsTable
 from novacron.auth import Role
 from novacron.config import QueryConfig
@@ -34,6 +35,7 @@ app = APIGatewayHttpResolver()
 keys = DynamoKeyStore(config.keys_table, config.key_cache_ttl_s)
 blocks, index = DynamoBlockStore(config.blocks_table), DynamoIndexStore(config.index_table)
 settings = SettingsTable(config.settings_table, config.settings_cache_ttl_s)  # tenants' retention policies
+archive = S3Archive(config.archive_bucket)
 app.use([require_role(keys, lambda _m, _p: Role.READ)])
 # Keys carry the tenant. This instance's recent chunks first, then those every instance shared.
 results = TieredResultsStore(LruResultsStore(), DynamoResultsStore(config.results_table, config.results_ttl_s))
@@ -41,12 +43,21 @@ limits = QueryLimits(config.lookback_s * 1000, config.max_samples, config.max_se
 ENDPOINTS = query_endpoints(limits, results)
 
 
+def _archive(tenant: str) -> Callable[[], Any]:
+    def open_archive() -> Any:
+        from novacron.archive.reader import ArchiveReader  # pyarrow: imported by the queries that need it
+
+        return ArchiveReader(tenant, archive)
+
+    return open_archive
+
+
 def _serve(path: str) -> Callable[..., Response[str]]:
     endpoint = ENDPOINTS[path]
 
     def serve(**path_params: str) -> Response[str]:
         tenant = principal_of(app).tenant
-        reader = HotTierReader(tenant, blocks, index, retention=settings.retention(tenant))
+        reader = HotTierReader(tenant, blocks, index, retention=settings.retention(tenant), archive=_archive(tenant))
         return json_response(*endpoint(reader, request_params(app), path_params, int(time.time() * 1000)))
 
     return serve

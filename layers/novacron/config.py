@@ -108,6 +108,7 @@ class QueryConfig(_FunctionConfig):
     blocks_table: str
     index_table: str
     results_table: str
+    archive_bucket: str
     results_ttl_s: int = Field(24 * 3600, gt=0)
     # Tenants' retention policies cut raw reads (docs/retention.md); a change reaches a warm function within this.
     settings_table: str

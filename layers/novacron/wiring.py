@@ -312,6 +312,8 @@ WIRING = Wiring(
                 Grant(KEYS_TABLE, R),
                 Grant(RESULTS_TABLE, RW),
                 Grant(SETTINGS_TABLE, R),  # retention policies: raw reads stop at each series' retention
+                # Raw samples older than the hot tier keeps come from the Parquet archive.
+                Grant(ARCHIVE_BUCKET, R, prefixes=("parquet/",)),
             ),
             environment={
                 **_AUTH_ENV,
@@ -319,8 +321,10 @@ WIRING = Wiring(
                 "NOVACRON_INDEX_TABLE": INDEX_TABLE,
                 "NOVACRON_RESULTS_TABLE": RESULTS_TABLE,
                 "NOVACRON_SETTINGS_TABLE": SETTINGS_TABLE,
+                "NOVACRON_ARCHIVE_BUCKET": ARCHIVE_BUCKET,
             },
-            layers=("core", "science"),
+            # pyarrow (the arrow layer) is imported only when a query reaches back into the archive.
+            layers=("arrow", "core", "science"),
         ),
         # Key administration is its own function so that only it may write the keys table.
         Function(

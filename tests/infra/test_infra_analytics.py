@@ -11,7 +11,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from infra.constructs.analytics import COLUMNS, DEFAULT_SCAN_CUTOFF_GB
-from novacron.wiring import ARCHIVER
+from novacron.wiring import ARCHIVER, QUERY
 
 pytestmark = pytest.mark.infra
 
@@ -110,14 +110,14 @@ def test_archiver_runs_on_a_schedule_with_the_arrow_layer(synthesized):
         "NovaCron science layer (python3.11, x86_64)",  # retention selectors need the PromQL parser
     }
     synthesized.template.has_resource_properties("AWS::Scheduler::Schedule", {"ScheduleExpression": "rate(15 minutes)"})
-    # And no other function carries pyarrow (it would not fit beside their layers)
+    # And pyarrow goes only to the archiver and the query function (which reads the archive past the hot tier)
     arrow = synthesized.logical_id(synthesized.stack.functions.layers["arrow"])
-    users = [
-        r
-        for r in synthesized.of_type("AWS::Lambda::Function").values()
-        if {"Ref": arrow} in r["Properties"].get("Layers", [])
-    ]
-    assert len(users) == 1
+    users = {
+        name
+        for name, fn in synthesized.stack.functions.by_name.items()
+        if {"Ref": arrow} in synthesized.resources[synthesized.logical_id(fn)]["Properties"].get("Layers", [])
+    }
+    assert users == {ARCHIVER, QUERY}
 
 
 def test_arrow_layer_reads_parquet_on_cpython_311(synthesized):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +48,8 @@ from novacron.storage.writer import DAY_MS, BlockStore, IndexStore, SeriesEntry,
 
 # Without explicit bounds, label and series lookups look at this much recent history.
 DEFAULT_LOOKUP_MS = 2 * DAY_MS
+# How far back before the hot tier's raw horizon a query reads the archive (the archive reader's bound).
+ARCHIVE_FALLBACK_DAYS = 400
 # How far back the series index is read without a retention policy (with one: its longest hot tier).
 MAX_INDEX_DAYS = 62
 _LAST_DAY = 2_932_896  # 9999-12-31, the last day a calendar date can name
@@ -84,6 +87,7 @@ class HotTierReader:
         index: IndexStore,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         retention: RetentionPolicy | None = None,
+        archive: Callable[[], ArchiveSelect] | None = None,
     ) -> None:
         self.tenant = tenant
         self.blocks = blocks
@@ -92,11 +96,32 @@ class HotTierReader:
         # The tenant's retention: raw samples older than their series' raw_days are not returned,
         # whether or not DynamoDB's TTL has removed them yet (docs/retention.md).
         self.retention = retention
+        # The tenant's Parquet archive, opened on first use: raw samples older than the hot tier keeps.
+        self.archive = archive
         self.stats = ReadStats()
 
     # --- SeriesReader ---------------------------------------------------------------------
 
     def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesSamples]:
+        """Raw samples from the hot tier, and from the archive for the part of the range older than the
+        hot tier keeps for every series (one answer: a sample in both is kept once)."""
+        hot = self._select_hot(matchers, start_ms, end_ms)
+        cut = self._archive_cut()
+        if self.archive is None or cut is None or start_ms >= cut:
+            return hot
+        old = self.archive().select(matchers, max(start_ms, cut - ARCHIVE_FALLBACK_DAYS * DAY_MS), min(end_ms, cut))
+        return merge_series(hot, old)
+
+    def _archive_cut(self) -> int | None:
+        """Before this time some series' raw samples may be gone from the hot tier (its shortest raw retention)."""
+        if self.retention is None:
+            return None
+        shortest = min(
+            [self.retention.defaults.raw_days, *(o.raw_days for o in self.retention.overrides if o.raw_days)]
+        )
+        return self.clock_ms() - shortest * DAY_MS
+
+    def _select_hot(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesSamples]:
         entries = self._matching(matchers, start_ms, end_ms)
         horizons = self._raw_horizons(entries)
         if horizons:
@@ -365,3 +390,31 @@ def _runs(windows: list[int]) -> list[list[int]]:
         else:
             runs.append([w])
     return runs
+
+
+class ArchiveSelect(Protocol):
+    """What the reader needs of the archive (``novacron.archive.reader.ArchiveReader``)."""
+
+    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesSamples]:
+        """Archived samples with ``start_ms <= t <= end_ms`` of the series matching all ``matchers``."""
+        ...
+
+
+def merge_series(first: list[SeriesSamples], second: list[SeriesSamples]) -> list[SeriesSamples]:
+    """Two selections as one, sorted by labels; a timestamp in both keeps ``first``'s sample."""
+    by_labels: dict[Labels, list[SeriesSamples]] = {}
+    for s in [*first, *second]:
+        by_labels.setdefault(s.labels, []).append(s)
+    out = []
+    for labels, parts in sorted(by_labels.items()):
+        if len(parts) == 1:
+            out.append(parts[0])
+            continue
+        ts = np.concatenate([p.timestamps for p in parts])
+        values = np.concatenate([p.values for p in parts])
+        order = np.argsort(ts, kind="stable")  # stable: among equal timestamps, first's comes first
+        ts, values = ts[order], values[order]
+        keep = np.ones(len(ts), dtype=bool)
+        keep[1:] = ts[1:] != ts[:-1]
+        out.append(SeriesSamples(labels, ts[keep], values[keep]))
+    return out

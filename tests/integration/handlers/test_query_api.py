@@ -146,3 +146,12 @@ def test_range_results_are_shared_through_the_cache_table_by_tenant(day_window: 
     # And globex asking the same query gets its own (empty) answer, not acme's cached chunks
     status, other = _get(stack, "/api/v1/query_range", params, tenant="globex")
     assert (status, other["data"]["result"]) == (200, [])
+
+
+def test_a_range_reaching_past_the_hot_tier_reads_the_archive_too(stack: Stack, written: float) -> None:
+    # Given samples written now, and a range over the last 30 days (raw samples are kept 15 days hot)
+    params = {"query": "up", "start": written - 30 * 86_400, "end": written, "step": 3600}
+    # When asked, then the handler opens the tenant's (empty) Parquet archive beside the hot tier and answers
+    status, body = _get(stack, "/api/v1/query_range", params)
+    assert status == 200
+    assert len(body["data"]["result"]) == 2
