@@ -25,7 +25,6 @@ from bench.workload import SCRAPE_INTERVAL_MS, estate_series, remote_write_body,
 from novacron.archive.archiver import Archiver, ArchiverSettings
 from novacron.ingest.service import IngestService
 from novacron.promql import Engine
-from novacron.series import Labels, Matcher, SeriesSamples
 from novacron.storage.compaction import GRACE_MS, WINDOW_MS, Compactor
 from novacron.storage.reader import HotTierReader
 from novacron.storage.writer import BlockItem, MetricsWriter, SeriesEntry, StoredItem, archive_stored_records
@@ -264,25 +263,6 @@ def dollars_per_10m(m: Measured, series: int) -> dict[str, float]:
     }
 
 
-class RawOnly:
-    """A reader without rollups: the engine answers from raw samples (the 'before rollups' dashboard)."""
-
-    def __init__(self, reader: HotTierReader) -> None:
-        self.reader = reader
-
-    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesSamples]:
-        return self.reader.select(matchers, start_ms, end_ms)
-
-    def series(self, *args: object) -> list[Labels]:
-        return self.reader.series(*args)  # type: ignore[arg-type]
-
-    def label_names(self, *args: object) -> list[str]:
-        return self.reader.label_names(*args)  # type: ignore[arg-type]
-
-    def label_values(self, *args: object) -> list[str]:
-        return self.reader.label_values(*args)  # type: ignore[arg-type]
-
-
 def dashboard_reads(series: int, end_ms: int) -> list[tuple[str, float, float, float, float]]:
     """Per panel: read units and seconds of a 24 h, 5-minute-step query, from raw samples and from rollups."""
     _, blocks, index = run_workload(series, 24, end_ms, 100_000)
@@ -294,7 +274,7 @@ def dashboard_reads(series: int, end_ms: int) -> list[tuple[str, float, float, f
             reader = HotTierReader("bench", blocks, index, clock_ms=lambda: end_ms)
             blocks.rru = 0.0
             t0 = time.perf_counter()
-            Engine(reader if use_rollups else RawOnly(reader)).range(query, start, end_ms, 300_000)
+            Engine(reader, rollups=use_rollups).range(query, start, end_ms, 300_000)
             figures += [blocks.rru, time.perf_counter() - t0]
         out.append((query, figures[0], figures[1], figures[2], figures[3]))
     return out

@@ -122,6 +122,7 @@ class _Query:
     end_ms: int
     deadline: float
     clock: Callable[[], float]
+    rollups: bool = True  # answer range functions from rollups where the reader has them
     samples: int = 0
 
     def check(self) -> None:
@@ -245,7 +246,7 @@ class _Query:
         name = str(node.func.name)
         if name in ("absent", "absent_over_time"):
             return self._absent(node, steps)
-        if name in VIEW_OF_FUNCTION and isinstance(self.reader, RollupReader):
+        if self.rollups and name in VIEW_OF_FUNCTION and isinstance(self.reader, RollupReader):
             over_rollups = self._over_rollups(self.reader, node, name, steps)
             if over_rollups is not None:
                 return over_rollups
@@ -379,7 +380,8 @@ class Engine:
 
     ``lookback_ms`` is Prometheus's ``--query.lookback-delta``; ``max_samples`` bounds the samples a
     query may load; ``timeout_ms`` is the default evaluation deadline; ``subquery_step_ms`` is the
-    step of subqueries written without one (Prometheus uses the global evaluation interval).
+    step of subqueries written without one (Prometheus uses the global evaluation interval);
+    ``rollups`` False makes a reader's rollups go unused (raw samples only, e.g. to compare answers).
     """
 
     reader: SeriesReader
@@ -388,6 +390,7 @@ class Engine:
     timeout_ms: int = 120_000
     subquery_step_ms: int = 60_000
     clock: Callable[[], float] = time.monotonic
+    rollups: bool = True
 
     def _query(self, start_ms: int, end_ms: int, timeout_ms: int | None) -> _Query:
         budget = self.timeout_ms if timeout_ms is None else min(timeout_ms, self.timeout_ms)
@@ -401,6 +404,7 @@ class Engine:
             end_ms,
             deadline,
             self.clock,
+            self.rollups,
         )
 
     def instant(self, query: str, time_ms: int, timeout_ms: int | None = None) -> QueryResult:

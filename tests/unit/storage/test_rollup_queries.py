@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pytest
 
 from novacron.promql import Engine
 from novacron.promql.resolution import choose_resolution
-from novacron.series import Labels, Matcher, SeriesSamples
+from novacron.series import Labels
 from novacron.storage.compaction import Compactor
 from novacron.storage.reader import HotTierReader
 from tests.fakes import MemoryBlockStore, MemoryIndexStore
 from tests.unit.storage.conftest import END, HOUR, T0, Clock
 
 MINUTE = 60_000
-
-
-class RawOnly:
-    """The same reader without rollups: the engine's reference answer from raw samples."""
-
-    def __init__(self, reader: HotTierReader) -> None:
-        self.reader = reader
-
-    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesSamples]:
-        return self.reader.select(matchers, start_ms, end_ms)
-
-    def series(self, *args: object) -> list[Labels]:
-        return self.reader.series(*args)  # type: ignore[arg-type]
-
-    def label_names(self, *args: object) -> list[str]:
-        return self.reader.label_names(*args)  # type: ignore[arg-type]
-
-    def label_values(self, *args: object) -> list[str]:
-        return self.reader.label_values(*args)  # type: ignore[arg-type]
 
 
 class CountingReader(HotTierReader):
@@ -78,7 +57,7 @@ def test_aggregates_over_rollups_equal_raw(compacted: CountingReader, query: str
     start, end = T0 + 2 * HOUR, END // step * step
     # When the query is answered with rollups and from raw samples
     over_rollups = _answers(Engine(compacted), query, start, end, step)
-    raw = _answers(Engine(RawOnly(compacted)), query, start, end, step)
+    raw = _answers(Engine(compacted, rollups=False), query, start, end, step)
     # Then rollups were used, and the answers are the same
     assert compacted.served
     assert over_rollups.keys() == raw.keys()
@@ -93,7 +72,7 @@ def test_rate_and_increase_over_rollups_stay_within_a_percent(compacted: Countin
     start, end, step = T0 + 2 * HOUR, END // HOUR * HOUR, 5 * MINUTE
     # When answered with 5-minute rollups and from raw samples
     over_rollups = _answers(Engine(compacted), query, start, end, step)
-    raw = _answers(Engine(RawOnly(compacted)), query, start, end, step)
+    raw = _answers(Engine(compacted, rollups=False), query, start, end, step)
     # Then rollups were used, and every value is within 1% of the raw one
     assert compacted.served == ["5m"]
     assert over_rollups.keys() == raw.keys()
@@ -107,7 +86,7 @@ def test_one_minute_rollups_are_derived_by_the_reader_when_not_stored(compacted:
     # When asked at a 1-minute step, then the 1-minute resolution answers exactly as raw
     over_rollups = _answers(Engine(compacted), query, start, end, MINUTE)
     assert compacted.served == ["1m"]
-    assert over_rollups == _answers(Engine(RawOnly(compacted)), query, start, end, MINUTE)
+    assert over_rollups == _answers(Engine(compacted, rollups=False), query, start, end, MINUTE)
 
 
 def test_late_samples_in_a_compacted_window_are_seen_through_rollups(
@@ -174,7 +153,7 @@ def test_counters_that_start_stop_and_pause_inside_windows_match_raw(
     for query in ("rate(jobs_total[30m])", "increase(jobs_total[1h])", "rate(jobs_total[5m])"):
         # When answered over rollups and from raw samples at a 5-minute step
         over_rollups = _answers(Engine(reader), query, T0, END // HOUR * HOUR, 5 * MINUTE)
-        raw = _answers(Engine(RawOnly(reader)), query, T0, END // HOUR * HOUR, 5 * MINUTE)
+        raw = _answers(Engine(reader, rollups=False), query, T0, END // HOUR * HOUR, 5 * MINUTE)
         # Then the answers are the same, extrapolation at each series' start, end and pause included
         assert over_rollups.keys() == raw.keys()
         for labels, values in raw.items():
@@ -206,7 +185,7 @@ def test_samples_on_interval_boundaries_fall_in_the_window_they_end(
     # When windows ending exactly on samples are answered over rollups and from raw samples
     for query in ("max_over_time(cw_gauge[5m])", "sum_over_time(cw_gauge[1h])", "increase(cw_total[15m])"):
         over_rollups = _answers(Engine(reader), query, T0 + HOUR, END, 5 * MINUTE)
-        raw = _answers(Engine(RawOnly(reader)), query, T0 + HOUR, END, 5 * MINUTE)
+        raw = _answers(Engine(reader, rollups=False), query, T0 + HOUR, END, 5 * MINUTE)
         # Then each window holds the sample at its end and not the one at its start, as raw does
         assert over_rollups.keys() == raw.keys()
         for labels, values_ in raw.items():
