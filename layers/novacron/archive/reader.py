@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from novacron.series import METRIC_NAME, Labels, Matcher, SeriesSamples, matches_all
+from novacron.storage.reader import QueryTooLarge
 
 from .keys import days_between, parquet_date_prefix, parquet_time_range
 from .objects import ArchiveObjects, ObjectInfo
@@ -34,8 +35,8 @@ MAX_ARCHIVE_DAYS = 400
 _COLUMNS = ["metric", "labels", "timestamp", "value"]
 
 
-class ArchiveRangeTooLarge(ValueError):
-    """A read would list more days of the archive than allowed."""
+class ArchiveRangeTooLarge(QueryTooLarge):
+    """A read would list more days of the archive than allowed (a query's 4xx, like the hot tier's)."""
 
 
 @dataclass

@@ -255,8 +255,3 @@ def decode_standalone_block(data: bytes) -> Block:
         raise BlockFormatError("standalone block shorter than its series ids")
     ids = np.frombuffer(data, dtype="<u8", count=n_series, offset=8).astype(np.uint64)
     return decode_parsed(parse_block(data[end:]), lambda _key: ids)
-
-
-def is_standalone_block(data: bytes) -> bool:
-    """Whether an item's bytes are a standalone block (else a block referring to a series table)."""
-    return data[:4] == _MAGIC_STANDALONE

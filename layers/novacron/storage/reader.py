@@ -48,8 +48,9 @@ from novacron.storage.writer import DAY_MS, BlockStore, IndexStore, SeriesEntry,
 
 # Without explicit bounds, label and series lookups look at this much recent history.
 DEFAULT_LOOKUP_MS = 2 * DAY_MS
-# How far back before the hot tier's raw horizon a query reads the archive (the archive reader's bound).
-ARCHIVE_FALLBACK_DAYS = 400
+# How far back before the hot tier's raw horizon a query reads the archive: within the archive reader's
+# bound on the days one read may list (400), so that a long range is answered, not refused.
+ARCHIVE_FALLBACK_DAYS = 365
 # How far back the series index is read without a retention policy (with one: its longest hot tier).
 MAX_INDEX_DAYS = 62
 _LAST_DAY = 2_932_896  # 9999-12-31, the last day a calendar date can name
@@ -62,7 +63,7 @@ _MAX_CACHED_TABLES = 20_000
 
 
 class QueryTooLarge(ValueError):
-    """A read would touch more of the index than allowed."""
+    """A read would touch more of the stored data than allowed (answered as a 4xx)."""
 
 
 @dataclass
@@ -166,13 +167,16 @@ class HotTierReader:
         out.sort(key=lambda s: s.labels)
         return out
 
-    def _raw_blocks(self, bucket: int, start_ms: int, end_ms: int, series: U64 | None = None) -> list[Block]:
+    def _raw_blocks(
+        self, bucket: int, start_ms: int, end_ms: int, series: U64 | None = None, late: list[Block] | None = None
+    ) -> list[Block]:
         """The bucket's blocks holding its samples in [start_ms, end_ms] (of ``series``, sorted ids; or all).
 
         Windows the compactor has done (a manifest names their complete generation) come from the
         compacted parts spanning the wanted series; the others from the writer's blocks. Late blocks
         (samples that arrived after their window may have been compacted) are read for every window. A
-        sample in several comes first from a compacted block, the one the compactor keeps too.
+        sample in several comes first from a compacted block, the one the compactor keeps too. ``late``:
+        the late blocks of a wider range, when the caller has read them already.
         """
         compacted, done = self._compacted(compacted_partition_key(self.tenant, bucket), start_ms, end_ms, series)
         blocks = [decode_standalone_block(data) for data in compacted]
@@ -182,7 +186,9 @@ class HotTierReader:
         for run in _runs(todo):  # consecutive windows not compacted: one read of writer blocks each
             fresh = self._writer_blocks(fresh_pk, bucket, max(start_ms, run[0] + 1), min(end_ms, run[-1] + WINDOW_MS))
             blocks += [keep_rows(b, np.isin(window_starts(b.timestamps), run)) for b in fresh]
-        return blocks + self._writer_blocks(late_partition_key(self.tenant, bucket), bucket, start_ms, end_ms)
+        if late is None:
+            late = self._writer_blocks(late_partition_key(self.tenant, bucket), bucket, start_ms, end_ms)
+        return blocks + late
 
     def _compacted(self, pk: str, start_ms: int, end_ms: int, series: U64 | None) -> tuple[list[bytes], set[int]]:
         """The parts (of ``series``) of the windows of [start_ms, end_ms] whose manifest names a complete
@@ -263,7 +269,8 @@ class HotTierReader:
         rollups = [select_rows(r, np.isin(window_starts(r.timestamps), sorted(stored))) for r in stored_parts]
         if missing:
             raw_start, raw_end = max(start_ms, missing[0]), min(end_ms, missing[-1] + WINDOW_MS)
-            blocks = [b for b in self._raw_blocks(bucket, raw_start, raw_end, series) if len(b.timestamps)]
+            raw = self._raw_blocks(bucket, raw_start, raw_end, series, late)
+            blocks = [b for b in raw if len(b.timestamps)]
             if blocks:
                 merged = merge_samples(blocks)
                 in_missing = np.isin(window_starts(merged.timestamps), missing)

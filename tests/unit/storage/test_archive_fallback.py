@@ -77,3 +77,12 @@ def test_merged_selections_keep_the_first_ones_sample_where_both_have_one() -> N
     assert [s.labels for s in merged] == [(("__name__", "gone"),), lb]
     assert merged[1].timestamps.tolist() == [1, 2, 3, 4, 5]
     assert merged[1].values.tolist() == [2.0, 2.0, 1.0, 1.0, 1.0]
+
+
+def test_a_range_of_years_reads_at_most_a_year_of_archive_before_the_hot_tier() -> None:
+    # Given the hot tier and archive of the other tests, when three years are selected
+    reader, archive, archived = _setup()
+    (series,) = reader.select([Matcher("job", "=", "api")], NOW - 3 * 365 * DAY_MS, NOW)
+    # Then the archive is read for the year before the hot tier's horizon (within its reader's bound)
+    assert archive.selections == [(NOW - 15 * DAY_MS - 365 * DAY_MS, NOW - 15 * DAY_MS)]
+    assert series.timestamps.tolist() == archived
