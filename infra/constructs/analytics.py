@@ -18,6 +18,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.constructs.storage import private_kms_bucket
 from novacron.archive.keys import PARQUET_PREFIX
 
 # The columns of novacron.archive.convert.SCHEMA, as Glue/Athena types.
@@ -106,18 +107,12 @@ class Analytics(Construct):
         )
         self.table.node.add_dependency(self.database)
 
-        self.results_bucket = s3.Bucket(
+        self.results_bucket = private_kms_bucket(
             self,
             "ResultsBucket",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            server_access_logs_bucket=access_logs,
-            server_access_logs_prefix="athena-results/",
+            key,
+            access_logs,
+            "athena-results/",
             # Query results are re-creatable: keep them a month.
             lifecycle_rules=[
                 s3.LifecycleRule(expiration=Duration.days(30), abort_incomplete_multipart_upload_after=Duration.days(1))

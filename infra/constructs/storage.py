@@ -7,6 +7,8 @@ with a transition to Glacier Instant Retrieval for classes long enough to pay fo
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
@@ -20,6 +22,26 @@ from novacron.wiring import Bucket, Table
 # Glacier Instant Retrieval bills at least 90 days of storage per object: an object leaving earlier
 # would cost more there than in Standard.
 GLACIER_IR_MINIMUM_DAYS = 90
+
+
+def private_kms_bucket(
+    scope: Construct, construct_id: str, key: kms.IKey, access_logs: s3.IBucket | None, log_prefix: str, **props: Any
+) -> s3.Bucket:
+    """A bucket encrypted with the stack key, private, TLS-only, logging its access; ``props`` add to it."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        encryption=s3.BucketEncryption.KMS,
+        encryption_key=key,
+        bucket_key_enabled=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        enforce_ssl=True,
+        minimum_tls_version=1.2,
+        server_access_logs_bucket=access_logs,
+        server_access_logs_prefix=log_prefix,
+        **props,
+    )
 
 
 class Storage(Construct):
@@ -64,19 +86,13 @@ class Storage(Construct):
         # Only created when there is a bucket to log (an unused log bucket would itself be flagged).
         self.access_logs: s3.Bucket | None = self._access_log_bucket(removal_policy) if buckets else None
         for bucket_decl in buckets:
-            self.buckets[bucket_decl.name] = s3.Bucket(
+            self.buckets[bucket_decl.name] = private_kms_bucket(
                 self,
                 pascal(bucket_decl.name) + "Bucket",
-                encryption=s3.BucketEncryption.KMS,
-                encryption_key=key,
-                bucket_key_enabled=True,
-                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-                object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-                enforce_ssl=True,
-                minimum_tls_version=1.2,
+                key,
+                self.access_logs,
+                f"{bucket_decl.name}/",
                 versioned=True,
-                server_access_logs_bucket=self.access_logs,
-                server_access_logs_prefix=f"{bucket_decl.name}/",
                 lifecycle_rules=[
                     s3.LifecycleRule(
                         id="noncurrent-and-incomplete",

@@ -7,9 +7,9 @@ Tenant scoping is as for keys: an admin manages its own tenant, the operator's a
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -27,6 +27,7 @@ from novacron.query.keys_api import managed_tenant
 
 Params = Mapping[str, Sequence[str]]
 Response = tuple[int, dict[str, Any]]
+T = TypeVar("T")
 # Approval changes retry on a concurrent edit: they are made against the policy as stored.
 _APPROVAL_ATTEMPTS = 5
 
@@ -65,6 +66,19 @@ def _json_body(body: bytes) -> Any:
         raise ValueError(f"body is not valid JSON: {str(exc)[:200]}") from None
 
 
+def parse_change(body: bytes, build: Callable[[Any], T], what: str) -> T | Response:
+    """``build`` applied to the JSON body of a change, or the 4xx answer: 409 for a version conflict,
+    400 naming the invalid fields, 400 for a body that is not JSON or otherwise wrong."""
+    try:
+        return build(_json_body(body))
+    except PolicyConflict as exc:
+        return _error(409, str(exc))
+    except ValidationError as exc:
+        return _error(400, f"invalid {what}", field_errors(exc))
+    except ValueError as exc:
+        return _error(400, str(exc))
+
+
 def get_policy(store: PolicyStore, principal: Principal, params: Params) -> Response:
     """GET: the tenant's policy (the defaults, version 0, until one is stored)."""
     tenant = managed_tenant(principal, params)
@@ -79,17 +93,15 @@ def put_policy(store: PolicyStore, principal: Principal, params: Params, body: b
     if not isinstance(tenant, str):
         return tenant
     current = store.policy(tenant)
-    try:
-        doc = _json_body(body)
+
+    def build(doc: Any) -> IngestPolicy:
         if isinstance(doc, dict):
             doc.pop("tenant", None)  # GET's answer names it; the target is the ``tenant`` parameter
-        policy = updated_policy(current, doc, principal.key_id, now)
-    except PolicyConflict as exc:
-        return _error(409, str(exc))
-    except ValidationError as exc:
-        return _error(400, "invalid ingest policy", field_errors(exc))
-    except ValueError as exc:
-        return _error(400, str(exc))
+        return updated_policy(current, doc, principal.key_id, now)
+
+    policy = parse_change(body, build, "ingest policy")
+    if not isinstance(policy, IngestPolicy):
+        return policy
     if not store.put_policy(tenant, policy, current.version):
         return _error(409, "the policy changed while this change was made; read it again (GET) and reapply the change")
     return 200, {"status": "success", "data": {"tenant": tenant, **policy.document()}}

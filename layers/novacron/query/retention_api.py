@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from pydantic import ValidationError
-
 from novacron.auth import Principal
-from novacron.ingest.policy import PolicyConflict, field_errors
 from novacron.query.keys_api import managed_tenant
-from novacron.query.policy_api import Params, Response, _error, _json_body
+from novacron.query.policy_api import Params, Response, _error, parse_change
 from novacron.retention.archive import RETENTION_TAG
 from novacron.retention.changes import RetentionChange, change_record, updated_retention
 from novacron.retention.policy import RetentionPolicy, Tier
@@ -61,14 +58,9 @@ def put_retention(store: RetentionStore, principal: Principal, params: Params, b
     if not isinstance(tenant, str):
         return tenant
     current = store.retention(tenant)
-    try:
-        policy = updated_retention(current, _json_body(body), principal.key_id, now)
-    except PolicyConflict as exc:
-        return _error(409, str(exc))
-    except ValidationError as exc:
-        return _error(400, "invalid retention policy", field_errors(exc))
-    except ValueError as exc:
-        return _error(400, str(exc))
+    policy = parse_change(body, lambda doc: updated_retention(current, doc, principal.key_id, now), "retention policy")
+    if not isinstance(policy, RetentionPolicy):
+        return policy
     if not store.put_retention(tenant, policy, change_record(current, policy, principal)):
         return _error(
             409, "the retention policy changed while this change was made; read it again (GET) and reapply the change"
