@@ -118,6 +118,9 @@ class QueryClient:
 
         start = str(time.time() - 300)
         series = len(self.get("/api/v1/series", **{"match[]": '{__name__=~".+"}', "start": start}))
+        # The sources after the StatsD rate: a summary showing StatsD jobs also lists their source, even
+        # when the agent's first flush lands between the two queries.
+        statsd_jobs = first(STATSD_JOBS)
         sources = sorted(
             ((labels.get("source", "?"), value) for labels, value in self.vector(SOURCES)), key=lambda r: -r[1]
         )
@@ -127,7 +130,7 @@ class QueryClient:
             first(FRESHNESS),
             by_service(ERROR_RATIO),
             by_service(P95_LATENCY),
-            first(STATSD_JOBS),
+            statsd_jobs,
             sources,
             first(REJECTED),
         )
