@@ -389,10 +389,11 @@ def native_series_v1(content: bytes, where: str = "") -> NativeSeries:
     """A 1.0 ``TimeSeries`` carrying native histograms (field 4), split into histograms and float samples."""
     try:
         series = RawTimeSeries.FromString(content)
+        # Labels are kept as raw bytes by the outer parse: a corrupt label only shows when they are read.
+        labels_only = RawTimeSeries(labels=series.labels).SerializeToString()
+        labels = [(label.name, label.value) for label in RawLabels.FromString(labels_only).labels]
     except Exception as exc:  # the protobuf runtime's DecodeError
         raise WireFormatError(f"series is not a valid TimeSeries message: {exc}") from None
-    labels_only = RawTimeSeries(labels=series.labels).SerializeToString()
-    labels = [(label.name, label.value) for label in RawLabels.FromString(labels_only).labels]
     floats = RawTimeSeries(labels=series.labels, samples=series.samples).SerializeToString() if series.samples else b""
     return NativeSeries(labels, list(series.histograms), where=where, floats=floats)
 
