@@ -30,7 +30,7 @@ from novacron.storage.blocks import MAX_BLOCK_SAMPLES, Block, decode_block, enco
 
 STEP_MS = 15_000
 PER_SERIES = 480  # 2 hours of 15 s scrapes
-WRITER_SERIES = 156  # one scrape of a bucket: 10,000 series over 64 buckets
+WRITER_SERIES = 625  # one scrape of a bucket: 10,000 series over 16 buckets
 START_MS = 1_790_000_000_000
 
 I64 = npt.NDArray[np.int64]

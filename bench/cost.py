@@ -6,7 +6,10 @@ against counting in-memory stores. What they do is counted (Kinesis records and 
 DynamoDB request units by item size, S3 requests, stored bytes) and their CPU time measured; prices
 come from one table (AWS list prices, us-east-1). The measured workload is short (two hours, one
 compaction window) and its per-sample figures are extrapolated to 100,000 and 1,000,000 series for a
-day, except Kinesis shard-hours, which are worked out from each scale's throughput.
+day, except Kinesis shard-hours, which are worked out from each scale's throughput, and the series
+index, which the writer fills once per series and day: a run shorter than a day is charged the share of
+a day's index it covers. Stored bytes are charged for 30 days, except the writer's own blocks, which
+expire after ``WriterSettings.writer_block_days`` (the compactor's blocks hold their samples after that).
 
 Also printed: hot-tier bytes per sample (target ≤ 2), and the DynamoDB read cost of a dashboard
 (10 panels, 24 h, 5-minute step) answered from raw samples and from rollups.
@@ -27,7 +30,14 @@ from novacron.ingest.service import IngestService
 from novacron.promql import Engine
 from novacron.storage.compaction import GRACE_MS, WINDOW_MS, Compactor
 from novacron.storage.reader import HotTierReader
-from novacron.storage.writer import BlockItem, MetricsWriter, SeriesEntry, StoredItem, archive_stored_records
+from novacron.storage.writer import (
+    BlockItem,
+    MetricsWriter,
+    SeriesEntry,
+    StoredItem,
+    WriterSettings,
+    archive_stored_records,
+)
 from novacron.wiring import ARCHIVER, COMPACTOR, INGEST, WIRING, WRITER
 from tests.archive_support import MemoryObjects
 from tests.fakes import MemoryBlockStore, MemoryIndexStore
@@ -147,9 +157,12 @@ class Measured:
     kinesis_units: int = 0
     cpu_s: dict[str, float] = field(default_factory=dict)
     invocations: dict[str, float] = field(default_factory=dict)
+    hours: float = 0.0
     dynamodb_wru: int = 0
+    index_wru: int = 0
     dynamodb_rru: float = 0.0
     dynamodb_bytes_kept: int = 0
+    index_bytes_kept: int = 0
     writer_block_bytes: int = 0
     compacted_bytes: int = 0
     rollup_bytes: int = 0
@@ -173,7 +186,7 @@ def run_workload(series: int, hours: float, end_ms: int, scale: int) -> tuple[Me
     stream holds after one second at ``scale`` series (its event source mapping polls each shard about
     once a second), so blocks hold as many samples per bucket as they would at that scale.
     """
-    m = Measured()
+    m = Measured(hours=hours)
     count = int(hours * 3_600_000 / SCRAPE_INTERVAL_MS)
     start_ms = end_ms - count * SCRAPE_INTERVAL_MS
     simulator = estate_series(series)
@@ -212,7 +225,7 @@ def run_workload(series: int, hours: float, end_ms: int, scale: int) -> tuple[Me
                 flush()
     if pending:
         flush()
-    m.writer_block_bytes = blocks.stored_bytes()
+    m.writer_block_bytes = blocks.stored_bytes()  # before compaction: the writer's blocks and series tables
     compactor = Compactor(blocks, clock_ms=lambda: end_ms + WINDOW_MS + GRACE_MS)
     stats = _timed(m, COMPACTOR, compactor.compact_tenant, "bench")
     m.compacted_bytes, m.rollup_bytes = stats.compacted_bytes, stats.rollup_bytes
@@ -220,8 +233,8 @@ def run_workload(series: int, hours: float, end_ms: int, scale: int) -> tuple[Me
     m.parquet_bytes = sum(len(v) for k, v in raw.objects.items() if k.startswith("parquet/"))
     m.s3_puts, m.s3_gets = raw.puts, raw.gets + raw.range_gets
     m.s3_bytes_kept = sum(len(v) for v in raw.objects.values())
-    m.dynamodb_wru, m.dynamodb_rru = blocks.wru + index.wru, blocks.rru
-    m.dynamodb_bytes_kept = blocks.stored_bytes() + index.bytes
+    m.dynamodb_wru, m.index_wru, m.dynamodb_rru = blocks.wru, index.wru, blocks.rru
+    m.dynamodb_bytes_kept, m.index_bytes_kept = blocks.stored_bytes(), index.bytes
     seconds = count * SCRAPE_INTERVAL_MS / 1000
     m.invocations.update({WRITER: batches, COMPACTOR: seconds / 900, ARCHIVER: seconds / 900})
     return m, blocks, index
@@ -239,6 +252,11 @@ def dollars_per_10m(m: Measured, series: int) -> dict[str, float]:
         math.ceil(bytes_per_s / KINESIS_SHARD_BYTES_S),
         math.ceil(records_per_s / KINESIS_SHARD_RECORDS_S),
     )
+    # The index holds each series once per day: the run covers this share of the days it indexed.
+    index_share = m.hours / (24 * math.ceil(m.hours / 24))
+    # The writer's blocks are kept days, not the month; everything else is charged the whole month.
+    writer_share = WriterSettings().writer_block_days / 30
+    kept_bytes = m.dynamodb_bytes_kept - m.writer_block_bytes * (1 - writer_share) + m.index_bytes_kept * index_share
     lambda_gb_s = sum(cpu * WIRING.function(fn).memory_mb / 1024 for fn, cpu in m.cpu_s.items()) * per
     # Every batch the writer got is one invocation per shard (each shard's share of the second).
     invocations = (m.invocations[INGEST] + m.invocations[WRITER] * shards) * per
@@ -251,9 +269,12 @@ def dollars_per_10m(m: Measured, series: int) -> dict[str, float]:
         "API Gateway requests": m.invocations[INGEST] * per / 1e6 * PRICES["http_api_requests_per_million"],
         "Lambda GB-seconds (CPU time)": lambda_gb_s * PRICES["lambda_gb_second"],
         "Lambda requests": invocations / 1e6 * PRICES["lambda_requests_per_million"],
-        "DynamoDB writes": m.dynamodb_wru * per / 1e6 * PRICES["dynamodb_write_units_per_million"],
+        "DynamoDB writes": (m.dynamodb_wru + m.index_wru * index_share)
+        * per
+        / 1e6
+        * PRICES["dynamodb_write_units_per_million"],
         "DynamoDB reads (compaction)": m.dynamodb_rru * per / 1e6 * PRICES["dynamodb_read_units_per_million"],
-        "DynamoDB storage, 30 days": m.dynamodb_bytes_kept * per / GB * PRICES["dynamodb_gb_month"],
+        "DynamoDB storage, 30 days": kept_bytes * per / GB * PRICES["dynamodb_gb_month"],
         "S3 requests": (s3_puts * PRICES["s3_puts_per_thousand"] + m.s3_gets * PRICES["s3_gets_per_thousand"])
         * per
         / 1000,
@@ -304,7 +325,9 @@ def main() -> None:
     )
     print(
         f"  archive: Parquet {m.parquet_bytes / m.samples:.2f} B/sample; DynamoDB keeps "
-        f"{m.dynamodb_bytes_kept / m.samples:.2f} B/sample with keys, index and item overheads"
+        f"{m.dynamodb_bytes_kept / m.samples:.2f} B/sample with keys and item overheads (the writer's blocks "
+        f"for {WriterSettings().writer_block_days} days), and the index {m.index_bytes_kept / m.samples:.2f} "
+        f"B/sample for the {m.hours:g} h run"
     )
     amp = PRICES["amp_ingest_per_10m_samples"]
     costs = {scale: dollars_per_10m(measured[scale], scale) for scale in scales}

@@ -35,7 +35,11 @@ def encoded_series_id(pairs: Sequence[tuple[bytes, bytes]]) -> str:
 
 # Series of a tenant are spread over this many partition buckets: one Kinesis partition key and one
 # hot-tier key range each. It is part of the storage layout, so it never changes for a deployment.
-PARTITION_BUCKETS = 64
+# Sixteen, not more: every writer batch stores one item per bucket, billed per started KB, so more
+# buckets make small tenants pay for near-empty items (bench/cost.py), and a query over all series
+# makes one round trip per bucket. Even 10 million series of one tenant write well under DynamoDB's
+# 1,000 write units per second per partition key into each of sixteen.
+PARTITION_BUCKETS = 16
 
 
 def partition_bucket(sid: str) -> int:

@@ -199,6 +199,14 @@ COMPACTION_GRACE_MS = 10 * 60_000
 # A block whose window ended this long ago may be compacted before it is stored (the compactor waits
 # the grace period; a writer invocation can take up to its 2-minute timeout): it goes to the late partition.
 LATE_AFTER_MS = COMPACTION_GRACE_MS - 3 * 60_000
+# How far the clocks of the writer, compactor and reader functions are assumed to disagree at most.
+CLOCK_SKEW_MS = 60_000
+
+
+def window_settled(window_start: int, now_ms: int) -> bool:
+    """Whether the window starting at ``window_start`` may, at ``now_ms``, have been compacted or have
+    late blocks. Before that only the writer's blocks hold its samples, so readers look nowhere else."""
+    return window_start + COMPACTION_WINDOW_MS + LATE_AFTER_MS - CLOCK_SKEW_MS < now_ms
 
 
 def window_starts(timestamps: npt.NDArray[np.int64], window_ms: int = COMPACTION_WINDOW_MS) -> npt.NDArray[np.int64]:

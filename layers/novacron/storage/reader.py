@@ -25,6 +25,7 @@ from novacron.storage.blocks import (
     rollup_partition_key,
     sort_key_range,
     table_partition_key,
+    window_settled,
     window_starts,
 )
 from novacron.storage.compaction import (
@@ -187,13 +188,15 @@ class HotTierReader:
             fresh = self._writer_blocks(fresh_pk, bucket, max(start_ms, run[0] + 1), min(end_ms, run[-1] + WINDOW_MS))
             blocks += [keep_rows(b, np.isin(window_starts(b.timestamps), run)) for b in fresh]
         if late is None:
-            late = self._writer_blocks(late_partition_key(self.tenant, bucket), bucket, start_ms, end_ms)
+            late = self._late_blocks(bucket, start_ms, end_ms)
         return blocks + late
 
     def _compacted(self, pk: str, start_ms: int, end_ms: int, series: U64 | None) -> tuple[list[bytes], set[int]]:
         """The parts (of ``series``) of the windows of [start_ms, end_ms] whose manifest names a complete
         generation, and those windows: one Query for the manifests, then a BatchGetItem of the parts."""
         first = int(window_starts(np.array([start_ms]))[0])
+        if not window_settled(first, self.clock_ms()):
+            return [], set()  # no window of the range can have been compacted yet
         self.stats.block_queries += 1
         manifests = read_manifests(self.blocks, pk, first, end_ms)
         wanted = {w: m.part_keys(w, series) for w, m in manifests.items()}
@@ -205,6 +208,13 @@ class HotTierReader:
         self.stats.blocks += len(parts)
         self.stats.block_bytes += sum(len(d) for d in parts)
         return parts, done
+
+    def _late_blocks(self, bucket: int, start_ms: int, end_ms: int) -> list[Block]:
+        """The bucket's late blocks with samples in [start_ms, end_ms] (none can exist for recent windows)."""
+        first = int(window_starts(np.array([start_ms]))[0])
+        if not window_settled(first, self.clock_ms()):
+            return []
+        return self._writer_blocks(late_partition_key(self.tenant, bucket), bucket, start_ms, end_ms)
 
     def _writer_blocks(self, pk: str, bucket: int, start_ms: int, end_ms: int) -> list[Block]:
         low, high = sort_key_range(start_ms, end_ms)
@@ -259,7 +269,7 @@ class HotTierReader:
         raw samples elsewhere (windows not compacted yet, late samples, 1-minute rollups left to readers)."""
         resolution_ms = RESOLUTIONS_MS[resolution]
         pk = rollup_partition_key(self.tenant, bucket, resolution)
-        late = self._writer_blocks(late_partition_key(self.tenant, bucket), bucket, start_ms, end_ms)
+        late = self._late_blocks(bucket, start_ms, end_ms)
         dirty = {int(w) for b in late for w in np.unique(window_starts(b.timestamps)).tolist()}
         parts, done = self._compacted(pk, start_ms, end_ms, series)
         stored_parts = [decode_rollup(data) for data in parts]

@@ -164,6 +164,10 @@ class WriterSettings:
     """How long data lives in the hot tier and the index."""
 
     hot_retention_days: int = 15
+    # The writer's own blocks are only read until the compactor has merged their window (2 h and 10 min
+    # after it began) and it keeps what it made for the full retention; they expire this long after they
+    # were written, which leaves a stalled compactor days to catch up (its errors alarm).
+    writer_block_days: int = 3
     # A metric's series count is recounted at most this often per writer instance: new series of a
     # day arrive in bursts (at midnight UTC every series is new), and each recount reads its partition.
     cardinality_recount_s: float = 10.0
@@ -498,7 +502,8 @@ class MetricsWriter:
                 payload, table_key = encode_block(block)
                 # A block mixes series: it lives as long as its longest-kept one (docs/retention.md).
                 days = self._batch_retention.block_days(tenant, block.series)
-                table_pk, expires_at = table_partition_key(tenant, bucket), self._expiry(max_ts, days)
+                expires_at = min(self._expiry(max_ts, days), now // 1000 + self.settings.writer_block_days * 86_400)
+                table_pk = table_partition_key(tenant, bucket)
                 table_expiry = expires_at + 86_400
                 if (table_pk, table_key, table_expiry // 86_400) not in self._tables and (
                     table_pk,

@@ -25,7 +25,7 @@ def test_demo_shows_data_read_back_through_promql() -> None:
         interval=15.0,
         fault=["errors:product-catalog:30%@+1m/10m"],
         refresh=4.0,
-        duration=24.0,
+        duration=30.0,
     )
     out = io.StringIO()
     # When it runs

@@ -155,16 +155,17 @@ def test_a_shortened_retention_takes_effect_on_reads_and_next_writes(stack: Stac
     write_samples(stack, "1", now, 10, 5, 1)
     assert sample_ages(stack, now) == [1, 5, 10]
     assert range_ages(stack, now) == [1, 5, 10]  # and its hourly chunks are now cached
-    assert newest_block_ttl_days(now) == 15
+    # (the writer's blocks expire 3 days after they were written: 4 days after a sample a day old)
+    assert newest_block_ttl_days(now) == 4
     assert archive_tags() == {"novacron-retention=400d"}
-    # When the admin shortens the hot tiers (raw and rollups) to 3 days and keeps the archive forever
-    hot = {"raw_days": 3, "rollup_1m_days": 3, "rollup_5m_days": 3, "rollup_1h_days": 3}
+    # When the admin shortens the hot tiers (raw and rollups) to 2 days and keeps the archive forever
+    hot = {"raw_days": 2, "rollup_1m_days": 2, "rollup_5m_days": 2, "rollup_1h_days": 2}
     change = {"version": 0, "defaults": {**hot, "archive_days": 0}}
     assert admin(stack, "PUT", RETENTION, stack.keys["acme-admin"], change)["statusCode"] == 200
     # Then the next read shows only what the policy keeps, though the items' TTLs have not passed
     assert sample_ages(stack, now) == [1]
     assert range_ages(stack, now) == [1]  # cached chunks of the old policy are not served
-    # And the next write's blocks expire 3 days after their samples, its archive object kept forever
+    # And the next write's blocks expire 2 days after their samples, its archive object kept forever
     write_samples(stack, "2", now, 0)
-    assert newest_block_ttl_days(now) == 3
+    assert newest_block_ttl_days(now) == 2
     assert "novacron-retention=forever" in archive_tags()

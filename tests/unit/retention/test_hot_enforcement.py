@@ -10,7 +10,7 @@ from novacron.records import encode_record
 from novacron.retention.policy import DAY_MS, RetentionPolicy
 from novacron.series import Matcher
 from novacron.storage.reader import HotTierReader
-from novacron.storage.writer import MetricsWriter, SeriesEntry
+from novacron.storage.writer import MetricsWriter, SeriesEntry, WriterSettings
 from tests.builders import timeseries
 from tests.fakes import MemoryBlockStore, MemoryIndexStore
 from tests.unit.retention.conftest import MemoryRetentionStore
@@ -47,6 +47,12 @@ def record(tenant: str, *metrics: str, at: int = NOW) -> bytes:
     return encode_record(tenant, at, [s.SerializeToString() for s in series])
 
 
+def writer(blocks: MemoryBlockStore, policies: MemoryRetentionStore | None = None, **settings: int) -> MetricsWriter:
+    """A writer writing at NOW; its blocks keep their series' retention unless ``writer_block_days`` is given."""
+    settings.setdefault("writer_block_days", 365)
+    return MetricsWriter(blocks, MemoryIndexStore(), WriterSettings(**settings), retention=policies, now_ms=lambda: NOW)
+
+
 def block_ttls(blocks: MemoryBlockStore) -> dict[str, list[int]]:
     """Days from each block's last sample to its TTL, by tenant (series tables left out)."""
     out: dict[str, list[int]] = {}
@@ -60,12 +66,12 @@ def test_block_ttl_is_the_longest_raw_retention_of_its_series(policies: MemoryRe
     # Given acme keeps debug_* 2 days and everything else 15
     set_policy(policies, "acme", DEBUG_2_DAYS)
     blocks = MemoryBlockStore()
-    writer = MetricsWriter(blocks, MemoryIndexStore(), retention=policies)
+    acme_writer = writer(blocks, policies)
     # When a record holds only debug series, and another mixes debug with a default series
-    writer.write_record(record("acme", "debug_a", "debug_b"), "1")
+    acme_writer.write_record(record("acme", "debug_a", "debug_b"), "1")
     only_debug = sorted(block_ttls(blocks)["acme"])
     blocks.items.clear()
-    writer.write_record(record("acme", *[f"debug_{i}" for i in range(40)], "up"), "2")
+    acme_writer.write_record(record("acme", *[f"debug_{i}" for i in range(40)], "up"), "2")
     # Then blocks of debug series alone expire after 2 days
     assert set(only_debug) == {2}
     # And a block holding a default series too keeps the 15 days its longest-kept series needs
@@ -77,18 +83,17 @@ def test_block_ttl_is_the_longest_raw_retention_of_its_series(policies: MemoryRe
 def test_tenants_have_their_own_ttls(policies: MemoryRetentionStore) -> None:
     set_policy(policies, "acme", raw_days=7, rollup_1m_days=30)
     blocks = MemoryBlockStore()
-    writer = MetricsWriter(blocks, MemoryIndexStore(), retention=policies)
-    writer.write_batch([("1", record("acme", "up")), ("2", record("globex", "up"))])
+    writer(blocks, policies).write_batch([("1", record("acme", "up")), ("2", record("globex", "up"))])
     assert {tenant: set(days) for tenant, days in block_ttls(blocks).items()} == {"acme": {7}, "globex": {15}}
 
 
 def test_a_shortened_retention_applies_to_the_next_writes(policies: MemoryRetentionStore) -> None:
     blocks = MemoryBlockStore()
-    writer = MetricsWriter(blocks, MemoryIndexStore(), retention=policies)
-    writer.write_record(record("acme", "up", at=NOW - 60_000), "1")
+    acme_writer = writer(blocks, policies)
+    acme_writer.write_record(record("acme", "up", at=NOW - 60_000), "1")
     # When the policy is shortened (the provider answers the new version)
     set_policy(policies, "acme", raw_days=3, rollup_1m_days=30)
-    writer.write_record(record("acme", "up"), "2")
+    acme_writer.write_record(record("acme", "up"), "2")
     # Then the next block's TTL follows it, while the block already written keeps its own
     assert sorted(block_ttls(blocks)["acme"]) == [3, 15]
 
@@ -105,8 +110,22 @@ def test_index_entries_live_as_long_as_the_longest_kept_series(policies: MemoryR
 
 def test_without_a_policy_provider_the_writer_keeps_hot_retention_days() -> None:
     blocks = MemoryBlockStore()
-    MetricsWriter(blocks, MemoryIndexStore()).write_record(record("acme", "up", "debug_x"), "1")
+    writer(blocks).write_record(record("acme", "up", "debug_x"), "1")
     assert set(block_ttls(blocks)["acme"]) == {15}
+
+
+def test_the_writers_blocks_expire_days_after_they_were_written(policies: MemoryRetentionStore) -> None:
+    # Given acme keeps debug_* 2 days and everything else 15, and the writer's blocks are kept 3 days
+    set_policy(policies, "acme", DEBUG_2_DAYS)
+    blocks = MemoryBlockStore()
+    acme_writer = writer(blocks, policies, writer_block_days=3)
+    # When it writes current samples of both, and samples of a default series backfilled 10 days late
+    acme_writer.write_record(record("acme", "debug_a"), "1")
+    acme_writer.write_record(record("acme", "up"), "2")
+    acme_writer.write_record(record("acme", "node_load1", at=NOW - 10 * DAY_MS), "3")
+    # Then a block expires with its retention when that comes first, else 3 days after it was written
+    # (by then the compactor has long copied its samples into blocks that keep the full retention)
+    assert sorted(block_ttls(blocks)["acme"]) == [2, 3, 13]
 
 
 def read(blocks: MemoryBlockStore, index: MemoryIndexStore, policy: RetentionPolicy | None, metric: str) -> list[int]:

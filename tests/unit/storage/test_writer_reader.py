@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from novacron.records import encode_record
-from novacron.series import Matcher
+from novacron.series import Matcher, partition_bucket
 from novacron.storage.blocks import MAX_BLOCK_SPAN_MS
 from novacron.storage.reader import MAX_INDEX_DAYS, HotTierReader
 from novacron.storage.writer import DAY_MS, MetricsWriter, WriteStats, archive_stored_records
@@ -28,7 +28,7 @@ def index() -> MemoryIndexStore:
 
 @pytest.fixture
 def writer(blocks: MemoryBlockStore, index: MemoryIndexStore) -> MetricsWriter:
-    return MetricsWriter(blocks, index)
+    return MetricsWriter(blocks, index, now_ms=lambda: NOW)
 
 
 def record(tenant: str, series: list, received: int = NOW) -> bytes:
@@ -55,7 +55,9 @@ def test_replaying_a_record_leaves_each_sample_once(writer, blocks, index) -> No
     stored = sum(item.samples for item in blocks.items.values())
     assert stored == 3
     # And a fresh writer (cold start) rewrites the same keys too
-    MetricsWriter(blocks, index).write_record(data, "49590338271490256608559692538361571095921575989136588898")
+    MetricsWriter(blocks, index, now_ms=lambda: NOW).write_record(
+        data, "49590338271490256608559692538361571095921575989136588898"
+    )
     assert blocks.items.keys() == items_after_first.keys()
 
 
@@ -246,7 +248,7 @@ def test_index_entries_live_until_the_end_of_their_day_plus_retention(blocks) ->
             expiries.append(expires_at)
             super().put_series(entries, expires_at)
 
-    writer = MetricsWriter(blocks, RecordingIndex())
+    writer = MetricsWriter(blocks, RecordingIndex(), now_ms=lambda: NOW)
     day_start_ms = (NOW // 86_400_000) * 86_400_000
     writer.write_record(record("acme", [up("a", [(day_start_ms + 60_000, 1.0)])]), "1")
     # Then the entry outlives the day's last possible block, not just the first one
@@ -289,3 +291,15 @@ def test_a_sample_sent_again_in_a_later_record_of_the_batch_keeps_the_later_valu
     writer.write_batch(batch)
     (series,) = reader("acme", blocks, index).select([Matcher("instance", "=", "a")], NOW - 1, NOW)
     assert series.values.tolist() == [2.0]
+
+
+def test_reads_of_recent_windows_query_only_the_writers_blocks(writer, blocks, index) -> None:
+    # Given samples written a minute ago and now
+    writer.write_record(record("acme", [up("a", [(NOW - 60000, 1.0), (NOW, 2.0)]), up("b", [(NOW, 3.0)])]), "1")
+    # When the last five minutes are read
+    hot = reader("acme", blocks, index)
+    got = hot.select([Matcher("__name__", "=", "up")], NOW - 300_000, NOW)
+    # Then they come back from one query per bucket holding the series: the window cannot have been
+    # compacted yet, nor have late blocks, so neither manifests nor the late partition are read
+    assert [s.values.tolist() for s in got] == [[1.0, 2.0], [3.0]]
+    assert hot.stats.block_queries == len({partition_bucket(e.series_id) for e in index.series.values()})
