@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from urllib.parse import urlencode
 
 import boto3
 import numpy as np
@@ -19,7 +21,7 @@ from novacron.series import Matcher
 from novacron.storage.reader import HotTierReader
 from novacron.wiring import ARCHIVE_BUCKET, ARCHIVER, BLOCKS_TABLE, INDEX_TABLE, WIRING
 from tests.builders import timeseries
-from tests.integration.handlers.conftest import kinesis_record
+from tests.integration.handlers.conftest import body_json, kinesis_record
 
 STEP = 15_000
 
@@ -76,3 +78,41 @@ def test_written_samples_come_back_from_the_parquet_archive_as_from_the_hot_tier
         assert np.array_equal(a.timestamps, h.timestamps)
         assert np.array_equal(a.values, h.values)
     assert sum(len(s.timestamps) for s in from_archive) == 2 * 12 * 20
+
+
+def test_a_query_spanning_the_hot_tier_and_the_archive_gets_one_answer(stack):
+    # Given acme keeps raw samples one day in the hot tier
+    key = stack.keys["acme-admin"]
+    change = json.dumps({"version": 0, "defaults": {"raw_days": 1}}).encode()
+    headers = {"content-type": "application/json"}
+    answer = stack.http(stack.admin, "PUT", "/api/v1/admin/retention", key=key, body=change, headers=headers)
+    assert answer["statusCode"] == 200, body_json(answer)
+    # And a sample of `up` every 10 minutes over the last 40 hours, written through the metrics writer
+    now = int(time.time() * 1000)
+    first = now - now % HOUR_MS - 40 * HOUR_MS
+    stamps = list(range(first, now - 15 * 60_000, 10 * 60_000))
+    records = [
+        encode_record("acme", t, [timeseries({"__name__": "up", "job": "api"}, [(t, float(i))]).SerializeToString()])
+        for i, t in enumerate(stamps)
+    ]
+    event = {"Records": [kinesis_record(data, str(1000 + i)) for i, data in enumerate(records)]}
+    assert stack.consume(event) == {"batchItemFailures": []}
+    query = urlencode({"query": "up[40h]", "time": now / 1000})
+
+    def answered() -> list[tuple[int, float]]:
+        answer = stack.http(stack.query, "GET", "/api/v1/query", key=stack.keys["acme-read"], query=query)
+        assert answer["statusCode"] == 200, body_json(answer)
+        (series,) = body_json(answer)["data"]["result"]
+        return [(round(float(t) * 1000), float(v)) for t, v in series["values"]]
+
+    # When queried before the archiver has run, only the last day comes back (the hot tier keeps no more)
+    recent = answered()
+    assert recent == [(t, float(i)) for i, t in enumerate(stamps) if t > now - 24 * HOUR_MS]
+    # And when the archiver has turned the raw objects into Parquet (one run looking 48 hours back)
+    archiver = load_handler(WIRING.function(ARCHIVER))
+    summary = archiver({"lookback_hours": 48}, make_context(WIRING.function(ARCHIVER)))
+    assert summary["parts"] >= 1
+    # Then the same query answers the whole range, the older part from Parquet, each sample once
+    whole = answered()
+    assert whole == [(t, float(i)) for i, t in enumerate(stamps) if t > now - 40 * HOUR_MS]
+    assert len(whole) > len(recent) + 90
