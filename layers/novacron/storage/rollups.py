@@ -108,37 +108,41 @@ VIEW_OF_FUNCTION = {
 }
 
 
-def view_samples(rollup: Rollup, index: int, view: str) -> tuple[I64, F64]:
-    """Series ``index``'s samples under ``view``: one per interval, at the interval's last sample time.
+def view_samples(rollup: Rollup, view: str) -> tuple[I64, F64, I64]:
+    """Every series' samples under ``view``, laid end to end: (timestamps, values, offsets per series).
 
+    A plain view (``sum``, ``max``, ...) is one sample per interval, at the interval's last sample time.
     ``counter`` gives each interval's first and last sample as they were, so that ``rate`` and
     ``increase`` over whole intervals see the raw answer's first and last samples (with their values,
     which the extrapolation to a counter's zero point reads) and the same increase between them: the
     engine's own reset handling bridges intervals, and an interval with a reset inside gets two
     points before its last sample carrying its increase (up by ``inc - last``, then a reset to 0).
     """
-    lo, hi = int(rollup.offsets[index]), int(rollup.offsets[index + 1])
-    ts = rollup.timestamps[lo:hi]
+    ts = rollup.timestamps
     if view != "counter":
-        return ts, rollup.columns[view][lo:hi]
-    first, last, inc = (rollup.columns[c][lo:hi] for c in ("first", "last", "inc"))
-    first_ts = rollup.columns["first_ts"][lo:hi].astype(np.int64)
+        return ts, rollup.columns[view], rollup.offsets
+    first, last, inc = (rollup.columns[c] for c in ("first", "last", "inc"))
+    first_ts = rollup.columns["first_ts"].astype(np.int64)
     plain_gain = np.where(last >= first, last - first, last)
     reset = ~np.isclose(inc, plain_gain, rtol=1e-9, atol=0.0) & (ts - first_ts >= 3)
-    stamps = np.column_stack([first_ts, ts - 2, ts - 1, ts]).reshape(-1)
-    values = np.column_stack([first, first + inc - last, np.zeros(len(ts)), last]).reshape(-1)
-    keep = np.column_stack([first_ts < ts, reset, reset, np.ones(len(ts), dtype=bool)]).reshape(-1)
-    return stamps[keep], values[keep]
+    stamps = np.column_stack([first_ts, ts - 2, ts - 1, ts])
+    values = np.column_stack([first, first + inc - last, np.zeros(len(ts)), last])
+    keep = np.column_stack([first_ts < ts, reset, reset, np.ones(len(ts), dtype=bool)])
+    # Row r's samples start at row_starts[r]; a series' rows are offsets[i]..offsets[i + 1].
+    row_starts = np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).astype(np.int64)
+    return stamps[keep], values[keep], row_starts[rollup.offsets]
 
 
 def rollup_series(rollup: Rollup, view: str, labels_of: dict[int, tuple[tuple[str, str], ...]]) -> list[SeriesSamples]:
     """Every series of ``rollup`` with labels in ``labels_of`` (by numeric id), under ``view``."""
+    ts, values, offsets = view_samples(rollup, view)
+    bounds = offsets.tolist()
     out = []
     for i, sid in enumerate(rollup.series.tolist()):
         labels = labels_of.get(sid)
-        if labels is not None and rollup.offsets[i + 1] > rollup.offsets[i]:
-            ts, values = view_samples(rollup, i, view)
-            out.append(SeriesSamples(labels, ts, values))
+        lo, hi = bounds[i], bounds[i + 1]
+        if labels is not None and hi > lo:
+            out.append(SeriesSamples(labels, ts[lo:hi], values[lo:hi]))
     return out
 
 
