@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -67,6 +69,20 @@ class QueryTooLarge(ValueError):
     """A read would touch more of the stored data than allowed (answered as a 4xx)."""
 
 
+# Buckets are read concurrently: each costs one or more DynamoDB round trips, independent of the others.
+READ_THREADS = 8
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _each_bucket(fn: Callable[[T], R], buckets: Sequence[T]) -> list[R]:
+    """``fn`` over ``buckets``, concurrently when there are several; results in their order."""
+    if len(buckets) <= 1:
+        return [fn(b) for b in buckets]
+    with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(buckets)), thread_name_prefix="bucket-read") as pool:
+        return list(pool.map(fn, buckets))
+
+
 @dataclass
 class ReadStats:
     """What a reader has fetched: for benchmarks and the query API's stats."""
@@ -77,6 +93,13 @@ class ReadStats:
     blocks: int = 0
     block_bytes: int = 0
     samples: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        """Add to the named counters (bucket reads run on several threads)."""
+        with self._lock:
+            for name, n in counts.items():
+                setattr(self, name, getattr(self, name) + n)
 
 
 class HotTierReader:
@@ -134,10 +157,13 @@ class HotTierReader:
         for entry in entries:
             by_bucket.setdefault(partition_bucket(entry.series_id), []).append(entry)
         out = []
-        for bucket, wanted in sorted(by_bucket.items()):
-            ids = np.array(sorted(int(e.series_id, 16) for e in wanted), dtype=np.uint64)
+        buckets = sorted(by_bucket)
+        wanted_ids = {b: np.array(sorted(int(e.series_id, 16) for e in by_bucket[b]), dtype=np.uint64) for b in buckets}
+        fetched = _each_bucket(lambda b: self._raw_blocks(b, start_ms, end_ms, wanted_ids[b]), buckets)
+        for bucket, bucket_blocks in zip(buckets, fetched, strict=True):
+            wanted, ids = by_bucket[bucket], wanted_ids[bucket]
             ts_parts, val_parts, owner_parts = [], [], []
-            for block in self._raw_blocks(bucket, start_ms, end_ms, ids):
+            for block in bucket_blocks:
                 counts = np.diff(block.offsets)
                 row_series = np.repeat(block.series, counts)
                 keep = np.isin(row_series, ids) & (block.timestamps >= start_ms) & (block.timestamps <= end_ms)
@@ -164,7 +190,7 @@ class HotTierReader:
                     if a == b:
                         continue
                 out.append(SeriesSamples(labels_of[int(owners[a])], stamps[a:b].copy(), values[a:b].copy()))
-            self.stats.samples += len(stamps)
+            self.stats.add(samples=len(stamps))
         out.sort(key=lambda s: s.labels)
         return out
 
@@ -197,7 +223,7 @@ class HotTierReader:
         first = int(window_starts(np.array([start_ms]))[0])
         if not window_settled(first, self.clock_ms()):
             return [], set()  # no window of the range can have been compacted yet
-        self.stats.block_queries += 1
+        self.stats.add(block_queries=1)
         manifests = read_manifests(self.blocks, pk, first, end_ms)
         wanted = {w: m.part_keys(w, series) for w, m in manifests.items()}
         keys = [k for ks in wanted.values() for k in ks]
@@ -205,8 +231,7 @@ class HotTierReader:
         # A derived manifest (a 1-minute rollup left to readers) has no parts: its window is not done.
         done = {w for w, ks in wanted.items() if not manifests[w].derived and all(k in found for k in ks)}
         parts = [found[k] for w in sorted(done) for k in wanted[w]]
-        self.stats.blocks += len(parts)
-        self.stats.block_bytes += sum(len(d) for d in parts)
+        self.stats.add(blocks=len(parts), block_bytes=sum(len(d) for d in parts))
         return parts, done
 
     def _late_blocks(self, bucket: int, start_ms: int, end_ms: int) -> list[Block]:
@@ -218,12 +243,9 @@ class HotTierReader:
 
     def _writer_blocks(self, pk: str, bucket: int, start_ms: int, end_ms: int) -> list[Block]:
         low, high = sort_key_range(start_ms, end_ms)
-        self.stats.block_queries += 1
-        parsed = []
-        for payload in self.blocks.query_blocks(pk, low, high):
-            self.stats.blocks += 1
-            self.stats.block_bytes += len(payload)
-            parsed.append(parse_block(payload))
+        payloads = list(self.blocks.query_blocks(pk, low, high))
+        self.stats.add(block_queries=1, blocks=len(payloads), block_bytes=sum(len(p) for p in payloads))
+        parsed = [parse_block(payload) for payload in payloads]
         tables = self._series_tables(bucket, {p.table_key for p in parsed})
         return [decode_parsed(header, tables.__getitem__) for header in parsed]
 
@@ -240,10 +262,16 @@ class HotTierReader:
         for entry in entries:
             by_bucket.setdefault(partition_bucket(entry.series_id), []).append(entry)
         now = self.clock_ms()
-        for bucket, wanted in sorted(by_bucket.items()):
-            labels_of = {int(e.series_id, 16): e.labels for e in wanted}
-            ids = np.array(sorted(labels_of), dtype=np.uint64)
-            rollup = self._bucket_rollup(bucket, resolution, start_ms, end_ms, ids)
+        buckets = sorted(by_bucket)
+        labels_by_bucket = {b: {int(e.series_id, 16): e.labels for e in by_bucket[b]} for b in buckets}
+        rollups = _each_bucket(
+            lambda b: self._bucket_rollup(
+                b, resolution, start_ms, end_ms, np.array(sorted(labels_by_bucket[b]), dtype=np.uint64)
+            ),
+            buckets,
+        )
+        for bucket, rollup in zip(buckets, rollups, strict=True):
+            labels_of = labels_by_bucket[bucket]
             owner = np.repeat(rollup.series, np.diff(rollup.offsets))
             low: npt.NDArray[np.int64] = np.full(len(owner), start_ms, dtype=np.int64)
             if self.retention is not None:  # each series is cut at its own retention of this tier
@@ -256,7 +284,7 @@ class HotTierReader:
             wanted_ids = np.array(sorted(labels_of), dtype=np.uint64)
             keep = np.isin(owner, wanted_ids) & (rollup.timestamps >= low) & (rollup.timestamps <= end_ms)
             selected = select_rows(rollup, keep)
-            self.stats.samples += len(selected)
+            self.stats.add(samples=len(selected))
             for view in views:
                 out[view].extend(rollup_series(selected, view, labels_of))
         for series in out.values():
@@ -302,7 +330,7 @@ class HotTierReader:
         found = {k: _TABLES[(pk, k)] for k in keys if (pk, k) in _TABLES}
         missing = sorted(keys - found.keys())
         if missing:
-            self.stats.table_reads += 1
+            self.stats.add(table_reads=1)
             fetched = self.blocks.get_items(pk, missing)
             absent = set(missing) - fetched.keys()
             if absent:
@@ -355,7 +383,7 @@ class HotTierReader:
         day = day_of(day_ms)
         out: list[Labels] = []
         for metric in sorted({value for _, value in self._pairs(day, METRIC_NAME)}):
-            self.stats.index_queries += 1
+            self.stats.add(index_queries=1)
             out.extend(entry.labels for entry in self.index.series_of_metric(self.tenant, day, metric))
         return out
 
@@ -378,7 +406,7 @@ class HotTierReader:
         return [day_of(d * DAY_MS) for d in range(first, last + 1)]
 
     def _pairs(self, day: str, name: str | None) -> list[tuple[str, str]]:
-        self.stats.index_queries += 1
+        self.stats.add(index_queries=1)
         return self.index.label_pairs(self.tenant, day, name)
 
     def _matching(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesEntry]:
@@ -391,7 +419,7 @@ class HotTierReader:
             metrics = set(exact[:1]) if exact else {value for _, value in self._pairs(day, METRIC_NAME)}
             metrics = {m for m in metrics if all(nm.matches(m) for nm in name_matchers)}
             for metric in sorted(metrics):
-                self.stats.index_queries += 1
+                self.stats.add(index_queries=1)
                 for entry in self.index.series_of_metric(self.tenant, day, metric):
                     if entry.series_id not in found and matches_all(entry.labels, matchers):
                         found[entry.series_id] = entry
