@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -69,18 +70,19 @@ class QueryTooLarge(ValueError):
     """A read would touch more of the stored data than allowed (answered as a 4xx)."""
 
 
-# Buckets are read concurrently: each costs one or more DynamoDB round trips, independent of the others.
+# Buckets (and a day's metrics in the index) are read concurrently: each costs one or more DynamoDB
+# round trips, independent of the others.
 READ_THREADS = 8
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-def _each_bucket(fn: Callable[[T], R], buckets: Sequence[T]) -> list[R]:
-    """``fn`` over ``buckets``, concurrently when there are several; results in their order."""
-    if len(buckets) <= 1:
-        return [fn(b) for b in buckets]
-    with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(buckets)), thread_name_prefix="bucket-read") as pool:
-        return list(pool.map(fn, buckets))
+def _concurrently(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``fn`` over ``items``, concurrently when there are several; results in their order."""
+    if len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(items)), thread_name_prefix="hot-read") as pool:
+        return list(pool.map(fn, items))
 
 
 @dataclass
@@ -159,7 +161,7 @@ class HotTierReader:
         out = []
         buckets = sorted(by_bucket)
         wanted_ids = {b: np.array(sorted(int(e.series_id, 16) for e in by_bucket[b]), dtype=np.uint64) for b in buckets}
-        fetched = _each_bucket(lambda b: self._raw_blocks(b, start_ms, end_ms, wanted_ids[b]), buckets)
+        fetched = _concurrently(lambda b: self._raw_blocks(b, start_ms, end_ms, wanted_ids[b]), buckets)
         for bucket, bucket_blocks in zip(buckets, fetched, strict=True):
             wanted, ids = by_bucket[bucket], wanted_ids[bucket]
             ts_parts, val_parts, owner_parts = [], [], []
@@ -264,7 +266,7 @@ class HotTierReader:
         now = self.clock_ms()
         buckets = sorted(by_bucket)
         labels_by_bucket = {b: {int(e.series_id, 16): e.labels for e in by_bucket[b]} for b in buckets}
-        rollups = _each_bucket(
+        rollups = _concurrently(
             lambda b: self._bucket_rollup(
                 b, resolution, start_ms, end_ms, np.array(sorted(labels_by_bucket[b]), dtype=np.uint64)
             ),
@@ -409,6 +411,9 @@ class HotTierReader:
         self.stats.add(index_queries=1)
         return self.index.label_pairs(self.tenant, day, name)
 
+    def _series_of_metric(self, day: str, metric: str) -> list[SeriesEntry]:
+        return list(self.index.series_of_metric(self.tenant, day, metric))
+
     def _matching(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[SeriesEntry]:
         """Index entries of the series matching all matchers, seen between start and end."""
         days = self._days(start_ms, end_ms)
@@ -418,9 +423,10 @@ class HotTierReader:
             exact = [m.value for m in name_matchers if m.op == "="]
             metrics = set(exact[:1]) if exact else {value for _, value in self._pairs(day, METRIC_NAME)}
             metrics = {m for m in metrics if all(nm.matches(m) for nm in name_matchers)}
-            for metric in sorted(metrics):
-                self.stats.add(index_queries=1)
-                for entry in self.index.series_of_metric(self.tenant, day, metric):
+            names = sorted(metrics)
+            self.stats.add(index_queries=len(names))
+            for entries in _concurrently(functools.partial(self._series_of_metric, day), names):
+                for entry in entries:
                     if entry.series_id not in found and matches_all(entry.labels, matchers):
                         found[entry.series_id] = entry
         return list(found.values())
