@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     from novacron.retention_cli import register as register_retention
 
     register_retention(commands)
+    from novacron.detect.cli import register as register_detect
+
+    register_detect(commands)
     return parser
 
 

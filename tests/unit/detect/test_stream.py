@@ -1,0 +1,234 @@
+"""The streaming detector: what it flags, what it does not, its warm-up and its saved state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from novacron.detect.stream import SeriesDetector
+from tests.unit.detect.conftest import DAY_MS, NOISE, STEP_MS, daily_rate, replay, seasonal_series
+
+
+def test_a_spike_is_flagged_at_once_with_the_baseline_as_expected(warm_detector):
+    # Given a detector warmed up on three days of a daily-seasonal series
+    detector, times, _ = warm_detector
+    t = times[-1] + STEP_MS
+
+    # When the next sample is 20 noise deviations above the daily curve
+    verdict = detector.observe(t, daily_rate(t) + 20 * NOISE)
+
+    # Then it is an anomaly, found by the spike method, with the baseline expected and a band around it
+    assert verdict.anomaly
+    assert "spike" in verdict.methods
+    assert verdict.score > 0.9
+    assert verdict.expected is not None
+    assert verdict.lower is not None
+    assert verdict.upper is not None
+    assert abs(verdict.expected - daily_rate(t)) < 3 * NOISE
+    assert verdict.lower < daily_rate(t) < verdict.upper < verdict.value
+
+
+def test_a_dip_is_named_a_dip(warm_detector):
+    # Given a warm detector
+    detector, times, _ = warm_detector
+    t = times[-1] + STEP_MS
+
+    # When a sample falls far below the curve
+    verdict = detector.observe(t, daily_rate(t) - 20 * NOISE)
+
+    # Then it is a dip
+    assert verdict.anomaly
+    assert "dip" in verdict.methods
+
+
+def test_the_normal_daily_peak_is_not_flagged_after_warm_up():
+    # Given a series whose daily peak (4x the night-time rate) is its normal behaviour
+    times, values = seasonal_series(6, seed=2)
+    detector = SeriesDetector()
+
+    # When it is replayed
+    verdicts = replay(detector, times, values)
+
+    # Then, after the two days of warm-up, no sample is an anomaly, peaks included
+    warm = [v for v in verdicts if v.timestamp_ms >= times[0] + 2 * DAY_MS]
+    assert warm
+    assert not any(v.warming_up for v in warm)
+    assert [v for v in warm if v.anomaly] == []
+    assert detector.profile.model in ("daily", "weekly")
+
+
+def test_quieter_weekends_are_not_flagged_and_become_a_weekly_pattern():
+    # Given two and a half weeks of a series whose weekend days peak at half the weekday swing
+    times, values = seasonal_series(17, seed=8, weekend_share=0.5)
+    detector = SeriesDetector()
+
+    # When it is replayed
+    verdicts = replay(detector, times, values)
+
+    # Then no weekend sample is flagged, the first weekend included, and the weekly pattern is learnt
+    weekend = [v for v in verdicts if (v.timestamp_ms - times[0]) // DAY_MS % 7 >= 5]
+    assert [v for v in weekend if v.anomaly] == []
+    assert sum(v.anomaly for v in verdicts if not v.warming_up) <= 2
+    assert detector.profile.model == "weekly"
+
+
+def test_a_level_shift_is_flagged_within_a_few_samples(warm_detector):
+    # Given a warm detector
+    detector, times, _ = warm_detector
+    rng = np.random.default_rng(3)
+
+    # When the series steps up by 8 noise deviations and stays there
+    shifted = [times[-1] + (i + 1) * STEP_MS for i in range(30)]
+    verdicts = [detector.observe(t, daily_rate(t) + 8 * NOISE + rng.normal(0, NOISE)) for t in shifted]
+
+    # Then one of the first three shifted samples is an anomaly, and the shift is named
+    assert any(v.anomaly for v in verdicts[:3])
+    assert any("level_shift" in v.methods or "trend_break" in v.methods for v in verdicts)
+
+
+def test_saved_state_continues_exactly_like_the_uninterrupted_detector():
+    # Given two days of samples seen by a detector, and a third day still to come
+    times, values = seasonal_series(3, seed=4)
+    cut = len(times) * 2 // 3
+    uninterrupted = SeriesDetector(sensitivity=0.6)
+    replay(uninterrupted, times[:cut], values[:cut])
+
+    # When its state is saved and a new detector is restored from it (a cold start)
+    data = uninterrupted.to_bytes()
+    restored = SeriesDetector.from_bytes(data)
+
+    # Then both give identical verdicts on the rest, and the state is compact
+    assert replay(restored, times[cut:], values[cut:]) == replay(uninterrupted, times[cut:], values[cut:])
+    assert len(data) < 16_000
+
+
+def test_state_of_an_unknown_version_is_refused():
+    # Given state bytes from a detector, with another version number
+    import json
+    import zlib
+
+    state = json.loads(zlib.decompress(SeriesDetector().to_bytes()))
+    state["v"] = 99
+
+    # When it is loaded, Then it is refused
+    with pytest.raises(ValueError, match="version"):
+        SeriesDetector.from_bytes(zlib.compress(json.dumps(state).encode()))
+
+
+def test_warm_up_verdicts_say_so_with_low_confidence():
+    # Given a fresh detector
+    detector = SeriesDetector()
+    times, values = seasonal_series(3, seed=5)
+
+    # When it sees its first samples, and then three days of them
+    first = replay(detector, times[:10], values[:10])
+    later = replay(detector, times[10:], values[10:])
+
+    # Then the first are warming up, unscored and of low confidence; after three days confidence is high
+    assert all(v.warming_up for v in first)
+    assert all(v.confidence <= 0.2 for v in first)
+    assert all(v.score == 0.0 and not v.anomaly for v in first[:8])
+    assert not later[-1].warming_up
+    assert later[-1].confidence > 0.8 > first[-1].confidence
+
+
+def test_a_spike_is_flagged_even_while_warming_up():
+    # Given a detector that has seen only an hour of a flat noisy series
+    rng = np.random.default_rng(6)
+    detector = SeriesDetector()
+    for i in range(12):
+        detector.observe(i * STEP_MS, 50 + rng.normal(0, 1))
+
+    # When a large spike arrives
+    verdict = detector.observe(12 * STEP_MS, 90.0)
+
+    # Then the methods that need no history flag it, and the verdict says it is still warming up
+    assert verdict.anomaly
+    assert verdict.methods == ("spike",)
+    assert verdict.warming_up
+    assert verdict.confidence < 0.5
+
+
+def test_irregular_timestamps_and_gaps_are_scored_by_time():
+    # Given a seasonal series sampled at jittered intervals, with dropped samples and a four-hour gap
+    rng = np.random.default_rng(7)
+    times, _values = seasonal_series(4, seed=7)
+    keep = [
+        i
+        for i in range(len(times))
+        if rng.random() > 0.1 and not (2 * 288 + 100 <= i < 2 * 288 + 148)  # the gap: day 2, 08:20-12:20
+    ]
+    jittered = [times[i] + int(rng.integers(-90_000, 90_000)) for i in keep]
+    noisy = [daily_rate(t) + float(rng.normal(0, NOISE)) for t in jittered]
+    detector = SeriesDetector()
+
+    # When it is replayed, then one spike is added
+    verdicts = replay(detector, jittered, noisy)
+    t = jittered[-1] + 250_000
+    spike = detector.observe(t, daily_rate(t) + 25 * NOISE)
+
+    # Then the samples after the gap (which resume at the day's peak) are not flagged, and the spike is
+    after_warm_up = [v for v in verdicts if v.timestamp_ms >= jittered[0] + 2 * DAY_MS]
+    assert sum(v.anomaly for v in after_warm_up) <= 2
+    assert spike.anomaly
+
+
+def test_a_late_sample_is_scored_without_disturbing_the_baseline(warm_detector):
+    # Given a warm detector
+    detector, times, _ = warm_detector
+
+    # When a sample arrives an hour late, with a normal value for its time
+    late = times[-12]
+    verdict = detector.observe(late, daily_rate(late))
+
+    # Then it is scored as normal, and the next in-order sample is too
+    t = times[-1] + STEP_MS
+    assert not verdict.anomaly
+    assert 0.0 <= verdict.score <= 1.0
+    assert not detector.observe(t, daily_rate(t)).anomaly
+
+
+def test_sensitivity_moves_the_threshold_not_the_score(warm_detector):
+    # Given the state of a warm detector, restored at a low and at a high sensitivity
+    detector, times, _ = warm_detector
+    t = times[-1] + STEP_MS
+    value = daily_rate(t) + 6 * NOISE
+    data = detector.to_bytes()
+    low, high = SeriesDetector.from_bytes(data), SeriesDetector.from_bytes(data)
+    low.sensitivity, high.sensitivity = 0.05, 0.95
+
+    # When both see the same moderately unusual sample
+    quiet, loud = low.observe(t, value), high.observe(t, value)
+
+    # Then the score is the same, and only the sensitive one calls it an anomaly, with a narrower band
+    assert quiet.score == loud.score
+    assert loud.anomaly
+    assert not quiet.anomaly
+    assert loud.upper is not None
+    assert quiet.upper is not None
+    assert loud.upper < quiet.upper
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_a_sensitivity_outside_0_1_is_refused(bad):
+    with pytest.raises(ValueError, match="sensitivity"):
+        SeriesDetector(sensitivity=bad)
+
+
+def test_a_non_finite_value_is_refused():
+    with pytest.raises(ValueError, match="finite"):
+        SeriesDetector().observe(0, float("nan"))
+
+
+def test_a_sparse_count_does_not_alarm_on_its_usual_ones_and_twos():
+    # Given an error count that is mostly 0, sometimes 1 or 2 (Poisson, mean 0.3), once a minute
+    rng = np.random.default_rng(9)
+    detector = SeriesDetector()
+    verdicts = [detector.observe(i * 60_000, float(rng.poisson(0.3))) for i in range(3000)]
+
+    # When a burst of 20 errors arrives
+    burst = detector.observe(3000 * 60_000, 20.0)
+
+    # Then the usual values almost never alarm, and the burst does
+    assert sum(v.anomaly for v in verdicts) < 0.01 * len(verdicts)
+    assert burst.anomaly
