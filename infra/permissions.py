@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
@@ -29,6 +30,7 @@ class Kind(StrEnum):
     BUCKET = "bucket"
     QUEUE = "queue"
     SECRET = "secret"  # noqa: S105 (a resource kind, not a secret value)
+    BUS = "bus"
 
 
 _R, _W = Access.READ, Access.WRITE
@@ -86,6 +88,11 @@ ACTIONS: dict[Kind, dict[Access, tuple[str, ...]]] = {
         _R: ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"),
         _W: (),
     },
+    # Event buses are written to (PutEvents); consumers read them through rules, not through grants.
+    Kind.BUS: {
+        _R: (),
+        _W: ("events:PutEvents",),
+    },
 }
 
 # KMS actions on the stack key that the data-plane calls above need (SSE with a customer managed key).
@@ -98,6 +105,8 @@ KEY_ACTIONS: dict[Kind, dict[Access, tuple[str, ...]]] = {
     Kind.BUCKET: {_R: ("kms:Decrypt",), _W: ("kms:Decrypt", "kms:GenerateDataKey")},
     Kind.QUEUE: {_R: ("kms:Decrypt",), _W: ("kms:Decrypt", "kms:GenerateDataKey")},
     Kind.SECRET: {_R: ("kms:Decrypt",), _W: ()},
+    # EventBridge itself uses the bus's key (the key policy allows it); the caller of PutEvents needs none.
+    Kind.BUS: {_R: (), _W: ()},
 }
 
 BUCKET_LEVEL_ACTIONS = frozenset({"s3:ListBucket"})
@@ -127,6 +136,7 @@ class ResourceCatalog:
     buckets: dict[str, s3.Bucket]
     queues: dict[str, sqs.Queue]
     secrets: dict[str, secretsmanager.Secret] = field(default_factory=dict)
+    buses: dict[str, events.EventBus] = field(default_factory=dict)
 
     def kind(self, name: str) -> Kind:
         """What kind of resource ``name`` is; a clear error if the wiring names an unknown one."""
@@ -136,6 +146,7 @@ class ResourceCatalog:
             (Kind.BUCKET, self.buckets),
             (Kind.QUEUE, self.queues),
             (Kind.SECRET, self.secrets),
+            (Kind.BUS, self.buses),
         ):
             if name in group:
                 return kind
@@ -153,6 +164,8 @@ class ResourceCatalog:
         if kind is Kind.SECRET:
             # Functions take the ARN: GetSecretValue accepts it, and generated names carry a suffix.
             return self.secrets[name].secret_arn
+        if kind is Kind.BUS:
+            return self.buses[name].event_bus_name
         return self.queues[name].queue_name
 
     def arn(self, name: str) -> str:
@@ -166,6 +179,8 @@ class ResourceCatalog:
             return self.buckets[name].bucket_arn
         if kind is Kind.SECRET:
             return self.secrets[name].secret_arn
+        if kind is Kind.BUS:
+            return self.buses[name].event_bus_arn
         return self.queues[name].queue_arn
 
     def statements(self, grants: tuple[Grant, ...]) -> list[iam.PolicyStatement]:

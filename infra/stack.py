@@ -11,6 +11,7 @@ from infra.constructs.alarms import Alarms
 from infra.constructs.analytics import DEFAULT_SCAN_CUTOFF_GB, Analytics
 from infra.constructs.consumers import StreamConsumers
 from infra.constructs.encryption import Encryption
+from infra.constructs.events import EventBuses
 from infra.constructs.functions import Functions
 from infra.constructs.http_api import HttpApi
 from infra.constructs.metric_stream import add_metric_stream
@@ -55,6 +56,7 @@ class NovaCronStack(Stack):
         )
         queues = Queues(self, "Queues", queues=wiring.queues, key=key, removal_policy=data_policy)
         secrets = Secrets(self, "Secrets", secrets=wiring.secrets, key=key, removal_policy=data_policy)
+        buses = EventBuses(self, "Events", buses=wiring.buses, key=key)
         self.resources = ResourceCatalog(
             key=key,
             streams=streams.by_name,
@@ -62,6 +64,7 @@ class NovaCronStack(Stack):
             buckets=storage.buckets,
             queues=queues.by_name,
             secrets=secrets.by_name,
+            buses=buses.by_name,
         )
         self.functions = Functions(
             self, "Functions", functions=wiring.functions, resources=self.resources, settings=settings

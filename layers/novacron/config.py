@@ -80,6 +80,24 @@ class WriterConfig(_FunctionConfig):
         return self
 
 
+class DetectorConfig(_FunctionConfig):
+    """The streaming anomaly detector (metrics stream → detector states, anomalies and events)."""
+
+    detector_state_table: str
+    anomalies_table: str
+    event_bus: str
+    sensitivity: float = Field(0.5, ge=0, le=1)
+    # Series scored per tenant and function instance; further series are counted, not scored.
+    max_series_per_tenant: int = Field(5_000, gt=0)
+    # Warm detectors kept in memory (~130 KB each with a week of history); the rest are read back as needed.
+    max_cached_series: int = Field(3_000, gt=0)
+    # A warm series' state is written back at most this often (and at once when an anomaly opens or closes).
+    checkpoint_interval_s: int = Field(300, ge=0)
+    episode_gap: int = Field(3, ge=0)  # normal samples allowed inside one anomaly episode
+    state_ttl_days: int = Field(14, gt=0)
+    anomaly_ttl_days: int = Field(30, gt=0)
+
+
 class CompactorConfig(_FunctionConfig):
     """The compactor (the writer's blocks → compacted blocks and rollups, on a schedule)."""
 

@@ -64,6 +64,13 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class EventBus:
+    """An EventBridge event bus that functions put events on."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class Grant:
     """One permission of a function on one declared resource."""
 
@@ -161,6 +168,7 @@ class Wiring:
     schedules: tuple[Schedule, ...] = ()
     secrets: tuple[Secret, ...] = ()
     timestream: TimestreamSink | None = None
+    buses: tuple[EventBus, ...] = ()
 
     def function(self, name: str) -> Function:
         """The declared function called ``name``."""
@@ -170,13 +178,14 @@ class Wiring:
         raise KeyError(f"no function named {name!r} in the wiring")
 
     def resource_names(self) -> set[str]:
-        """Every declared resource name (streams, tables, buckets, queues, secrets)."""
-        groups: tuple[tuple[Stream | Table | Bucket | Queue | Secret, ...], ...] = (
+        """Every declared resource name (streams, tables, buckets, queues, secrets, event buses)."""
+        groups: tuple[tuple[Stream | Table | Bucket | Queue | Secret | EventBus, ...], ...] = (
             self.streams,
             self.tables,
             self.buckets,
             self.queues,
             self.secrets,
+            self.buses,
         )
         return {r.name for group in groups for r in group}
 
@@ -200,6 +209,11 @@ WRITER_DLQ = "metrics-writer-failures"
 SPANS_DLQ = "spans-archiver-failures"
 # The deployment secret that per-tenant PII-scrubbing keys are derived from (docs/pii.md).
 PII_SECRET = "pii-key"  # noqa: S105 (the name of a declared resource, not a secret value)
+# The streaming anomaly detector: per-series detector state, anomaly episodes, and the bus its events go to.
+DETECTOR_STATE_TABLE = "detector-state"
+ANOMALIES_TABLE = "anomalies"
+EVENT_BUS = "events"
+DETECT_DLQ = "detector-failures"
 
 INGEST = "ingest"
 WRITER = "metrics-writer"
@@ -210,6 +224,7 @@ FIREHOSE = "firehose"
 SPANS_ARCHIVER = "spans-archiver"
 ARCHIVER = "parquet-archiver"
 COMPACTOR = "compactor"
+DETECT = "detect"
 
 R, W, RW = Access.READ, Access.WRITE, Access.READ_WRITE
 
@@ -259,9 +274,11 @@ WIRING = Wiring(
         Table(SETTINGS_TABLE, partition_key="pk", sort_key="sk"),
         # Range-query results by aligned chunk, shared by every instance of the query function.
         Table(RESULTS_TABLE, partition_key="pk", sort_key="sk", ttl_attribute="expires_at"),
+        Table(DETECTOR_STATE_TABLE, partition_key="pk", ttl_attribute="expires_at"),
+        Table(ANOMALIES_TABLE, partition_key="pk", sort_key="sk", ttl_attribute="expires_at"),
     ),
     buckets=(Bucket(ARCHIVE_BUCKET, retention_classes=True),),
-    queues=(Queue(WRITER_DLQ), Queue(SPANS_DLQ)),
+    queues=(Queue(WRITER_DLQ), Queue(SPANS_DLQ), Queue(DETECT_DLQ)),
     functions=(
         _ingest_function(INGEST, "functions/ingest"),
         # OpenTelemetry OTLP/HTTP: metrics onto the metrics stream, spans onto the spans stream.
@@ -371,6 +388,26 @@ WIRING = Wiring(
             # Retention overrides match series with PromQL selectors: reading them needs the parser.
             layers=("core", "science"),
         ),
+        # The streaming anomaly detector (novacron.detect.service): scores every sample of watched series.
+        Function(
+            DETECT,
+            code="functions/detect",
+            handler="handler.lambda_handler",
+            memory_mb=1024,
+            timeout_s=60,
+            grants=(
+                Grant(METRICS_STREAM, R),
+                Grant(DETECTOR_STATE_TABLE, RW),
+                Grant(ANOMALIES_TABLE, W),
+                Grant(EVENT_BUS, W),
+                Grant(DETECT_DLQ, W),
+            ),
+            environment={
+                "NOVACRON_DETECTOR_STATE_TABLE": DETECTOR_STATE_TABLE,
+                "NOVACRON_ANOMALIES_TABLE": ANOMALIES_TABLE,
+                "NOVACRON_EVENT_BUS": EVENT_BUS,
+            },
+        ),
     ),
     consumers=(
         StreamConsumer(
@@ -398,6 +435,19 @@ WIRING = Wiring(
             max_record_age_s=24 * 3600,
             on_failure=SPANS_DLQ,
         ),
+        StreamConsumer(
+            DETECT,
+            METRICS_STREAM,
+            batch_size=500,
+            # Anomaly events within seconds of ingest (issue 6: p95 <= 5 s): no batching window.
+            batching_window_s=0,
+            report_batch_item_failures=True,
+            bisect_on_error=True,
+            max_retry_attempts=5,
+            # An anomaly found an hour late is not worth a page; the writer keeps the data regardless.
+            max_record_age_s=3600,
+            on_failure=DETECT_DLQ,
+        ),
     ),
     routes=(
         Route("POST", "/api/v1/write", INGEST),
@@ -423,6 +473,8 @@ WIRING = Wiring(
         Route("POST", "/api/v1/format_query", QUERY),
         Route("GET", "/api/v1/rules", QUERY),
         Route("GET", "/api/v1/alerts", QUERY),
+        Route("GET", "/api/v1/forecast", QUERY),
+        Route("POST", "/api/v1/forecast", QUERY),
         Route("GET", "/api/v1/admin/keys", ADMIN),
         Route("POST", "/api/v1/admin/keys", ADMIN),
         Route("DELETE", "/api/v1/admin/keys/{key_id}", ADMIN),
@@ -440,4 +492,5 @@ WIRING = Wiring(
     secrets=(Secret(PII_SECRET, "NovaCron: the key per-tenant PII-scrubbing HMAC keys are derived from"),),
     # Every sample the writer stores is also written to Timestream when a deployment turns this on.
     timestream=TimestreamSink(WRITER, database="timestream", table="metrics"),
+    buses=(EventBus(EVENT_BUS),),
 )

@@ -132,7 +132,7 @@ def test_functions_match_wiring(synthesized):
 
 def _construct_of(synthesized, name: str) -> Any:
     res = synthesized.stack.resources
-    for group in (res.streams, res.tables, res.buckets, res.queues, res.secrets):
+    for group in (res.streams, res.tables, res.buckets, res.queues, res.secrets, res.buses):
         if name in group:
             return group[name]
     raise KeyError(name)

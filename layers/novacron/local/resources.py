@@ -98,6 +98,7 @@ class LocalResources:
     queue_urls: Mapping[str, str] = field(default_factory=dict)
     queue_arns: Mapping[str, str] = field(default_factory=dict)
     secret_names: Mapping[str, str] = field(default_factory=dict)
+    bus_names: Mapping[str, str] = field(default_factory=dict)
 
 
 def function_arn(fn_name: str, prefix: str = DEFAULT_PREFIX) -> str:
@@ -120,7 +121,7 @@ def _table_spec(table: Table, name: str) -> dict[str, Any]:
 
 
 def create_resources(clients: Any, wiring: Wiring, prefix: str = DEFAULT_PREFIX) -> LocalResources:
-    """Create every declared stream, table, bucket and queue; return their local identities.
+    """Create every declared stream, table, bucket, queue, secret and event bus; return their local identities.
 
     ``clients`` is anything with ``client(service)`` (a :class:`MotoServer`).
     """
@@ -177,13 +178,24 @@ def create_resources(clients: Any, wiring: Wiring, prefix: str = DEFAULT_PREFIX)
         secret_names[secret.name] = name
         log.debug("created secret %s", name)
 
+    events = clients.client("events")
+    bus_names: dict[str, str] = {}
+    for bus in wiring.buses:
+        name = physical_name(bus.name, prefix)
+        events.create_event_bus(Name=name)
+        bus_names[bus.name] = name
+        log.debug("created event bus %s", name)
+
     log.info(
-        "created %d streams, %d tables, %d buckets, %d queues, %d secrets (prefix %r)",
+        "created %d streams, %d tables, %d buckets, %d queues, %d secrets, %d event buses (prefix %r)",
         len(stream_arns),
         len(table_names),
         len(bucket_names),
         len(queue_urls),
         len(secret_names),
+        len(bus_names),
         prefix,
     )
-    return LocalResources(prefix, stream_arns, table_names, bucket_names, queue_urls, queue_arns, secret_names)
+    return LocalResources(
+        prefix, stream_arns, table_names, bucket_names, queue_urls, queue_arns, secret_names, bus_names
+    )

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from novacron.forecast import api as forecast_api
 from novacron.promql import Engine
 from novacron.query import prom_api, status
 from novacron.query.results_cache import ResultsCache, ResultsStore
@@ -46,6 +47,12 @@ def query_endpoints(limits: QueryLimits, results: ResultsStore) -> dict[str, End
             reader, params, engine=engine(reader), max_series=limits.max_series, results_cache=cache
         )
 
+    def forecast(reader: HotTierReader, params: Params, _path: Mapping[str, str], now: int) -> Any:
+        cache = ResultsCache(results, results_scope(reader))
+        return forecast_api.forecast(
+            reader, params, now, engine=engine(reader), max_series=limits.max_series, results_cache=cache
+        )
+
     return {
         "/api/v1/query": lambda r, p, _, __: prom_api.query(r, p, engine=engine(r), max_series=limits.max_series),
         "/api/v1/query_range": query_range,
@@ -59,4 +66,5 @@ def query_endpoints(limits: QueryLimits, results: ResultsStore) -> dict[str, End
         "/api/v1/alerts": lambda _r, p, _, __: prom_api.alerts(p),
         "/api/v1/status/buildinfo": lambda _r, _p, _, __: prom_api.buildinfo(),
         "/api/v1/status/tsdb": lambda r, p, _, now: status.tsdb_status(r, p, now),
+        "/api/v1/forecast": forecast,
     }

@@ -1,0 +1,449 @@
+"""The streaming detector over the metrics stream: a batch of records in, verdicts and anomaly episodes out.
+
+Records are decoded exactly as the writer decodes them (``novacron.records`` and the wire decoder,
+labels checked by the same ``SeriesValidator``). Per tenant, each *watched* series' samples are scored
+in time order by its :class:`~novacron.detect.stream.SeriesDetector`, whose state is loaded from the
+state store once per batch (one batch read for the series not already warm in memory) and written back
+after scoring: for a new series at once, for a warm one at most every ``checkpoint_interval_s`` (a
+state is ~10 KB, ten write units; a cold start then misses at most that much recent history, never
+the baseline), and at once when its anomaly episode opens or closes or it leaves the bounded cache.
+
+- Watched series: every series of a tenant, up to ``max_series_per_tenant`` per function instance;
+  further series are counted, not scored. Histogram ``_bucket`` series are never scored (a histogram's
+  ``_count`` and ``_sum`` say enough, at a fraction of the series).
+- Counters (``_total``, ``_count``, ``_sum``) are scored as their per-second rate between consecutive
+  samples; a drop means the counter restarted from zero, so the increase is the new value.
+- Samples at or before the last one scored for the series are skipped: a retried or replayed record
+  never teaches the detector a sample twice.
+- Consecutive anomalous samples of a series, with up to ``episode_gap`` normal samples between them,
+  form one episode: ``AnomalyDetected`` when it opens, ``AnomalyResolved`` when it closes. The open
+  episode lives in the series' state, so a cold start continues it rather than opening another.
+
+Side effects happen in this order: anomaly records, events, then detector states. A failure raises
+(the batch is retried) and drops the batch's series from the in-memory cache, so the retry starts from
+the stored states and emits the same episode ids (consumers deduplicate on them).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from novacron.detect.events import DETECTED, RESOLVED, Anomaly, AnomalyEvent, Status, episode_id, severity_of
+from novacron.detect.stream import STATE_VERSION, SeriesDetector, Verdict
+from novacron.ingest.validate import SeriesValidator
+from novacron.protocols.wire import WireFormatError, decode_series
+from novacron.records import RecordFormatError, decode_record
+from novacron.series import Labels, metric_name
+
+log = logging.getLogger(__name__)
+
+DETECTOR_VERSION = f"stream-v{STATE_VERSION}"
+COUNTER_SUFFIXES = ("_total", "_count", "_sum")
+SKIPPED_SUFFIXES = ("_bucket",)
+DAY_S = 86_400
+
+SeriesKey = tuple[str, str]  # (tenant, series id)
+
+
+@dataclass(frozen=True)
+class StoredState:
+    """A series' state as the state store keeps it: the detector's bytes and the rest as JSON."""
+
+    detector: bytes
+    meta: str
+
+
+class StateStore(Protocol):
+    """Per-series detector state (the state table)."""
+
+    def get_states(self, keys: Sequence[SeriesKey]) -> dict[SeriesKey, StoredState]:
+        """The stored states of ``keys`` (missing keys are absent from the result)."""
+        ...
+
+    def put_states(self, states: dict[SeriesKey, StoredState], expires_at: int) -> None:
+        """Store ``states`` (overwriting), to expire at ``expires_at`` (epoch seconds)."""
+        ...
+
+
+class AnomalyStore(Protocol):
+    """Anomaly episodes (the anomalies table)."""
+
+    def put_anomalies(self, anomalies: Sequence[Anomaly], expires_at: int) -> None:
+        """Store ``anomalies`` idempotently (an episode's id and start are its key)."""
+        ...
+
+
+class EventSink(Protocol):
+    """Where anomaly events go (the event bus)."""
+
+    def put_events(self, events: Sequence[AnomalyEvent]) -> None:
+        """Deliver every event, or raise."""
+        ...
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """How the service scores and what it keeps."""
+
+    sensitivity: float = 0.5
+    max_series_per_tenant: int = 5_000
+    # Warm detectors kept in memory (a detector with a week of history is ~130 KB of Python objects);
+    # the least recently used beyond this are dropped after a batch and read back from the store.
+    max_cached_series: int = 3_000
+    # A warm series' state is written back at most this often (0: after every batch that changed it),
+    # and at once when its episode opens or closes or it leaves the cache. States are ~10 KB (10 write
+    # units each): writing one per sample would cost far more than storing the samples themselves.
+    checkpoint_interval_s: int = 300
+    episode_gap: int = 3  # normal samples allowed inside an episode
+    state_ttl_days: int = 14
+    anomaly_ttl_days: int = 30
+
+
+@dataclass
+class Episode:
+    """An open anomaly episode of a series."""
+
+    anomaly: Anomaly
+    last_anomalous_ms: int
+    quiet: int = 0  # normal samples since the last anomalous one
+
+
+@dataclass
+class SeriesState:
+    """Everything kept per series between samples."""
+
+    detector: SeriesDetector
+    last_ms: int | None = None  # the newest sample taken (scored, or for a counter's first, remembered)
+    last_raw: float | None = None  # counters: the raw value at ``last_ms``
+    episode: Episode | None = None
+    # Not stored: when the state was last written (or read), whether it has changed since, and whether
+    # its episode opened or closed since (which is written at once, so a cold start does not repeat it).
+    written_at: float | None = None
+    dirty: bool = False
+    episode_turned: bool = False
+
+    def encode(self) -> StoredState:
+        """The stored form."""
+        episode = None
+        if self.episode is not None:
+            episode = {
+                "anomaly": self.episode.anomaly.to_json(),
+                "last_anomalous_ms": self.episode.last_anomalous_ms,
+                "quiet": self.episode.quiet,
+            }
+        meta = {"last_ms": self.last_ms, "last_raw": self.last_raw, "episode": episode}
+        return StoredState(self.detector.to_bytes(), json.dumps(meta, separators=(",", ":")))
+
+    @classmethod
+    def decode(cls, stored: StoredState) -> SeriesState:
+        """The inverse of :meth:`encode`; ValueError when the state is unreadable."""
+        meta = json.loads(stored.meta)
+        episode = None
+        if meta.get("episode") is not None:
+            raw = meta["episode"]
+            episode = Episode(Anomaly.from_json(raw["anomaly"]), int(raw["last_anomalous_ms"]), int(raw["quiet"]))
+        return cls(SeriesDetector.from_bytes(stored.detector), meta.get("last_ms"), meta.get("last_raw"), episode)
+
+
+@dataclass
+class RecordStats:
+    """What one record contributed."""
+
+    samples: int = 0
+    invalid_series: int = 0
+
+
+@dataclass
+class BatchReport:
+    """The outcome of a batch: one per record (stats, or the exception that makes it a failure) and totals."""
+
+    outcomes: list[RecordStats | Exception]
+    samples_scored: int = 0
+    series_watched: int = 0
+    series_skipped: int = 0  # beyond the per-tenant cap
+    buckets_skipped: int = 0  # histogram buckets, never scored
+    late_samples: int = 0  # at or before the series' last sample: replays, out-of-order
+    anomalies_opened: int = 0
+    anomalies_resolved: int = 0
+    events: list[AnomalyEvent] = field(default_factory=list)
+
+    def counts(self) -> dict[str, float]:
+        """The totals, named as metrics."""
+        return {
+            "SamplesScored": self.samples_scored,
+            "SeriesWatched": self.series_watched,
+            "SeriesSkipped": self.series_skipped,
+            "BucketSeriesSkipped": self.buckets_skipped,
+            "LateSamples": self.late_samples,
+            "AnomaliesOpened": self.anomalies_opened,
+            "AnomaliesResolved": self.anomalies_resolved,
+        }
+
+
+@dataclass
+class _Series:
+    """The samples of one series gathered from a batch."""
+
+    labels: Labels
+    times: list[npt.NDArray[np.int64]] = field(default_factory=list)  # ms timestamps, one array per record
+    values: list[npt.NDArray[np.float64]] = field(default_factory=list)
+
+
+def is_counter(metric: str) -> bool:
+    """Whether ``metric`` is scored as a rate (Prometheus counter naming)."""
+    return metric.endswith(COUNTER_SUFFIXES)
+
+
+class DetectionService:
+    """Scores the metrics stream, keeping per-series detectors warm between batches."""
+
+    def __init__(
+        self,
+        states: StateStore,
+        anomalies: AnomalyStore,
+        events: EventSink,
+        settings: DetectorSettings | None = None,
+        validator: SeriesValidator | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.states = states
+        self.anomalies = anomalies
+        self.events = events
+        self.settings = settings or DetectorSettings()
+        self.validator = validator or SeriesValidator()
+        self._clock = clock
+        self._cache: OrderedDict[SeriesKey, SeriesState] = OrderedDict()
+        self._watched: dict[str, set[str]] = {}
+
+    def detect_batch(self, records: Sequence[tuple[str, bytes]]) -> BatchReport:
+        """Score a batch of (sequence number, data) records; raise if storing the results fails."""
+        report = BatchReport(outcomes=[RecordStats() for _ in records])
+        gathered = self._gather(records, report)
+        watched = self._admit(gathered, report)
+        now = self._clock()
+        self._load([key for key in watched if key not in self._cache], now)
+        try:
+            episodes = self._score(watched, gathered, report)
+            for key in watched:
+                self._cache.move_to_end(key)
+            # The least recently used beyond the bound leave the cache once their state is stored.
+            evicted = list(itertools.islice(self._cache, max(0, len(self._cache) - self.settings.max_cached_series)))
+            due = {key: self._cache[key] for key in [*watched, *evicted] if self._due(self._cache[key], now)}
+            due.update({key: self._cache[key] for key in evicted if self._cache[key].dirty})
+            self._persist(due, episodes, report.events, now)
+        except BaseException:
+            # The cached detectors learnt samples whose results were not stored: start over from the table
+            # (which may miss the samples of the last checkpoint interval: a little history, no episode).
+            for key in watched:
+                self._cache.pop(key, None)
+            raise
+        for key in evicted:
+            del self._cache[key]
+        return report
+
+    def _due(self, state: SeriesState, now: float) -> bool:
+        """Whether a series' state is to be written now."""
+        if not state.dirty:
+            return False
+        if state.episode_turned or state.written_at is None:
+            return True
+        return now - state.written_at >= self.settings.checkpoint_interval_s
+
+    def _gather(self, records: Sequence[tuple[str, bytes]], report: BatchReport) -> dict[SeriesKey, _Series]:
+        """Decode the records and group their samples by series; undecodable records become failures."""
+        gathered: dict[SeriesKey, _Series] = {}
+        for i, (_, data) in enumerate(records):
+            try:
+                record = decode_record(data)
+                decoded = decode_series(record.contents)
+            except (RecordFormatError, WireFormatError) as exc:
+                report.outcomes[i] = exc
+                continue
+            stats = report.outcomes[i]
+            assert isinstance(stats, RecordStats)
+            offsets = decoded.offsets.tolist()
+            for s, label_bytes in enumerate(decoded.label_bytes):
+                verdict = self.validator.check(label_bytes)
+                if not verdict.valid:
+                    stats.invalid_series += 1
+                    continue
+                lo, hi = offsets[s], offsets[s + 1]
+                if hi == lo:
+                    continue
+                series = gathered.setdefault((record.tenant, verdict.series_id), _Series(verdict.labels))
+                series.times.append(decoded.timestamps[lo:hi])
+                series.values.append(decoded.values[lo:hi])
+                stats.samples += hi - lo
+        return gathered
+
+    def _admit(self, gathered: dict[SeriesKey, _Series], report: BatchReport) -> list[SeriesKey]:
+        """The batch's series that are watched, admitting new ones up to each tenant's cap."""
+        watched: list[SeriesKey] = []
+        cap = self.settings.max_series_per_tenant
+        for key in sorted(gathered):
+            tenant, sid = key
+            if metric_name(gathered[key].labels).endswith(SKIPPED_SUFFIXES):
+                report.buckets_skipped += 1
+                continue
+            known = self._watched.setdefault(tenant, set())
+            if sid not in known:
+                if len(known) >= cap:
+                    report.series_skipped += 1
+                    continue
+                known.add(sid)
+            watched.append(key)
+        report.series_watched = len(watched)
+        if report.series_skipped:
+            log.warning("%d series beyond the per-tenant cap of %d were not scored", report.series_skipped, cap)
+        return watched
+
+    def _load(self, keys: list[SeriesKey], now: float) -> None:
+        """Bring the stored states of ``keys`` into the cache (fresh detectors for unknown series)."""
+        stored = self.states.get_states(keys) if keys else {}
+        for key in keys:
+            state = None
+            if key in stored:
+                try:
+                    state = SeriesState.decode(stored[key])
+                    state.written_at = now
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("unreadable detector state of %s/%s, starting afresh: %s", key[0], key[1], exc)
+            self._cache[key] = state or SeriesState(SeriesDetector(self.settings.sensitivity))
+
+    def _score(
+        self, watched: list[SeriesKey], gathered: dict[SeriesKey, _Series], report: BatchReport
+    ) -> dict[str, Anomaly]:
+        """Run each watched series' samples through its detector (marking the states changed); the episodes touched."""
+        episodes: dict[str, Anomaly] = {}
+        for key in watched:
+            series, state = gathered[key], self._cache[key]
+            metric = metric_name(series.labels)
+            counter = is_counter(metric)
+            times = np.concatenate(series.times)
+            values = np.concatenate(series.values)
+            # Time order; of duplicate timestamps the last received wins, as in the writer.
+            order = np.lexsort((np.arange(times.size), times))
+            times, values = times[order], values[order]
+            keep = np.append(times[1:] != times[:-1], True)
+            for ts, value in zip(times[keep].tolist(), values[keep].tolist(), strict=True):
+                if not np.isfinite(value):
+                    continue  # staleness markers and NaN samples carry nothing to score
+                if state.last_ms is not None and ts <= state.last_ms:
+                    report.late_samples += 1
+                    continue
+                observed = self._rate(state, ts, value) if counter else value
+                state.last_ms = ts
+                state.dirty = True
+                if observed is None:
+                    continue
+                verdict = state.detector.observe(ts, observed)
+                report.samples_scored += 1
+                self._track(
+                    key, series.labels, metric, "rate" if counter else "value", state, verdict, episodes, report
+                )
+        return episodes
+
+    @staticmethod
+    def _rate(state: SeriesState, ts: int, value: float) -> float | None:
+        """A counter's per-second rate since its previous sample (None for the first one)."""
+        previous_ms, previous = state.last_ms, state.last_raw
+        state.last_raw = value
+        if previous_ms is None or previous is None:
+            return None
+        increase = value - previous if value >= previous else value  # a drop: the counter restarted at 0
+        return increase / ((ts - previous_ms) / 1000.0)
+
+    def _track(
+        self,
+        key: SeriesKey,
+        labels: Labels,
+        metric: str,
+        scored_as: str,
+        state: SeriesState,
+        verdict: Verdict,
+        episodes: dict[str, Anomaly],
+        report: BatchReport,
+    ) -> None:
+        """Open, extend or close the series' episode after one verdict."""
+        episode = state.episode
+        if verdict.anomaly:
+            if episode is None:
+                anomaly = self._opened(key, labels, metric, scored_as, verdict)
+                state.episode = Episode(anomaly, verdict.timestamp_ms)
+                state.episode_turned = True
+                report.events.append(AnomalyEvent(DETECTED, anomaly))
+                report.anomalies_opened += 1
+            else:
+                anomaly = episode.anomaly
+                if verdict.score > anomaly.score:
+                    anomaly = replace(anomaly, **_explanation(verdict))
+                episode.anomaly = replace(anomaly, samples=anomaly.samples + 1)
+                episode.last_anomalous_ms = verdict.timestamp_ms
+                episode.quiet = 0
+            assert state.episode is not None
+            episodes[state.episode.anomaly.id] = state.episode.anomaly
+        elif episode is not None:
+            episode.quiet += 1
+            if episode.quiet > self.settings.episode_gap:
+                resolved = replace(episode.anomaly, status=Status.RESOLVED, end_ms=episode.last_anomalous_ms)
+                state.episode = None
+                state.episode_turned = True
+                episodes[resolved.id] = resolved
+                report.events.append(AnomalyEvent(RESOLVED, resolved))
+                report.anomalies_resolved += 1
+
+    @staticmethod
+    def _opened(key: SeriesKey, labels: Labels, metric: str, scored_as: str, verdict: Verdict) -> Anomaly:
+        tenant, sid = key
+        return Anomaly(
+            id=episode_id(tenant, sid, verdict.timestamp_ms),
+            tenant=tenant,
+            series_id=sid,
+            labels=labels,
+            metric=metric,
+            status=Status.OPEN,
+            start_ms=verdict.timestamp_ms,
+            end_ms=None,
+            scored_as=scored_as,
+            detector_version=DETECTOR_VERSION,
+            **_explanation(verdict),
+        )
+
+    def _persist(
+        self, due: dict[SeriesKey, SeriesState], episodes: dict[str, Anomaly], events: list[AnomalyEvent], now: float
+    ) -> None:
+        if episodes:
+            self.anomalies.put_anomalies(list(episodes.values()), int(now) + self.settings.anomaly_ttl_days * DAY_S)
+        if events:
+            self.events.put_events(events)
+        if due:
+            stored = {key: state.encode() for key, state in due.items()}
+            self.states.put_states(stored, int(now) + self.settings.state_ttl_days * DAY_S)
+        for state in due.values():
+            state.written_at, state.dirty, state.episode_turned = now, False, False
+
+
+def _explanation(verdict: Verdict) -> dict[str, Any]:
+    """The fields of an :class:`Anomaly` that one verdict explains."""
+    return {
+        "peak_ms": verdict.timestamp_ms,
+        "value": verdict.value,
+        "expected": verdict.expected,
+        "lower": verdict.lower,
+        "upper": verdict.upper,
+        "score": round(verdict.score, 6),
+        "methods": verdict.methods,
+        "confidence": verdict.confidence,
+        "warming_up": verdict.warming_up,
+        "severity": severity_of(verdict.score),
+    }
