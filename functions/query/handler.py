@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from novacron.adapters.anomalies import DynamoAnomalyStore
 from novacron.adapters.dynamo_tier import DynamoBlockStore, DynamoIndexStore
 from novacron.adapters.keys_table import DynamoKeyStore
 from novacron.adapters.results_table import DynamoResultsStore
@@ -40,7 +41,7 @@ app.use([require_role(keys, lambda _m, _p: Role.READ)])
 # Keys carry the tenant. This instance's recent chunks first, then those every instance shared.
 results = TieredResultsStore(LruResultsStore(), DynamoResultsStore(config.results_table, config.results_ttl_s))
 limits = QueryLimits(config.lookback_s * 1000, config.max_samples, config.max_series)
-ENDPOINTS = query_endpoints(limits, results)
+ENDPOINTS = query_endpoints(limits, results, DynamoAnomalyStore(config.anomalies_table))
 
 
 def _archive(tenant: str) -> Callable[[], Any]:

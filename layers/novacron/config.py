@@ -127,6 +127,7 @@ class QueryConfig(_FunctionConfig):
     index_table: str
     results_table: str
     archive_bucket: str
+    anomalies_table: str  # the detector's anomaly episodes, for /api/v1/anomalies
     results_ttl_s: int = Field(24 * 3600, gt=0)
     # Tenants' retention policies cut raw reads (docs/retention.md); a change reaches a warm function within this.
     settings_table: str

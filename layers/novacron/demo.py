@@ -42,6 +42,8 @@ SIMULATOR_LABELS = {"source": "simulator", "environment": "demo", "owner": "shop
 AGENT_LABELS = {"source": "statsd", "environment": "demo", "owner": "batch-team"}
 BATCH_QUEUES = ("orders", "emails", "invoices")
 FRESHNESS = "time() - max(timestamp(up))"
+ANOMALIES_READ = 200  # the newest episodes read per summary; the strongest few are shown
+ANOMALIES_SHOWN = 4
 REQUEST_RATE = "sum(rate(http_requests_total[5m]))"
 
 
@@ -80,6 +82,7 @@ class Summary:
     statsd_jobs: float | None = None
     sources: list[tuple[str, float]] | None = None
     rejected: float | None = None
+    anomalies: list[dict[str, Any]] | None = None  # the detector's episodes, newest first
 
 
 class QueryClient:
@@ -133,6 +136,7 @@ class QueryClient:
             statsd_jobs,
             sources,
             first(REJECTED),
+            self.get("/api/v1/anomalies", limit=str(ANOMALIES_READ)),
         )
 
 
@@ -161,12 +165,60 @@ def render(summary: Summary, stats: Any, ingest_rate: float, url: str, read_key:
         f"novacron agent (UDP → disk queue → remote write)",
         f"  sources     {pairs(summary.sources or [], '{:,.0f} series')} (labels the ingest policy requires; "
         f"{maybe(summary.rejected, '{:,.0f}')} series rejected in 5m)",
+        *anomaly_lines(summary.anomalies or []),
         "  try:",
         f"    curl -s -H 'Authorization: Bearer {read_key}' '{url}/api/v1/query' "
         f"--data-urlencode 'query={ERROR_RATIO}'",
         f"    promtool query instant http://demo:{read_key}@{url.removeprefix('http://')} 'sum by (service) (up)'",
     ]
     return "\n".join(lines)
+
+
+# Labels every demo series has, or that the line shows already: left out of its selector.
+_SUMMARY_LABELS = {
+    "__name__",
+    "service",
+    "job",
+    "instance",
+    "env",
+    "namespace",
+    "pod",
+    *SIMULATOR_LABELS,
+    *AGENT_LABELS,
+}
+
+
+def _band_multiples(anomaly: dict[str, Any]) -> float:
+    """How many half-bands the strongest sample lay from what was expected: the anomaly's size."""
+    expected, upper = anomaly["expected"], anomaly["upper"]
+    if expected is None or upper is None:
+        return 0.0
+    return float(abs(anomaly["value"] - expected) / max(upper - expected, 1e-12))
+
+
+def anomaly_lines(anomalies: list[dict[str, Any]]) -> list[str]:
+    """The detector's episodes of the last day: how many, and the strongest few with their explanation."""
+    if not anomalies:
+        return ["  anomalies   none detected yet (the detector scores every series as it arrives)"]
+    open_now = sum(1 for a in anomalies if a["status"] == "open")
+    lines = [f"  anomalies   {len(anomalies)} episodes in the last 24h, {open_now} open; the strongest:"]
+    strongest = sorted(anomalies, key=lambda a: (-a["score"], -_band_multiples(a), -a["peak_ms"]))[:ANOMALIES_SHOWN]
+    for a in strongest:
+        labels = a["labels"]
+        where = labels.get("service") or labels.get("job") or labels.get("instance", "")
+        detail = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k not in _SUMMARY_LABELS)
+        what = f"{a['metric']}{{{detail[:60]}}}{' rate' if a['scored_as'] == 'rate' else ''}"
+        band = (
+            f"expected {a['expected']:.4g} (band {a['lower']:.4g} to {a['upper']:.4g})"
+            if a["expected"] is not None
+            else "no baseline yet"
+        )
+        lines.append(
+            f"    {time.strftime('%H:%M:%S', time.localtime(a['peak_ms'] / 1000))}  {where} {what}: "
+            f"{a['value']:.4g}, {band}; {', '.join(a['methods']) or 'score'}; "
+            f"{a['severity']}, score {a['score']:.2f}, confidence {a['confidence']:.2f}, {a['status']}"
+        )
+    return lines
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:

@@ -331,6 +331,7 @@ WIRING = Wiring(
                 Grant(SETTINGS_TABLE, R),  # retention policies: raw reads stop at each series' retention
                 # Raw samples older than the hot tier keeps come from the Parquet archive.
                 Grant(ARCHIVE_BUCKET, R, prefixes=("parquet/",)),
+                Grant(ANOMALIES_TABLE, R),  # /api/v1/anomalies
             ),
             environment={
                 **_AUTH_ENV,
@@ -339,6 +340,7 @@ WIRING = Wiring(
                 "NOVACRON_RESULTS_TABLE": RESULTS_TABLE,
                 "NOVACRON_SETTINGS_TABLE": SETTINGS_TABLE,
                 "NOVACRON_ARCHIVE_BUCKET": ARCHIVE_BUCKET,
+                "NOVACRON_ANOMALIES_TABLE": ANOMALIES_TABLE,
             },
             # pyarrow (the arrow layer) is imported only when a query reaches back into the archive.
             layers=("arrow", "core", "science"),
@@ -475,6 +477,7 @@ WIRING = Wiring(
         Route("GET", "/api/v1/alerts", QUERY),
         Route("GET", "/api/v1/forecast", QUERY),
         Route("POST", "/api/v1/forecast", QUERY),
+        Route("GET", "/api/v1/anomalies", QUERY),
         Route("GET", "/api/v1/admin/keys", ADMIN),
         Route("POST", "/api/v1/admin/keys", ADMIN),
         Route("DELETE", "/api/v1/admin/keys/{key_id}", ADMIN),

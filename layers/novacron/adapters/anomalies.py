@@ -55,9 +55,14 @@ class DynamoAnomalyStore:
                     )
                 )
 
-    def list_anomalies(self, tenant: str, start_ms: int, end_ms: int, limit: int = 100) -> list[Anomaly]:
-        """The tenant's episodes that started within [start_ms, end_ms], oldest first, at most ``limit``."""
+    def list_anomalies(
+        self, tenant: str, start_ms: int, end_ms: int, limit: int = 100, newest_first: bool = False
+    ) -> list[Anomaly]:
+        """The tenant's episodes that started within [start_ms, end_ms], oldest (or newest) first, at most
+        ``limit``."""
         # Episode ids are hex: "~" sorts after every one of them.
         low, high = f"{start_ms:013d}", f"{end_ms:013d}#~"
-        items = self._model.query(tenant, self._model.sk.between(low, high), limit=limit)
+        items = self._model.query(
+            tenant, self._model.sk.between(low, high), limit=limit, scan_index_forward=not newest_first
+        )
         return [Anomaly.from_json(json.loads(item.anomaly)) for item in items]

@@ -38,7 +38,16 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from novacron.detect.events import DETECTED, RESOLVED, Anomaly, AnomalyEvent, Status, episode_id, severity_of
+from novacron.detect.events import (
+    DETECTED,
+    RESOLVED,
+    Anomaly,
+    AnomalyEvent,
+    Severity,
+    Status,
+    episode_id,
+    severity_of,
+)
 from novacron.detect.stream import STATE_VERSION, SeriesDetector, Verdict
 from novacron.ingest.validate import SeriesValidator
 from novacron.protocols.wire import WireFormatError, decode_series
@@ -341,17 +350,28 @@ class DetectionService:
                 if state.last_ms is not None and ts <= state.last_ms:
                     report.late_samples += 1
                     continue
+                previous_ms = state.last_ms
                 observed = self._rate(state, ts, value) if counter else value
                 state.last_ms = ts
                 state.dirty = True
                 if observed is None:
                     continue
-                verdict = state.detector.observe(ts, observed)
+                floor = self._event_floor(counter, observed, ts - previous_ms) if previous_ms is not None else 0.0
+                verdict = state.detector.observe(ts, observed, floor)
                 report.samples_scored += 1
                 self._track(
                     key, series.labels, metric, "rate" if counter else "value", state, verdict, episodes, report
                 )
         return episodes
+
+    @staticmethod
+    def _event_floor(counter: bool, rate: float, interval_ms: int) -> float:
+        """A counting counter's rate moves by one event per interval as a matter of course (a rarely used
+        endpoint's rate is 0, then one request): that much is never an anomaly on its own."""
+        if not counter or interval_ms <= 0:
+            return 0.0
+        increase = rate * interval_ms / 1000.0
+        return 1000.0 / interval_ms if abs(increase - round(increase)) < 1e-6 else 0.0
 
     @staticmethod
     def _rate(state: SeriesState, ts: int, value: float) -> float | None:
@@ -445,5 +465,6 @@ def _explanation(verdict: Verdict) -> dict[str, Any]:
         "methods": verdict.methods,
         "confidence": verdict.confidence,
         "warming_up": verdict.warming_up,
-        "severity": severity_of(verdict.score),
+        # Without a baseline yet, no anomaly is critical: the confidence says how little is known.
+        "severity": Severity.WARNING if verdict.warming_up else severity_of(verdict.score),
     }

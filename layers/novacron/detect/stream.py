@@ -70,6 +70,7 @@ VARIANCE_POINTS = 12
 VARIANCE_WEIGHT = 1.6  # a spread 3.4 times the usual scores 0.5
 VARIANCE_MIN_Z = 2.5
 FRESH_RESIDUALS = 8  # the newest residuals, left out of the scale
+RELATIVE_FLOOR = 0.01  # the scale is at least this share of the level: alarms need a change of 5 % or more
 SCORE_MIDPOINT = 5.5  # evidence (robust sigmas) scored 0.5
 SCORE_STEEPNESS = 1.5
 WARM_DAYS = 2.0  # seasonality is decided, and the window methods start, after this much history
@@ -135,15 +136,24 @@ def robust_slope(times: Floats, values: Floats) -> float:
 
 
 def robust_scale(residuals: Floats, level: float) -> float:
-    """1.4826 x MAD (one standard deviation of normal noise), floored by 0.8 x the 90th percentile of
-    the deviations / 1.645, which stays above 0 for sparse counts and quantised series, where most
-    residuals are equal, and relative to the level."""
+    """1.4826 x MAD (one standard deviation of normal noise), floored three ways.
+
+    - By 0.8 x the 90th percentile of the deviations / 1.645, for quantised series where most residuals
+      are equal.
+    - When most residuals are equal (a sparse counter's rate is 0 but for one request now and then), by
+      the median size of the departures that do happen: one event is the series' normal noise, a burst
+      of them is not.
+    - By a share of the level (``RELATIVE_FLOOR``): on a series that barely moves, a change of a few
+      per cent is not worth anyone's attention.
+    """
     deviations = np.abs(residuals - median(residuals))
     deviations.sort()
     last = deviations.size - 1
     mad = 1.4826 * 0.5 * float(deviations[last // 2] + deviations[(last + 1) // 2])
     tail = 0.8 * float(deviations[round(0.9 * last)]) / 1.645
-    return max(mad, tail, 1e-4 * abs(level), 1e-9)
+    departures = deviations[deviations > 1e-12 * max(1.0, abs(level))]
+    sparse = median(departures) if 0 < departures.size <= deviations.size // 2 else 0.0
+    return max(mad, tail, sparse, RELATIVE_FLOOR * abs(level), 1e-9)
 
 
 class SeriesDetector:
@@ -166,8 +176,12 @@ class SeriesDetector:
         """The score from which a sample is an anomaly."""
         return 1.0 - self.sensitivity
 
-    def observe(self, timestamp_ms: int, value: float) -> Verdict:
-        """Score one sample, then learn from it."""
+    def observe(self, timestamp_ms: int, value: float, noise_floor: float = 0.0) -> Verdict:
+        """Score one sample, then learn from it.
+
+        ``noise_floor``: a change the caller knows to be ordinary for this sample (a counter's rate moves
+        by one event per interval): the residual's scale is at least that.
+        """
         value = float(value)
         if not math.isfinite(value):
             raise ValueError(f"value must be a finite number, got {value}")
@@ -181,7 +195,7 @@ class SeriesDetector:
             earlier = np.array(self.values) - np.array(self.baselines)
             residual = value - seasonal - median(earlier) if earlier.size else None
         else:
-            verdict, residual = self._score(timestamp_ms, value, seasonal)
+            verdict, residual = self._score(timestamp_ms, value, seasonal, noise_floor)
         self.count += 1
         self.times.append(timestamp_ms)
         self.values.append(value)
@@ -207,7 +221,7 @@ class SeriesDetector:
         confidence, _ = self._confidence(timestamp_ms)
         return Verdict(timestamp_ms, value, 0.0, False, None, None, None, (), min(confidence, 0.1), True)
 
-    def _score(self, timestamp_ms: int, value: float, seasonal: float) -> tuple[Verdict, float]:
+    def _score(self, timestamp_ms: int, value: float, seasonal: float, noise_floor: float) -> tuple[Verdict, float]:
         n = len(self.values)
         times = np.fromiter(self.times, dtype=np.float64, count=n)
         values = np.fromiter(self.values, dtype=np.float64, count=n)
@@ -229,7 +243,7 @@ class SeriesDetector:
         history = np.fromiter(self.residuals, dtype=np.float64, count=len(self.residuals))
         if history.size >= 3 * FRESH_RESIDUALS:
             history = history[:-FRESH_RESIDUALS]
-        scale = robust_scale(history, seasonal + level) if history.size else 1e-9
+        scale = max(robust_scale(history, seasonal + level) if history.size else 1e-9, noise_floor)
         z = residual / scale
 
         evidence: dict[str, float] = {"spike" if z > 0 else "dip": abs(z)}

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from novacron.detect import api as anomalies_api
 from novacron.forecast import api as forecast_api
 from novacron.promql import Engine
 from novacron.query import prom_api, status
@@ -35,7 +36,9 @@ def results_scope(reader: HotTierReader) -> str:
     return f"{reader.tenant}#retention-v{reader.retention.version if reader.retention else 0}"
 
 
-def query_endpoints(limits: QueryLimits, results: ResultsStore) -> dict[str, Endpoint]:
+def query_endpoints(
+    limits: QueryLimits, results: ResultsStore, anomalies: anomalies_api.AnomalyReader
+) -> dict[str, Endpoint]:
     """Every query route's endpoint: (reader, parameters, path parameters, now in ms) → (status, body)."""
 
     def engine(reader: HotTierReader) -> Engine:
@@ -67,4 +70,5 @@ def query_endpoints(limits: QueryLimits, results: ResultsStore) -> dict[str, End
         "/api/v1/status/buildinfo": lambda _r, _p, _, __: prom_api.buildinfo(),
         "/api/v1/status/tsdb": lambda r, p, _, now: status.tsdb_status(r, p, now),
         "/api/v1/forecast": forecast,
+        "/api/v1/anomalies": lambda r, p, _, now: anomalies_api.list_anomalies(anomalies, r.tenant, p, now),
     }

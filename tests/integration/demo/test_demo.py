@@ -23,7 +23,7 @@ def test_demo_shows_data_read_back_through_promql() -> None:
         api_key="demo-admin-key-for-tests",
         backfill="5m",
         interval=15.0,
-        fault=["errors:product-catalog:30%@+1m/10m"],
+        fault=["errors:product-catalog:60%@+3m/10m"],
         refresh=4.0,
         duration=30.0,
     )
@@ -48,3 +48,9 @@ def test_demo_shows_data_read_back_through_promql() -> None:
     assert max(jobs) > 0
     sources = re.findall(r"sources\s+(.*)", text)
     assert any("simulator" in line and "statsd" in line for line in sources), sources
+    # And the streaming detector's episodes are listed, each explained against what was expected
+    assert re.search(r"anomalies\s+\d+ episodes in the last 24h", text)
+    explained = re.findall(r"^    \d\d:\d\d:\d\d  \S+ .*expected .* \(band .*\); \w+.*$", text, re.MULTILINE)
+    assert explained
+    # ... the strongest of them at the injected fault: product-catalog's errors, or its callers' errors calling it
+    assert any("product-catalog" in line for line in explained[-4:]), explained[-4:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import boto3
 import numpy as np
@@ -15,7 +16,7 @@ from novacron.local.resources import physical_name
 from novacron.records import encode_record
 from novacron.wiring import ANOMALIES_TABLE, DETECT, DETECTOR_STATE_TABLE, EVENT_BUS, WIRING
 from tests.builders import NOW, timeseries
-from tests.integration.handlers.conftest import kinesis_record
+from tests.integration.handlers.conftest import body_json, kinesis_record
 
 STEP_MS = 60_000
 T0 = NOW - 200 * STEP_MS
@@ -95,3 +96,24 @@ def test_a_redelivered_batch_emits_nothing_new(stack, detect, alerts_queue):
     # Then it succeeds without putting any event: the stored state has seen these samples
     assert response == {"batchItemFailures": []}
     assert received(alerts_queue) == []
+
+
+def test_the_episodes_are_listed_by_the_query_api_for_their_tenant_only(stack, detect):
+    # Given the detector found a spike in acme's series
+    detect({"Records": [kinesis_record(spiky_record(), "1")]}, make_context(WIRING.function(DETECT)))
+    window = urlencode({"start": (T0 - STEP_MS) / 1000, "end": NOW / 1000})
+    # When acme's reader lists the anomalies of the window
+    answer = stack.http(stack.query, "GET", "/api/v1/anomalies", key=stack.keys["acme-read"], query=window)
+    # Then the episode comes back, explained
+    assert answer["statusCode"] == 200, body_json(answer)
+    [anomaly] = body_json(answer)["data"]
+    assert anomaly["labels"] == {"__name__": "latency_seconds", "job": "api"}
+    assert (anomaly["value"], anomaly["methods"], anomaly["status"]) == (250.0, ["spike"], "resolved")
+    assert anomaly["lower"] < anomaly["expected"] < anomaly["upper"] < 250.0
+    # And globex sees none of it, a bad filter is a 400 naming it, and no key is a 401
+    other = stack.http(stack.query, "GET", "/api/v1/anomalies", key=stack.keys["globex-read"], query=window)
+    assert body_json(other)["data"] == []
+    bad = stack.http(stack.query, "GET", "/api/v1/anomalies", key=stack.keys["acme-read"], query="status=closed")
+    assert bad["statusCode"] == 400
+    assert "status" in body_json(bad)["error"]
+    assert stack.http(stack.query, "GET", "/api/v1/anomalies", query=window)["statusCode"] == 401

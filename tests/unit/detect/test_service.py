@@ -127,7 +127,9 @@ def test_a_spike_opens_one_episode_and_resolves_it(harness):
     assert opened.upper is not None
     assert opened.lower < opened.expected < opened.upper < 200.0
     assert opened.methods == ("spike",)
-    assert opened.severity is Severity.CRITICAL
+    # (two hours of history: the detector is warming up, so even a strong spike is only a warning)
+    assert opened.warming_up
+    assert opened.severity is Severity.WARNING
     assert opened.metric == "latency_seconds"
     assert dict(opened.labels) == LATENCY
     assert opened.scored_as == "value"
@@ -399,3 +401,18 @@ def test_the_function_config_carries_every_detector_setting():
     settings = DetectorSettings(**config.model_dump(include=names))
     # Then every setting comes from the configuration
     assert {name: getattr(settings, name) for name in names} == dict.fromkeys(names, 1)
+
+
+def test_a_rare_requests_counter_alarms_on_a_burst_not_on_one_request(harness):
+    # Given a counter of a rarely used endpoint: no request for 100 minutes, then one now and then,
+    # then a burst of 30 in a minute
+    rng = np.random.default_rng(5)
+    counts = np.cumsum([1.0 if i == 100 or (i > 100 and rng.random() < 0.1) else 0.0 for i in range(150)])
+    counts[140:] += 30.0
+    counter = {"__name__": "http_requests_total", "job": "api", "code": "503"}
+    # When the service scores it
+    report = harness.service().detect_batch([("1", record([(counter, counts.tolist())]))])
+    # Then the single requests are its noise: only the burst opens an episode, scored as a rate
+    opened = [e.anomaly for e in report.events if e.detail_type == DETECTED]
+    assert [a.start_ms for a in opened] == [T0 + 140 * STEP_MS]
+    assert opened[0].scored_as == "rate"

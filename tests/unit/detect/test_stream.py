@@ -232,3 +232,28 @@ def test_a_sparse_count_does_not_alarm_on_its_usual_ones_and_twos():
     # Then the usual values almost never alarm, and the burst does
     assert sum(v.anomaly for v in verdicts) < 0.01 * len(verdicts)
     assert burst.anomaly
+
+
+def test_a_sparse_counters_single_requests_are_its_noise_and_a_burst_is_not():
+    # Given the per-second rate of a rarely used endpoint: 0, and one request (1/15 per s) now and then
+    detector = SeriesDetector()
+    rng = np.random.default_rng(3)
+    rates = [1 / 15 if rng.random() < 0.1 else 0.0 for _ in range(300)]
+    verdicts = [detector.observe(i * 15_000, r) for i, r in enumerate(rates)]
+    # Then no single request is an anomaly
+    assert not any(v.anomaly for v in verdicts)
+    # But twenty requests in one interval are
+    assert detector.observe(300 * 15_000, 20 / 15).anomaly
+
+
+def test_a_change_of_a_few_per_cent_on_a_series_that_never_moves_is_not_an_anomaly():
+    # Given a perfectly steady value
+    detector = SeriesDetector()
+    for i in range(100):
+        assert not detector.observe(i * 15_000, 0.0107).anomaly
+    # When it moves by 3 %, and later by half
+    small = detector.observe(100 * 15_000, 0.0107 * 1.03)
+    large = detector.observe(101 * 15_000, 0.0107 * 1.5)
+    # Then only the large move is flagged
+    assert not small.anomaly
+    assert large.anomaly

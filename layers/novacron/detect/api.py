@@ -1,0 +1,70 @@
+"""``GET /api/v1/anomalies``: a tenant's anomaly episodes, newest first, each with its explanation.
+
+Parameters (all optional): ``start`` and ``end`` (Prometheus times; default the last 24 hours) bound the
+episodes' start; ``status`` (``open``/``resolved``), ``severity`` (``warning``/``critical``) and
+``metric`` (a metric name) filter them; ``limit`` (default 100, at most 1,000) caps how many come back.
+Answers use the Prometheus envelope and error types, like the rest of the query API.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from novacron.detect.events import Anomaly, Severity, Status
+from novacron.promql import BadData
+from novacron.query.prom_api import Params, Response, _param, _query_limit, _run, _time_param, success
+
+DEFAULT_RANGE_MS = 24 * 3_600_000
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1_000
+# Filters are applied after the read: read this many times the limit so that a filtered page is full.
+FILTER_READ_FACTOR = 10
+
+
+class AnomalyReader(Protocol):
+    """What the API reads (``novacron.adapters.anomalies.DynamoAnomalyStore``)."""
+
+    def list_anomalies(
+        self, tenant: str, start_ms: int, end_ms: int, limit: int = 100, newest_first: bool = False
+    ) -> list[Anomaly]:
+        """The tenant's episodes that started within [start_ms, end_ms], at most ``limit``."""
+        ...
+
+
+def _choice(params: Params, name: str, allowed: type[Status] | type[Severity]) -> str | None:
+    text = _param(params, name)
+    if text == "":
+        return None
+    values = [str(v) for v in allowed]
+    if text not in values:
+        raise BadData(f'invalid parameter "{name}": {text!r} is not one of {", ".join(values)}')
+    return text
+
+
+def list_anomalies(store: AnomalyReader, tenant: str, params: Params, now_ms: int) -> Response:
+    """The answer to ``GET /api/v1/anomalies`` for ``tenant``."""
+
+    def run() -> Response:
+        end = _time_param(params, "end", now_ms)
+        start = _time_param(params, "start", end - DEFAULT_RANGE_MS)
+        if end < start:
+            raise BadData('invalid parameter "end": end timestamp must not be before start time')
+        limit = _query_limit(params) or DEFAULT_LIMIT
+        if limit > MAX_LIMIT:
+            raise BadData(f'invalid parameter "limit": at most {MAX_LIMIT} anomalies per request')
+        status, severity = _choice(params, "status", Status), _choice(params, "severity", Severity)
+        metric = _param(params, "metric") or None
+        filtered = status is not None or severity is not None or metric is not None
+        found = store.list_anomalies(
+            tenant, start, end, limit * FILTER_READ_FACTOR if filtered else limit, newest_first=True
+        )
+        kept = [
+            a
+            for a in found
+            if (status is None or str(a.status) == status)
+            and (severity is None or str(a.severity) == severity)
+            and (metric is None or a.metric == metric)
+        ]
+        return success([a.to_json() for a in kept[:limit]])
+
+    return _run(run)
