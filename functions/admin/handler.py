@@ -1,4 +1,4 @@
-"""Admin function: API keys (the only function that writes the keys table), ingest and retention policies.
+"""Admin function: API keys (the only writer of the keys table), ingest/retention/detection policies, feedback.
 
 Paths and methods come from the wiring's routes of this function; what answers each is the table in
 novacron.query.admin_routes.
@@ -14,6 +14,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from novacron.adapters.anomalies import DynamoAnomalyStore
 from novacron.adapters.dynamo_tier import DynamoIndexStore
 from novacron.adapters.keys_table import DynamoKeyStore
 from novacron.adapters.settings_table import SettingsTable
@@ -32,7 +33,9 @@ keys = DynamoKeyStore(config.keys_table, cache_ttl_s=0)
 # No cache either: a change is made against the stored version.
 settings = SettingsTable(config.settings_table, cache_ttl_s=0)
 app.use([require_role(keys, lambda _m, _p: Role.ADMIN)])
-ENDPOINTS = admin_endpoints(keys, settings, DynamoIndexStore(config.index_table))
+ENDPOINTS = admin_endpoints(
+    keys, settings, DynamoIndexStore(config.index_table), DynamoAnomalyStore(config.anomalies_table)
+)
 
 
 def _serve(method: str, path: str) -> Callable[..., Response[str]]:

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from novacron.adapters.anomalies import DynamoAnomalyStore
 from novacron.adapters.detector_state import DynamoStateStore
 from novacron.adapters.event_bus import EventBridgeSink
+from novacron.adapters.settings_table import SettingsTable
 from novacron.config import DetectorConfig
 from novacron.detect.service import DetectionService, DetectorSettings
 from novacron.stream_batch import kinesis_records, settle
@@ -29,6 +30,8 @@ service = DetectionService(
     EventBridgeSink(config.event_bus),
     # The config's tuning fields are the settings' fields, by name.
     DetectorSettings(**config.model_dump(include={f.name for f in fields(DetectorSettings)})),
+    # Tenants' detection policies, re-read by a warm function every settings_cache_ttl_s.
+    policies=SettingsTable(config.settings_table, config.settings_cache_ttl_s),
 )
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 

@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     from novacron.detect.cli import register as register_detect
 
     register_detect(commands)
+    from novacron.detect.anomalies_cli import register as register_anomalies
+
+    register_anomalies(commands)
     from novacron.forecast.cli import register as register_forecast
 
     register_forecast(commands)

@@ -96,6 +96,9 @@ class DetectorConfig(_FunctionConfig):
     episode_gap: int = Field(3, ge=0)  # normal samples allowed inside one anomaly episode
     state_ttl_days: int = Field(14, gt=0)
     anomaly_ttl_days: int = Field(30, gt=0)
+    # Tenants' detection policies (novacron.detect.policy); a change reaches a warm detector within this.
+    settings_table: str
+    settings_cache_ttl_s: float = Field(60.0, ge=0)
 
 
 class CompactorConfig(_FunctionConfig):
@@ -139,8 +142,9 @@ class QueryConfig(_FunctionConfig):
 
 
 class AdminConfig(_FunctionConfig):
-    """The admin function (API keys, ingest policy, cardinality approvals)."""
+    """The admin function (API keys, ingest policy, cardinality approvals, retention and detection policies)."""
 
     keys_table: str
     settings_table: str
     index_table: str
+    anomalies_table: str  # users' feedback on anomaly episodes

@@ -352,8 +352,18 @@ WIRING = Wiring(
             handler="handler.lambda_handler",
             memory_mb=256,
             timeout_s=10,
-            grants=(Grant(KEYS_TABLE, RW), Grant(SETTINGS_TABLE, RW), Grant(INDEX_TABLE, R)),
-            environment={**_AUTH_ENV, "NOVACRON_SETTINGS_TABLE": SETTINGS_TABLE, "NOVACRON_INDEX_TABLE": INDEX_TABLE},
+            grants=(
+                Grant(KEYS_TABLE, RW),
+                Grant(SETTINGS_TABLE, RW),
+                Grant(INDEX_TABLE, R),
+                Grant(ANOMALIES_TABLE, RW),  # feedback: the episode must exist (R), the verdict is stored (W)
+            ),
+            environment={
+                **_AUTH_ENV,
+                "NOVACRON_SETTINGS_TABLE": SETTINGS_TABLE,
+                "NOVACRON_INDEX_TABLE": INDEX_TABLE,
+                "NOVACRON_ANOMALIES_TABLE": ANOMALIES_TABLE,
+            },
             # Retention overrides match series with PromQL selectors: validating them needs the parser.
             layers=("core", "science"),
         ),
@@ -403,12 +413,16 @@ WIRING = Wiring(
                 Grant(ANOMALIES_TABLE, W),
                 Grant(EVENT_BUS, W),
                 Grant(DETECT_DLQ, W),
+                Grant(SETTINGS_TABLE, R),  # tenants' detection policies
             ),
             environment={
                 "NOVACRON_DETECTOR_STATE_TABLE": DETECTOR_STATE_TABLE,
                 "NOVACRON_ANOMALIES_TABLE": ANOMALIES_TABLE,
                 "NOVACRON_EVENT_BUS": EVENT_BUS,
+                "NOVACRON_SETTINGS_TABLE": SETTINGS_TABLE,
             },
+            # Detection policies match series with PromQL selectors: reading them needs the parser.
+            layers=("core", "science"),
         ),
     ),
     consumers=(
@@ -490,6 +504,10 @@ WIRING = Wiring(
         Route("GET", "/api/v1/admin/retention", ADMIN),
         Route("PUT", "/api/v1/admin/retention", ADMIN),
         Route("GET", "/api/v1/admin/retention/history", ADMIN),
+        Route("GET", "/api/v1/admin/detection", ADMIN),
+        Route("PUT", "/api/v1/admin/detection", ADMIN),
+        Route("GET", "/api/v1/admin/detection/history", ADMIN),
+        Route("POST", "/api/v1/anomalies/{id}/feedback", ADMIN),
     ),
     schedules=(Schedule("parquet-archive", ARCHIVER, every_s=900), Schedule("compaction", COMPACTOR, every_s=900)),
     secrets=(Secret(PII_SECRET, "NovaCron: the key per-tenant PII-scrubbing HMAC keys are derived from"),),

@@ -6,7 +6,15 @@ from typing import Any
 
 import pytest
 
-from novacron.wiring import ANOMALIES_TABLE, DETECT, DETECTOR_STATE_TABLE, EVENT_BUS, METRICS_STREAM, WIRING
+from novacron.wiring import (
+    ANOMALIES_TABLE,
+    DETECT,
+    DETECTOR_STATE_TABLE,
+    EVENT_BUS,
+    METRICS_STREAM,
+    SETTINGS_TABLE,
+    WIRING,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -84,7 +92,11 @@ def test_the_detector_reads_and_writes_its_state_and_only_writes_anomalies(synth
     assert {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"} <= by_table[state_id]
     assert "dynamodb:BatchWriteItem" in by_table[anomalies_id]
     assert not {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:Scan"} & by_table[anomalies_id]
-    other_tables = {synthesized.logical_id(t) for name, t in res.tables.items()} - {state_id, anomalies_id}
+    # ... reads tenants' detection policies from the settings table without writing it, and nothing else
+    settings_id = synthesized.logical_id(res.tables[SETTINGS_TABLE])
+    assert "dynamodb:GetItem" in by_table[settings_id]
+    assert not {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} & by_table[settings_id]
+    other_tables = {synthesized.logical_id(t) for name, t in res.tables.items()} - {state_id, anomalies_id, settings_id}
     assert not other_tables & set(by_table)
 
 

@@ -1,7 +1,7 @@
 """Tenant settings in DynamoDB (pynamodb): versioned documents per tenant, with a TTL cache for hot paths.
 
 One item per tenant and kind of setting: ``pk`` = tenant, ``sk`` = the kind (``ingest-policy``,
-``retention``); ``version`` is a top-level number so that writes can be made conditional on it,
+``retention``, ``detection``); ``version`` is a top-level number so that writes can be made conditional on it,
 ``document`` the setting as JSON. Kinds with a history also keep one item per version,
 ``sk`` = ``<kind>#v<version, 10 digits>``, holding that version's audit record; it is written in the
 same transaction as the current item, so a version never exists without its record.
@@ -23,6 +23,7 @@ from pynamodb.transactions import TransactWrite
 
 from novacron.adapters.dynamodb import bind_model
 from novacron.aws import endpoint_override, region
+from novacron.detect.policy import DETECTION_KEY, DetectionChange, DetectionPolicy
 from novacron.ingest.policy import POLICY_KEY, IngestPolicy
 from novacron.retention.changes import RetentionChange
 from novacron.retention.policy import RETENTION_KEY, RetentionPolicy
@@ -79,6 +80,21 @@ class SettingsTable:
     def retention_history(self, tenant: str, limit: int) -> list[RetentionChange]:
         """The audit records of the tenant's retention versions, newest first."""
         return [RetentionChange.model_validate(doc) for doc in self._history(tenant, RETENTION_KEY, limit)]
+
+    # --- the detection policy ---------------------------------------------------------------------
+
+    def detection(self, tenant: str) -> DetectionPolicy:
+        """The tenant's stored detection policy, or the defaults (version 0) when none is stored."""
+        return self._setting(tenant, DETECTION_KEY, DetectionPolicy)
+
+    def put_detection(self, tenant: str, policy: DetectionPolicy, change: DetectionChange) -> bool:
+        """Store ``policy`` and its audit record if the stored version is ``change.previous_version``."""
+        history = (history_key(DETECTION_KEY, policy.version), change.document())
+        return self._put(tenant, DETECTION_KEY, policy.version, policy.document(), change.previous_version, history)
+
+    def detection_history(self, tenant: str, limit: int) -> list[DetectionChange]:
+        """The audit records of the tenant's detection versions, newest first."""
+        return [DetectionChange.model_validate(doc) for doc in self._history(tenant, DETECTION_KEY, limit)]
 
     # --- any versioned document -------------------------------------------------------------------
 

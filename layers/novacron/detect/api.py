@@ -3,14 +3,17 @@
 Parameters (all optional): ``start`` and ``end`` (Prometheus times; default the last 24 hours) bound the
 episodes' start; ``status`` (``open``/``resolved``), ``severity`` (``warning``/``critical``) and
 ``metric`` (a metric name) filter them; ``limit`` (default 100, at most 1,000) caps how many come back.
+Each episode carries its latest user ``feedback`` (``null`` when none; see POST
+``/api/v1/anomalies/{id}/feedback``).
 Answers use the Prometheus envelope and error types, like the rest of the query API.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol
 
-from novacron.detect.events import Anomaly, Severity, Status
+from novacron.detect.events import Anomaly, Feedback, Severity, Status
 from novacron.promql import BadData
 from novacron.query.prom_api import Params, Response, _param, _query_limit, _run, _time_param, success
 
@@ -31,6 +34,14 @@ class AnomalyReader(Protocol):
         ...
 
 
+class FeedbackReader(Protocol):
+    """Users' verdicts on episodes (``novacron.adapters.anomalies.DynamoAnomalyStore``)."""
+
+    def latest_feedback(self, tenant: str, anomaly_ids: Collection[str]) -> dict[str, Feedback]:
+        """The latest verdict on each of ``anomaly_ids`` that has one."""
+        ...
+
+
 def _choice(params: Params, name: str, allowed: type[Status] | type[Severity]) -> str | None:
     text = _param(params, name)
     if text == "":
@@ -41,8 +52,10 @@ def _choice(params: Params, name: str, allowed: type[Status] | type[Severity]) -
     return text
 
 
-def list_anomalies(store: AnomalyReader, tenant: str, params: Params, now_ms: int) -> Response:
-    """The answer to ``GET /api/v1/anomalies`` for ``tenant``."""
+def list_anomalies(
+    store: AnomalyReader, tenant: str, params: Params, now_ms: int, feedback: FeedbackReader | None = None
+) -> Response:
+    """The answer to ``GET /api/v1/anomalies`` for ``tenant`` (with each episode's latest ``feedback``)."""
 
     def run() -> Response:
         end = _time_param(params, "end", now_ms)
@@ -65,6 +78,12 @@ def list_anomalies(store: AnomalyReader, tenant: str, params: Params, now_ms: in
             and (severity is None or str(a.severity) == severity)
             and (metric is None or a.metric == metric)
         ]
-        return success([a.to_json() for a in kept[:limit]])
+        page = kept[:limit]
+        verdicts = feedback.latest_feedback(tenant, [a.id for a in page]) if feedback is not None else {}
+        return success([{**a.to_json(), "feedback": _feedback_of(verdicts.get(a.id))} for a in page])
 
     return _run(run)
+
+
+def _feedback_of(feedback: Feedback | None) -> dict[str, object] | None:
+    return None if feedback is None else feedback.to_json()

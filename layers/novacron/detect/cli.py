@@ -1,4 +1,7 @@
-"""``novacron detect score``: replay a series from a CSV file through the streaming detector."""
+"""``novacron detect score``: replay a series from a CSV file through the streaming detector.
+
+``novacron detect settings`` (a tenant's detection policy) lives in novacron.detect.anomalies_cli.
+"""
 
 from __future__ import annotations
 
@@ -61,6 +64,9 @@ def register(commands: Any) -> None:
         help="0-1: a sample is an anomaly when its score reaches 1 - sensitivity (default 0.5)",
     )
     score.set_defaults(run=run_score)
+    from novacron.detect.anomalies_cli import register_settings  # the admin API's client: loaded with its command
+
+    register_settings(actions)
 
 
 def _sensitivity(text: str) -> float:

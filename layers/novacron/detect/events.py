@@ -76,6 +76,8 @@ class Anomaly:
     scored_as: str  # "value" or "rate"
     detector_version: str
     samples: int = 1  # anomalous samples in the episode
+    # Opened in a maintenance window (novacron.detect.policy): stored, but no event went to the bus.
+    suppressed: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (labels as an object)."""
@@ -95,6 +97,33 @@ class Anomaly:
         values["status"] = Status(values["status"])
         values["severity"] = Severity(values["severity"])
         return cls(**values)
+
+
+class FeedbackVerdict(StrEnum):
+    """What a user says of an anomaly episode."""
+
+    TRUE_POSITIVE = "true_positive"
+    FALSE_POSITIVE = "false_positive"
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A user's verdict on one anomaly episode: who (an API key's id, never the key) and when."""
+
+    anomaly_id: str
+    verdict: FeedbackVerdict
+    comment: str
+    by: str  # the API key id
+    at: int  # epoch seconds
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {**asdict(self), "verdict": str(self.verdict)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Feedback:
+        """The inverse of :meth:`to_json`."""
+        return cls(**{**data, "verdict": FeedbackVerdict(data["verdict"])})
 
 
 @dataclass(frozen=True)

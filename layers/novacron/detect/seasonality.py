@@ -65,6 +65,8 @@ class SeasonalProfile:
         self.first_slot: int | None = None
         self.pending: list[float] = []
         self.model = "none"  # "none", "daily" or "weekly"
+        # Set by a tenant's detection policy (not stored: the service sets it before every batch).
+        self.forced_model: str | None = None
         self.daily_ratios: deque[float] = deque(maxlen=REMEMBERED)
         self.weekly_ratios: deque[float] = deque(maxlen=REMEMBERED)
         self.version = 0  # changes whenever the baseline does
@@ -164,6 +166,24 @@ class SeasonalProfile:
             self.weekly_ratios.append(mad_weekly / simpler)
         weekly = bool(self.weekly_ratios) and min(self.weekly_ratios) < IMPROVEMENT
         self.model = "weekly" if weekly else "daily" if daily else "none"
+        if self.forced_model is not None:  # the comparison above still runs: "auto" resumes with its history
+            self.model = self.forced_model
+
+    def force(self, model: str | None) -> None:
+        """Use ``model`` (``none``, ``daily`` or ``weekly``) whatever the comparison says; None: choose again.
+
+        Forcing takes effect at once; after ``force(None)`` the model is chosen again at the next
+        comparison (within the hour).
+        """
+        if model not in (None, "none", "daily", "weekly"):
+            raise ValueError(f"unknown seasonal model {model!r}")
+        if model == self.forced_model:
+            return
+        self.forced_model = model
+        if model is not None and model != self.model:
+            self.model = model
+            if self.slot is not None:
+                self._rebuild()
 
     # --- baseline --------------------------------------------------------------------------------
 

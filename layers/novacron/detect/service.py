@@ -8,9 +8,12 @@ after scoring: for a new series at once, for a warm one at most every ``checkpoi
 state is ~10 KB, ten write units; a cold start then misses at most that much recent history, never
 the baseline), and at once when its anomaly episode opens or closes or it leaves the bounded cache.
 
-- Watched series: every series of a tenant, up to ``max_series_per_tenant`` per function instance;
-  further series are counted, not scored. Histogram ``_bucket`` series are never scored (a histogram's
-  ``_count`` and ``_sum`` say enough, at a fraction of the series).
+- Watched series: those the tenant's detection policy (novacron.detect.policy) watches and does not
+  ignore (every series by default), up to ``max_series_per_tenant`` per function instance; further
+  series are counted, not scored. The policy also sets each series' sensitivity and seasonal model,
+  and its maintenance windows suppress anomalies: stored, marked ``suppressed``, no event. Histogram
+  ``_bucket`` series are never scored (a histogram's ``_count`` and ``_sum`` say enough, at a fraction
+  of the series).
 - Counters (``_total``, ``_count``, ``_sum``) are scored as their per-second rate between consecutive
   samples; a drop means the counter restarted from zero, so the increase is the new value.
 - Samples at or before the last one scored for the series are skipped: a retried or replayed record
@@ -48,6 +51,7 @@ from novacron.detect.events import (
     episode_id,
     severity_of,
 )
+from novacron.detect.policy import DetectionPolicy, Seasonality, SeriesSettings, Settings
 from novacron.detect.stream import STATE_VERSION, SeriesDetector, Verdict
 from novacron.ingest.validate import SeriesValidator
 from novacron.protocols.wire import WireFormatError, decode_series
@@ -97,6 +101,14 @@ class EventSink(Protocol):
 
     def put_events(self, events: Sequence[AnomalyEvent]) -> None:
         """Deliver every event, or raise."""
+        ...
+
+
+class DetectionPolicies(Protocol):
+    """Tenants' detection policies (the settings table, cached)."""
+
+    def detection(self, tenant: str) -> DetectionPolicy:
+        """The tenant's policy (the defaults, version 0, when none is stored)."""
         ...
 
 
@@ -180,10 +192,12 @@ class BatchReport:
     samples_scored: int = 0
     series_watched: int = 0
     series_skipped: int = 0  # beyond the per-tenant cap
+    series_ignored: int = 0  # not watched by the tenant's detection policy
     buckets_skipped: int = 0  # histogram buckets, never scored
     late_samples: int = 0  # at or before the series' last sample: replays, out-of-order
     anomalies_opened: int = 0
     anomalies_resolved: int = 0
+    anomalies_suppressed: int = 0  # opened in a maintenance window: stored, no event
     events: list[AnomalyEvent] = field(default_factory=list)
 
     def counts(self) -> dict[str, float]:
@@ -192,10 +206,12 @@ class BatchReport:
             "SamplesScored": self.samples_scored,
             "SeriesWatched": self.series_watched,
             "SeriesSkipped": self.series_skipped,
+            "SeriesIgnored": self.series_ignored,
             "BucketSeriesSkipped": self.buckets_skipped,
             "LateSamples": self.late_samples,
             "AnomaliesOpened": self.anomalies_opened,
             "AnomaliesResolved": self.anomalies_resolved,
+            "AnomaliesSuppressed": self.anomalies_suppressed,
         }
 
 
@@ -224,6 +240,7 @@ class DetectionService:
         settings: DetectorSettings | None = None,
         validator: SeriesValidator | None = None,
         clock: Callable[[], float] = time.time,
+        policies: DetectionPolicies | None = None,
     ) -> None:
         self.states = states
         self.anomalies = anomalies
@@ -231,6 +248,7 @@ class DetectionService:
         self.settings = settings or DetectorSettings()
         self.validator = validator or SeriesValidator()
         self._clock = clock
+        self.policies = policies
         self._cache: OrderedDict[SeriesKey, SeriesState] = OrderedDict()
         self._watched: dict[str, set[str]] = {}
 
@@ -238,11 +256,12 @@ class DetectionService:
         """Score a batch of (sequence number, data) records; raise if storing the results fails."""
         report = BatchReport(outcomes=[RecordStats() for _ in records])
         gathered = self._gather(records, report)
-        watched = self._admit(gathered, report)
+        policies = {tenant: self._policy(tenant) for tenant in sorted({tenant for tenant, _ in gathered})}
+        watched = self._admit(gathered, policies, report)
         now = self._clock()
         self._load([key for key in watched if key not in self._cache], now)
         try:
-            episodes = self._score(watched, gathered, report)
+            episodes = self._score(watched, gathered, policies, report)
             for key in watched:
                 self._cache.move_to_end(key)
             # The least recently used beyond the bound leave the cache once their state is stored.
@@ -295,14 +314,27 @@ class DetectionService:
                 stats.samples += hi - lo
         return gathered
 
-    def _admit(self, gathered: dict[SeriesKey, _Series], report: BatchReport) -> list[SeriesKey]:
-        """The batch's series that are watched, admitting new ones up to each tenant's cap."""
-        watched: list[SeriesKey] = []
+    def _policy(self, tenant: str) -> DetectionPolicy:
+        """The tenant's detection policy; until one is stored, this function's configured sensitivity."""
+        policy = self.policies.detection(tenant) if self.policies is not None else None
+        if policy is None or policy.version == 0:
+            return DetectionPolicy(defaults=Settings(sensitivity=self.settings.sensitivity))
+        return policy
+
+    def _admit(
+        self, gathered: dict[SeriesKey, _Series], policies: dict[str, DetectionPolicy], report: BatchReport
+    ) -> dict[SeriesKey, SeriesSettings]:
+        """The batch's series that are watched, with their settings, admitting new ones up to each tenant's cap."""
+        watched: dict[SeriesKey, SeriesSettings] = {}
         cap = self.settings.max_series_per_tenant
         for key in sorted(gathered):
             tenant, sid = key
             if metric_name(gathered[key].labels).endswith(SKIPPED_SUFFIXES):
                 report.buckets_skipped += 1
+                continue
+            settings = policies[tenant].settings_for(gathered[key].labels)
+            if settings is None:
+                report.series_ignored += 1
                 continue
             known = self._watched.setdefault(tenant, set())
             if sid not in known:
@@ -310,7 +342,7 @@ class DetectionService:
                     report.series_skipped += 1
                     continue
                 known.add(sid)
-            watched.append(key)
+            watched[key] = settings
         report.series_watched = len(watched)
         if report.series_skipped:
             log.warning("%d series beyond the per-tenant cap of %d were not scored", report.series_skipped, cap)
@@ -330,12 +362,21 @@ class DetectionService:
             self._cache[key] = state or SeriesState(SeriesDetector(self.settings.sensitivity))
 
     def _score(
-        self, watched: list[SeriesKey], gathered: dict[SeriesKey, _Series], report: BatchReport
+        self,
+        watched: dict[SeriesKey, SeriesSettings],
+        gathered: dict[SeriesKey, _Series],
+        policies: dict[str, DetectionPolicy],
+        report: BatchReport,
     ) -> dict[str, Anomaly]:
         """Run each watched series' samples through its detector (marking the states changed); the episodes touched."""
         episodes: dict[str, Anomaly] = {}
-        for key in watched:
+        for key, settings in watched.items():
             series, state = gathered[key], self._cache[key]
+            policy = policies[key[0]]
+            # The tenant's policy decides, whatever the stored state was scored with.
+            state.detector.sensitivity = settings.sensitivity
+            forced = None if settings.seasonality is Seasonality.AUTO else str(settings.seasonality)
+            state.detector.profile.force(forced)
             metric = metric_name(series.labels)
             counter = is_counter(metric)
             times = np.concatenate(series.times)
@@ -359,8 +400,9 @@ class DetectionService:
                 floor = self._event_floor(counter, observed, ts - previous_ms) if previous_ms is not None else 0.0
                 verdict = state.detector.observe(ts, observed, floor)
                 report.samples_scored += 1
+                quiet = bool(policy.maintenance) and policy.suppressed(series.labels, ts)
                 self._track(
-                    key, series.labels, metric, "rate" if counter else "value", state, verdict, episodes, report
+                    key, series.labels, metric, "rate" if counter else "value", state, verdict, quiet, episodes, report
                 )
         return episodes
 
@@ -391,17 +433,25 @@ class DetectionService:
         scored_as: str,
         state: SeriesState,
         verdict: Verdict,
+        suppressed: bool,
         episodes: dict[str, Anomaly],
         report: BatchReport,
     ) -> None:
-        """Open, extend or close the series' episode after one verdict."""
+        """Open, extend or close the series' episode after one verdict.
+
+        An episode opened in a maintenance window (``suppressed``) is stored but sends no event; if it is
+        still anomalous after the window, it is news then: ``AnomalyDetected`` goes out at that sample.
+        """
         episode = state.episode
         if verdict.anomaly:
             if episode is None:
-                anomaly = self._opened(key, labels, metric, scored_as, verdict)
+                anomaly = self._opened(key, labels, metric, scored_as, verdict, suppressed)
                 state.episode = Episode(anomaly, verdict.timestamp_ms)
                 state.episode_turned = True
-                report.events.append(AnomalyEvent(DETECTED, anomaly))
+                if suppressed:
+                    report.anomalies_suppressed += 1
+                else:
+                    report.events.append(AnomalyEvent(DETECTED, anomaly))
                 report.anomalies_opened += 1
             else:
                 anomaly = episode.anomaly
@@ -410,6 +460,10 @@ class DetectionService:
                 episode.anomaly = replace(anomaly, samples=anomaly.samples + 1)
                 episode.last_anomalous_ms = verdict.timestamp_ms
                 episode.quiet = 0
+                if anomaly.suppressed and not suppressed:
+                    episode.anomaly = replace(episode.anomaly, suppressed=False)
+                    state.episode_turned = True
+                    report.events.append(AnomalyEvent(DETECTED, episode.anomaly))
             assert state.episode is not None
             episodes[state.episode.anomaly.id] = state.episode.anomaly
         elif episode is not None:
@@ -419,11 +473,14 @@ class DetectionService:
                 state.episode = None
                 state.episode_turned = True
                 episodes[resolved.id] = resolved
-                report.events.append(AnomalyEvent(RESOLVED, resolved))
+                if not resolved.suppressed:  # its opening was never announced
+                    report.events.append(AnomalyEvent(RESOLVED, resolved))
                 report.anomalies_resolved += 1
 
     @staticmethod
-    def _opened(key: SeriesKey, labels: Labels, metric: str, scored_as: str, verdict: Verdict) -> Anomaly:
+    def _opened(
+        key: SeriesKey, labels: Labels, metric: str, scored_as: str, verdict: Verdict, suppressed: bool
+    ) -> Anomaly:
         tenant, sid = key
         return Anomaly(
             id=episode_id(tenant, sid, verdict.timestamp_ms),
@@ -436,6 +493,7 @@ class DetectionService:
             end_ms=None,
             scored_as=scored_as,
             detector_version=DETECTOR_VERSION,
+            suppressed=suppressed,
             **_explanation(verdict),
         )
 

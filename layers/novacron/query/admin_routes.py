@@ -12,7 +12,8 @@ from typing import Protocol
 from urllib.parse import unquote
 
 from novacron.auth import KeyStore, Principal
-from novacron.query import keys_api, policy_api, retention_api
+from novacron.query import detection_api, keys_api, policy_api, retention_api
+from novacron.query.detection_api import DetectionStore, FeedbackStore
 from novacron.query.policy_api import CardinalitySummary, Params, PolicyStore, Response
 from novacron.query.retention_api import RetentionStore
 
@@ -33,8 +34,8 @@ class AdminRequest:
         return self.body if self.content_type in ("", "application/json") else b""
 
 
-class SettingsStore(PolicyStore, RetentionStore, Protocol):
-    """The tenant-settings table: ingest and retention policies."""
+class SettingsStore(PolicyStore, RetentionStore, DetectionStore, Protocol):
+    """The tenant-settings table: ingest, retention and detection policies."""
 
 
 Endpoint = Callable[[AdminRequest], Response]
@@ -42,7 +43,7 @@ Endpoints = dict[tuple[str, str], Endpoint]
 
 
 def admin_endpoints(
-    keys: KeyStore, settings: SettingsStore, index: CardinalitySummary
+    keys: KeyStore, settings: SettingsStore, index: CardinalitySummary, anomalies: FeedbackStore
 ) -> dict[tuple[str, str], Endpoint]:
     """The endpoint of every admin route, by (method, path as declared in the wiring)."""
 
@@ -79,5 +80,17 @@ def admin_endpoints(
         ),
         ("GET", "/api/v1/admin/retention/history"): lambda r: retention_api.retention_history(
             settings, r.principal, r.params
+        ),
+        ("GET", "/api/v1/admin/detection"): lambda r: detection_api.get_detection(settings, r.principal, r.params),
+        ("PUT", "/api/v1/admin/detection"): lambda r: detection_api.put_detection(
+            settings, r.principal, r.params, r.body, r.now
+        ),
+        ("GET", "/api/v1/admin/detection/history"): lambda r: detection_api.detection_history(
+            settings, r.principal, r.params
+        ),
+        # Feedback changes what training learns from: an admin's call, served here rather than by the
+        # read-only query function.
+        ("POST", "/api/v1/anomalies/{id}/feedback"): lambda r: detection_api.post_feedback(
+            anomalies, r.principal, r.path["id"], r.params, r.json_body(), r.now
         ),
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from novacron.detect import api as anomalies_api
 from novacron.forecast import api as forecast_api
@@ -36,9 +36,11 @@ def results_scope(reader: HotTierReader) -> str:
     return f"{reader.tenant}#retention-v{reader.retention.version if reader.retention else 0}"
 
 
-def query_endpoints(
-    limits: QueryLimits, results: ResultsStore, anomalies: anomalies_api.AnomalyReader
-) -> dict[str, Endpoint]:
+class AnomalyStore(anomalies_api.AnomalyReader, anomalies_api.FeedbackReader, Protocol):
+    """The anomalies table: episodes and users' feedback on them."""
+
+
+def query_endpoints(limits: QueryLimits, results: ResultsStore, anomalies: AnomalyStore) -> dict[str, Endpoint]:
     """Every query route's endpoint: (reader, parameters, path parameters, now in ms) → (status, body)."""
 
     def engine(reader: HotTierReader) -> Engine:
@@ -70,5 +72,5 @@ def query_endpoints(
         "/api/v1/status/buildinfo": lambda _r, _p, _, __: prom_api.buildinfo(),
         "/api/v1/status/tsdb": lambda r, p, _, now: status.tsdb_status(r, p, now),
         "/api/v1/forecast": forecast,
-        "/api/v1/anomalies": lambda r, p, _, now: anomalies_api.list_anomalies(anomalies, r.tenant, p, now),
+        "/api/v1/anomalies": lambda r, p, _, now: anomalies_api.list_anomalies(anomalies, r.tenant, p, now, anomalies),
     }

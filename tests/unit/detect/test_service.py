@@ -395,6 +395,7 @@ def test_the_function_config_carries_every_detector_setting():
     # Given the detector function's configuration with every tuning value changed
     names = {f.name for f in fields(DetectorSettings)}
     env = {"NOVACRON_DETECTOR_STATE_TABLE": "s", "NOVACRON_ANOMALIES_TABLE": "a", "NOVACRON_EVENT_BUS": "b"}
+    env["NOVACRON_SETTINGS_TABLE"] = "t"
     env.update({f"NOVACRON_{name.upper()}": "1" for name in names})
     # When it is read and turned into the service's settings, as the handler does
     config = DetectorConfig.from_env(env)
