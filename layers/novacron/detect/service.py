@@ -456,7 +456,7 @@ class DetectionService:
             else:
                 anomaly = episode.anomaly
                 if verdict.score > anomaly.score:
-                    anomaly = replace(anomaly, **_explanation(verdict))
+                    anomaly = replace(anomaly, **_explanation(verdict, scored_as))
                 episode.anomaly = replace(anomaly, samples=anomaly.samples + 1)
                 episode.last_anomalous_ms = verdict.timestamp_ms
                 episode.quiet = 0
@@ -494,7 +494,7 @@ class DetectionService:
             scored_as=scored_as,
             detector_version=DETECTOR_VERSION,
             suppressed=suppressed,
-            **_explanation(verdict),
+            **_explanation(verdict, scored_as),
         )
 
     def _persist(
@@ -511,14 +511,18 @@ class DetectionService:
             state.written_at, state.dirty, state.episode_turned = now, False, False
 
 
-def _explanation(verdict: Verdict) -> dict[str, Any]:
-    """The fields of an :class:`Anomaly` that one verdict explains."""
+def _explanation(verdict: Verdict, scored_as: str) -> dict[str, Any]:
+    """The fields of an :class:`Anomaly` that one verdict explains (a counter's rate is never below 0)."""
+
+    def bound(x: float | None) -> float | None:
+        return max(x, 0.0) if x is not None and scored_as == "rate" else x
+
     return {
         "peak_ms": verdict.timestamp_ms,
         "value": verdict.value,
-        "expected": verdict.expected,
-        "lower": verdict.lower,
-        "upper": verdict.upper,
+        "expected": bound(verdict.expected),
+        "lower": bound(verdict.lower),
+        "upper": bound(verdict.upper),
         "score": round(verdict.score, 6),
         "methods": verdict.methods,
         "confidence": verdict.confidence,

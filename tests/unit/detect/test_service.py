@@ -417,3 +417,5 @@ def test_a_rare_requests_counter_alarms_on_a_burst_not_on_one_request(harness):
     opened = [e.anomaly for e in report.events if e.detail_type == DETECTED]
     assert [a.start_ms for a in opened] == [T0 + 140 * STEP_MS]
     assert opened[0].scored_as == "rate"
+    # ... and its band, like the rate itself, does not reach below zero
+    assert opened[0].lower == 0.0
