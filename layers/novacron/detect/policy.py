@@ -22,7 +22,7 @@ from novacron.auth import Principal
 from novacron.ingest.policy import check_based_on
 from novacron.ingest.validate import METRIC_NAME_RE
 from novacron.retention.changes import RetentionChange, differences
-from novacron.retention.policy import parse_series_selector
+from novacron.retention.policy import SeriesOverride, parse_series_selector
 from novacron.series import METRIC_NAME, Labels, Matcher, matches_all
 
 DETECTION_KEY = "detection"  # the settings table's sort key of the current policy
@@ -67,43 +67,15 @@ class Settings(BaseModel):
     seasonality: Seasonality = Seasonality.AUTO
 
 
-class Override(BaseModel):
+class Override(SeriesOverride):
     """Settings of the series matching ``metric`` (a name) or ``match`` (a PromQL series selector)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    metric: str | None = None
-    match: str | None = None
     sensitivity: float | None = Field(None, ge=0, le=1)
     seasonality: Seasonality | None = None
-    _matchers: tuple[Matcher, ...] = PrivateAttr(default=())
 
-    @field_validator("metric")
-    @classmethod
-    def _metric_name(cls, metric: str | None) -> str | None:
-        if metric is not None and not METRIC_NAME_RE.fullmatch(metric):
-            raise ValueError(f"invalid metric name {metric!r}: must match [a-zA-Z_:][a-zA-Z0-9_:]*")
-        return metric
-
-    @field_validator("match")
-    @classmethod
-    def _selector(cls, match: str | None) -> str | None:
-        if match is not None:
-            parse_series_selector(match)
-        return match
-
-    @model_validator(mode="after")
-    def _one_selector_and_a_setting(self) -> Override:
-        if (self.metric is None) == (self.match is None):
-            raise ValueError('give exactly one of "metric" (a metric name) or "match" (a series selector)')
+    def _check_settings(self) -> None:
         if self.sensitivity is None and self.seasonality is None:
             raise ValueError("set at least one of sensitivity, seasonality")
-        self._matchers = _selector_matchers(self.metric or self.match or "")
-        return self
-
-    def matches(self, labels: Labels) -> bool:
-        """Whether this override applies to a series."""
-        return matches_all(labels, self._matchers)
 
 
 class MaintenanceWindow(BaseModel):

@@ -97,24 +97,23 @@ class RetentionDays(BaseModel):
         return self
 
 
-class Override(BaseModel):
-    """Retention of the series matching ``metric`` (a name) or ``match`` (a PromQL series selector)."""
+class SeriesOverride(BaseModel):
+    """Settings of the series matching ``metric`` (a name) or ``match`` (a PromQL series selector).
+
+    The selector half that retention and detection overrides share: a subclass adds its settings and
+    ``_check_settings``, which says when none is set.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     metric: str | None = None
     match: str | None = None
-    raw_days: int | None = Field(None, ge=1, le=MAX_HOT_DAYS)
-    rollup_1m_days: int | None = Field(None, ge=1, le=MAX_HOT_DAYS)
-    rollup_5m_days: int | None = Field(None, ge=1, le=MAX_HOT_DAYS)
-    rollup_1h_days: int | None = Field(None, ge=1, le=MAX_HOT_DAYS)
-    archive_days: int | None = Field(None, ge=0, le=MAX_ARCHIVE_DAYS)
     _matchers: tuple[Matcher, ...] = PrivateAttr(default=())
 
     @field_validator("metric")
     @classmethod
     def _metric_name(cls, metric: str | None) -> str | None:
-        if metric is not None and not METRIC_NAME_RE.match(metric):
+        if metric is not None and not METRIC_NAME_RE.fullmatch(metric):
             raise ValueError(f"invalid metric name {metric!r}: must match [a-zA-Z_:][a-zA-Z0-9_:]*")
         return metric
 
@@ -126,24 +125,40 @@ class Override(BaseModel):
         return match
 
     @model_validator(mode="after")
-    def _one_selector_and_some_days(self) -> Override:
+    def _one_selector_and_a_setting(self) -> SeriesOverride:
         if (self.metric is None) == (self.match is None):
             raise ValueError('give exactly one of "metric" (a metric name) or "match" (a series selector)')
-        if not self.days():
-            raise ValueError(f"set at least one of {', '.join(FIELDS)}")
+        self._check_settings()
         if self.metric is not None:
             self._matchers = (Matcher(METRIC_NAME, "=", self.metric),)
         else:
             self._matchers = tuple(parse_series_selector(self.match or ""))
         return self
 
-    def days(self) -> dict[str, int]:
-        """The tiers this override sets."""
-        return {name: value for name in FIELDS if (value := getattr(self, name)) is not None}
+    def _check_settings(self) -> None:
+        """Raise ValueError when the override sets nothing."""
 
     def matches(self, labels: Labels) -> bool:
         """Whether this override applies to a series."""
         return matches_all(labels, self._matchers)
+
+
+class Override(SeriesOverride):
+    """Retention of the series matching ``metric`` (a name) or ``match`` (a PromQL series selector)."""
+
+    raw_days: int | None = Field(None, ge=1, le=MAX_HOT_DAYS)
+    rollup_1m_days: int | None = Field(None, ge=1, le=MAX_HOT_DAYS)
+    rollup_5m_days: int | None = Field(None, ge=1, le=MAX_HOT_DAYS)
+    rollup_1h_days: int | None = Field(None, ge=1, le=MAX_HOT_DAYS)
+    archive_days: int | None = Field(None, ge=0, le=MAX_ARCHIVE_DAYS)
+
+    def _check_settings(self) -> None:
+        if not self.days():
+            raise ValueError(f"set at least one of {', '.join(FIELDS)}")
+
+    def days(self) -> dict[str, int]:
+        """The tiers this override sets."""
+        return {name: value for name in FIELDS if (value := getattr(self, name)) is not None}
 
 
 def parse_series_selector(text: str) -> list[Matcher]:
