@@ -80,19 +80,41 @@ def parse_override(text: str) -> dict[str, Any]:
 def changed_retention(current: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """The PUT body for ``retention set``: the current policy (or the file's), with the options applied."""
     body: dict[str, Any] = {"version": current["version"]}
-    source = current
-    if args.file is not None:
-        try:
-            source = yaml.safe_load(args.file.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise CliError(f"cannot read {args.file}: {exc}") from None
-        if not isinstance(source, dict):
-            raise CliError(f"{args.file} must hold a mapping with `defaults` and/or `overrides`")
+    source = policy_source(current, args.file, "with `defaults` and/or `overrides`")
     defaults = dict(source.get("defaults") or {})
     defaults.update({name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None})
     overrides = [] if args.clear_overrides else list(source.get("overrides") or [])
     overrides += [parse_override(text) for text in args.override]
     return {**body, "defaults": defaults, "overrides": overrides}
+
+
+def policy_source(current: dict[str, Any], file: Path | None, expected: str) -> dict[str, Any]:
+    """What a ``set`` starts from: the stored policy, or the YAML/JSON document in ``file`` (a mapping
+    ``expected`` says what of)."""
+    if file is None:
+        return current
+    try:
+        source = yaml.safe_load(file.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise CliError(f"cannot read {file}: {exc}") from None
+    if not isinstance(source, dict):
+        raise CliError(f"{file} must hold a mapping {expected}")
+    return source
+
+
+def print_history(args: argparse.Namespace, path: str) -> int:
+    """``history`` of a versioned policy at ``path``: who changed what, when (or the records as JSON)."""
+    data = _api(args, "GET", f"{path}/history", {"limit": str(args.limit)})
+    if args.json:
+        print(json.dumps(data["versions"], indent=2))
+        return 0
+    for record in data["versions"]:
+        when = datetime.fromtimestamp(record["changed_at"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        who = f"{record['changed_by']} ({record['changed_by_tenant']} {record['changed_by_role']})"
+        print(f"v{record['previous_version']} → v{record['version']}  {when}  by {who}")
+        for line in record["changes"] or ["(no change)"]:
+            print(f"    {line}")
+    return 0
 
 
 def _get(args: argparse.Namespace) -> int:
@@ -107,14 +129,4 @@ def _set(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    data = _api(args, "GET", f"{PATH}/history", {"limit": str(args.limit)})
-    if args.json:
-        print(json.dumps(data["versions"], indent=2))
-        return 0
-    for record in data["versions"]:
-        when = datetime.fromtimestamp(record["changed_at"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        who = f"{record['changed_by']} ({record['changed_by_tenant']} {record['changed_by_role']})"
-        print(f"v{record['previous_version']} → v{record['version']}  {when}  by {who}")
-        for line in record["changes"] or ["(no change)"]:
-            print(f"    {line}")
-    return 0
+    return print_history(args, PATH)

@@ -14,12 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from novacron.cli import CliError, _api
 from novacron.detect.policy import Seasonality
 from novacron.forecast.cli import _duration_ms
 from novacron.policy_cli import _target
+from novacron.retention_cli import policy_source, print_history
 
 SETTINGS_PATH = "/api/v1/admin/detection"
 ANOMALIES_PATH = "/api/v1/anomalies"
@@ -137,14 +136,7 @@ def parse_window(text: str, comment: str) -> dict[str, Any]:
 
 def changed_detection(current: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """The PUT body for ``detect settings set``: the current policy (or the file's), with the options applied."""
-    source = current
-    if args.file is not None:
-        try:
-            source = yaml.safe_load(args.file.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise CliError(f"cannot read {args.file}: {exc}") from None
-        if not isinstance(source, dict):
-            raise CliError(f"{args.file} must hold a mapping (defaults, overrides, watch, ignore, maintenance)")
+    source = policy_source(current, args.file, "(defaults, overrides, watch, ignore, maintenance)")
     defaults = dict(source.get("defaults") or {})
     if args.sensitivity is not None:
         defaults["sensitivity"] = args.sensitivity
@@ -176,16 +168,7 @@ def _set(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    data = _api(args, "GET", f"{SETTINGS_PATH}/history", {"limit": str(args.limit)})
-    if args.json:
-        print(json.dumps(data["versions"], indent=2))
-        return 0
-    for record in data["versions"]:
-        who = f"{record['changed_by']} ({record['changed_by_tenant']} {record['changed_by_role']})"
-        print(f"v{record['previous_version']} → v{record['version']}  {_when(record['changed_at'])}  by {who}")
-        for line in record["changes"] or ["(no change)"]:
-            print(f"    {line}")
-    return 0
+    return print_history(args, SETTINGS_PATH)
 
 
 def _when(seconds: float) -> str:

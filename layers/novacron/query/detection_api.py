@@ -19,10 +19,8 @@ from novacron.auth import Principal
 from novacron.detect.events import Anomaly, Feedback, FeedbackVerdict
 from novacron.detect.policy import DetectionChange, DetectionPolicy, change_record, updated_detection
 from novacron.query.keys_api import managed_tenant
-from novacron.query.policy_api import Params, Response, _error, parse_change
+from novacron.query.policy_api import Params, Response, _error, history_limit, parse_change
 
-DEFAULT_HISTORY = 20
-MAX_HISTORY = 100
 MAX_COMMENT = 1_000
 # Feedback outlives the episodes (30 days): training and the shadow comparison of models learn from it.
 FEEDBACK_TTL_DAYS = 400
@@ -90,10 +88,10 @@ def detection_history(store: DetectionStore, principal: Principal, params: Param
     tenant = managed_tenant(principal, params)
     if not isinstance(tenant, str):
         return tenant
-    raw = (params.get("limit") or [str(DEFAULT_HISTORY)])[0]
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_HISTORY:
-        return _error(400, f"limit must be an integer from 1 to {MAX_HISTORY}, got {raw!r}")
-    records = store.detection_history(tenant, int(raw))
+    limit = history_limit(params)
+    if not isinstance(limit, int):
+        return limit
+    records = store.detection_history(tenant, limit)
     return 200, {"status": "success", "data": {"tenant": tenant, "versions": [r.document() for r in records]}}
 
 

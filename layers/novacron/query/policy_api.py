@@ -66,6 +66,19 @@ def _json_body(body: bytes) -> Any:
         raise ValueError(f"body is not valid JSON: {str(exc)[:200]}") from None
 
 
+# Audit history of a versioned policy (retention, detection): versions per page.
+DEFAULT_HISTORY = 20
+MAX_HISTORY = 100
+
+
+def history_limit(params: Params) -> int | Response:
+    """The ``limit`` of a policy-history request (default 20, at most 100), or the 400 naming it."""
+    raw = (params.get("limit") or [str(DEFAULT_HISTORY)])[0]
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_HISTORY:
+        return _error(400, f"limit must be an integer from 1 to {MAX_HISTORY}, got {raw!r}")
+    return int(raw)
+
+
 def parse_change(body: bytes, build: Callable[[Any], T], what: str) -> T | Response:
     """``build`` applied to the JSON body of a change, or the 4xx answer: 409 for a version conflict,
     400 naming the invalid fields, 400 for a body that is not JSON or otherwise wrong."""

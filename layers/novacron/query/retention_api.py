@@ -12,13 +12,10 @@ from typing import Any, Protocol
 
 from novacron.auth import Principal
 from novacron.query.keys_api import managed_tenant
-from novacron.query.policy_api import Params, Response, _error, parse_change
+from novacron.query.policy_api import Params, Response, _error, history_limit, parse_change
 from novacron.retention.archive import RETENTION_TAG
 from novacron.retention.changes import RetentionChange, change_record, updated_retention
 from novacron.retention.policy import RetentionPolicy, Tier
-
-DEFAULT_HISTORY = 20
-MAX_HISTORY = 100
 
 
 class RetentionStore(Protocol):
@@ -73,8 +70,8 @@ def retention_history(store: RetentionStore, principal: Principal, params: Param
     tenant = managed_tenant(principal, params)
     if not isinstance(tenant, str):
         return tenant
-    raw = (params.get("limit") or [str(DEFAULT_HISTORY)])[0]
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_HISTORY:
-        return _error(400, f"limit must be an integer from 1 to {MAX_HISTORY}, got {raw!r}")
-    records = store.retention_history(tenant, int(raw))
+    limit = history_limit(params)
+    if not isinstance(limit, int):
+        return limit
+    records = store.retention_history(tenant, limit)
     return 200, {"status": "success", "data": {"tenant": tenant, "versions": [r.document() for r in records]}}
