@@ -21,7 +21,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, f
 from novacron.auth import Principal
 from novacron.ingest.policy import check_based_on
 from novacron.ingest.validate import METRIC_NAME_RE
-from novacron.retention.changes import RetentionChange, differences
+from novacron.retention.changes import RetentionChange, audit_record
 from novacron.retention.policy import SeriesOverride, parse_series_selector
 from novacron.series import METRIC_NAME, Labels, Matcher, matches_all
 
@@ -207,19 +207,4 @@ def updated_detection(current: DetectionPolicy, body: Any, by: str, now: int) ->
 
 def change_record(before: DetectionPolicy, after: DetectionPolicy, principal: Principal) -> DetectionChange:
     """The audit record of ``after`` replacing ``before``."""
-
-    def editable(policy: DetectionPolicy) -> dict[str, Any]:
-        doc = policy.document()
-        return {k: doc[k] for k in EDITABLE_FIELDS}
-
-    return DetectionChange(
-        version=after.version,
-        previous_version=before.version,
-        changed_by=principal.key_id,
-        changed_by_tenant=principal.tenant,
-        changed_by_role=str(principal.role),
-        changed_at=after.updated_at,
-        changes=tuple(differences(editable(before), editable(after))),
-        before=before.document(),
-        after=after.document(),
-    )
+    return audit_record(before, after, principal, EDITABLE_FIELDS, DetectionChange)

@@ -8,7 +8,8 @@ key itself), when, the old and new versions and documents, and a readable list o
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -56,24 +57,46 @@ def updated_retention(current: RetentionPolicy, body: Any, by: str, now: int) ->
     return RetentionPolicy.model_validate({**editable, **server})
 
 
-def change_record(before: RetentionPolicy, after: RetentionPolicy, principal: Principal) -> RetentionChange:
-    """The audit record of ``after`` replacing ``before``."""
-    return RetentionChange(
+class VersionedPolicy(Protocol):
+    """A tenant policy changed version by version (retention, detection)."""
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def updated_at(self) -> int: ...
+
+    def document(self) -> dict[str, Any]: ...
+
+
+C = TypeVar("C", bound=RetentionChange)
+
+
+def audit_record(
+    before: VersionedPolicy,
+    after: VersionedPolicy,
+    principal: Principal,
+    editable: Sequence[str],
+    record: type[C],
+) -> C:
+    """The audit record of ``after`` replacing ``before``; ``changes`` lists what differs in ``editable``."""
+    old, new = before.document(), after.document()
+    return record(
         version=after.version,
         previous_version=before.version,
         changed_by=principal.key_id,
         changed_by_tenant=principal.tenant,
         changed_by_role=str(principal.role),
         changed_at=after.updated_at,
-        changes=tuple(differences(_editable(before), _editable(after))),
-        before=before.document(),
-        after=after.document(),
+        changes=tuple(differences({k: old[k] for k in editable}, {k: new[k] for k in editable})),
+        before=old,
+        after=new,
     )
 
 
-def _editable(policy: RetentionPolicy) -> dict[str, Any]:
-    doc = policy.document()
-    return {k: doc[k] for k in EDITABLE_FIELDS}
+def change_record(before: RetentionPolicy, after: RetentionPolicy, principal: Principal) -> RetentionChange:
+    """The audit record of ``after`` replacing ``before``."""
+    return audit_record(before, after, principal, EDITABLE_FIELDS, RetentionChange)
 
 
 def differences(old: Any, new: Any, path: str = "") -> list[str]:
