@@ -391,14 +391,12 @@ class DetectionService:
                 if state.last_ms is not None and ts <= state.last_ms:
                     report.late_samples += 1
                     continue
-                previous_ms = state.last_ms
-                observed = self._rate(state, ts, value) if counter else value
+                scored = self._rate(state, ts, value) if counter else (value, 0.0)
                 state.last_ms = ts
                 state.dirty = True
-                if observed is None:
+                if scored is None:
                     continue
-                floor = self._event_floor(counter, observed, ts - previous_ms) if previous_ms is not None else 0.0
-                verdict = state.detector.observe(ts, observed, floor)
+                verdict = state.detector.observe(ts, *scored)
                 report.samples_scored += 1
                 quiet = bool(policy.maintenance) and policy.suppressed(series.labels, ts)
                 self._track(
@@ -407,23 +405,21 @@ class DetectionService:
         return episodes
 
     @staticmethod
-    def _event_floor(counter: bool, rate: float, interval_ms: int) -> float:
-        """A counting counter's rate moves by one event per interval as a matter of course (a rarely used
-        endpoint's rate is 0, then one request): that much is never an anomaly on its own."""
-        if not counter or interval_ms <= 0:
-            return 0.0
-        increase = rate * interval_ms / 1000.0
-        return 1000.0 / interval_ms if abs(increase - round(increase)) < 1e-6 else 0.0
+    def _rate(state: SeriesState, ts: int, value: float) -> tuple[float, float] | None:
+        """A counter's per-second rate since its previous sample, and the noise floor it is scored with
+        (None for the first sample).
 
-    @staticmethod
-    def _rate(state: SeriesState, ts: int, value: float) -> float | None:
-        """A counter's per-second rate since its previous sample (None for the first one)."""
+        A counting counter's rate moves by one event per interval as a matter of course (a rarely used
+        endpoint's rate is 0, then one request): that much is never an anomaly on its own.
+        """
         previous_ms, previous = state.last_ms, state.last_raw
         state.last_raw = value
         if previous_ms is None or previous is None:
             return None
         increase = value - previous if value >= previous else value  # a drop: the counter restarted at 0
-        return increase / ((ts - previous_ms) / 1000.0)
+        interval_s = (ts - previous_ms) / 1000.0
+        counting = abs(increase - round(increase)) < 1e-6
+        return increase / interval_s, (1.0 / interval_s if counting else 0.0)
 
     def _track(
         self,
