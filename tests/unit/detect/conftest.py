@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from novacron.detect.events import Anomaly, Severity, Status
 from novacron.detect.stream import SeriesDetector, Verdict
 
 STEP_MS = 300_000
@@ -43,3 +45,30 @@ def warm_detector() -> tuple[SeriesDetector, list[int], list[float]]:
     detector = SeriesDetector()
     replay(detector, times, values)
     return detector, times, values
+
+
+def episode(start_ms: int, metric: str = "latency_seconds", **changes: object) -> Anomaly:
+    """A resolved spike episode of acme's ``metric`` starting at ``start_ms`` (any field replaced by ``changes``)."""
+    anomaly = Anomaly(
+        id=f"e{start_ms}",
+        tenant="acme",
+        series_id="00ff",
+        labels=(("__name__", metric), ("job", "api")),
+        metric=metric,
+        status=Status.RESOLVED,
+        start_ms=start_ms,
+        end_ms=start_ms + 60_000,
+        peak_ms=start_ms,
+        value=250.0,
+        expected=100.0,
+        lower=80.0,
+        upper=120.0,
+        score=0.9,
+        methods=("spike",),
+        confidence=1.0,
+        warming_up=False,
+        severity=Severity.WARNING,
+        scored_as="value",
+        detector_version="stream-v1",
+    )
+    return replace(anomaly, **changes)  # type: ignore[arg-type]

@@ -14,10 +14,11 @@ from novacron.adapters.anomalies import DynamoAnomalyStore
 from novacron.adapters.detector_state import DynamoStateStore
 from novacron.adapters.event_bus import EventBridgeSink, EventDeliveryError
 from novacron.aws import reset_clients
-from novacron.detect.events import DETECTED, SOURCE, Anomaly, AnomalyEvent, Severity, Status, episode_id
+from novacron.detect.events import DETECTED, SOURCE, Anomaly, AnomalyEvent, Status
 from novacron.detect.service import StoredState
 from novacron.local.resources import create_resources, physical_name
 from novacron.wiring import ANOMALIES_TABLE, DETECTOR_STATE_TABLE, EVENT_BUS, WIRING, EventBus, Wiring
+from tests.unit.detect.conftest import episode
 
 START_MS = 1_790_000_000_000
 
@@ -46,28 +47,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def anomaly(tenant: str = "acme", start_ms: int = START_MS, status: Status = Status.OPEN) -> Anomaly:
-    return Anomaly(
-        id=episode_id(tenant, "00ff", start_ms),
-        tenant=tenant,
-        series_id="00ff",
-        labels=(("__name__", "latency_seconds"), ("job", "api")),
-        metric="latency_seconds",
-        status=status,
-        start_ms=start_ms,
-        end_ms=start_ms + 60_000 if status is Status.RESOLVED else None,
-        peak_ms=start_ms,
-        value=200.0,
-        expected=100.0,
-        lower=90.0,
-        upper=110.0,
-        score=0.99,
-        methods=("spike",),
-        confidence=0.8,
-        warming_up=False,
-        severity=Severity.CRITICAL,
-        scored_as="value",
-        detector_version="stream-v1",
-    )
+    return episode(start_ms, tenant=tenant, status=status)
 
 
 def test_states_round_trip_in_one_batch_read(aws):

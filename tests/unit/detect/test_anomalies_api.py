@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import pytest
 
 from novacron.detect.api import DEFAULT_RANGE_MS, MAX_LIMIT, list_anomalies
 from novacron.detect.events import Anomaly, Severity, Status
+from tests.unit.detect.conftest import episode
 
 NOW = 1_790_000_000_000
 MINUTE = 60_000
-
-
-def episode(start_ms: int, metric: str = "latency_seconds", **changes: object) -> Anomaly:
-    anomaly = Anomaly(
-        id=f"e{start_ms}",
-        tenant="acme",
-        series_id="00ff",
-        labels=(("__name__", metric), ("job", "api")),
-        metric=metric,
-        status=Status.RESOLVED,
-        start_ms=start_ms,
-        end_ms=start_ms + MINUTE,
-        peak_ms=start_ms,
-        value=250.0,
-        expected=100.0,
-        lower=80.0,
-        upper=120.0,
-        score=0.9,
-        methods=("spike",),
-        confidence=1.0,
-        warming_up=False,
-        severity=Severity.WARNING,
-        scored_as="value",
-        detector_version="stream-v1",
-    )
-    return replace(anomaly, **changes)  # type: ignore[arg-type]
 
 
 @dataclass
