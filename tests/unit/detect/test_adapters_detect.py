@@ -14,7 +14,7 @@ from novacron.adapters.anomalies import DynamoAnomalyStore
 from novacron.adapters.detector_state import DynamoStateStore
 from novacron.adapters.event_bus import EventBridgeSink, EventDeliveryError
 from novacron.aws import reset_clients
-from novacron.detect.events import DETECTED, SOURCE, Anomaly, AnomalyEvent, Status
+from novacron.detect.events import DETECTED, SOURCE, Anomaly, AnomalyEvent, Severity, Status, episode_id
 from novacron.detect.service import StoredState
 from novacron.local.resources import create_resources, physical_name
 from novacron.wiring import ANOMALIES_TABLE, DETECTOR_STATE_TABLE, EVENT_BUS, WIRING, EventBus, Wiring
@@ -47,7 +47,19 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def anomaly(tenant: str = "acme", start_ms: int = START_MS, status: Status = Status.OPEN) -> Anomaly:
-    return episode(start_ms, tenant=tenant, status=status)
+    return episode(
+        start_ms,
+        id=episode_id(tenant, "00ff", start_ms),
+        tenant=tenant,
+        status=status,
+        end_ms=start_ms + 60_000 if status is Status.RESOLVED else None,
+        value=200.0,
+        lower=90.0,
+        upper=110.0,
+        score=0.99,
+        confidence=0.8,
+        severity=Severity.CRITICAL,
+    )
 
 
 def test_states_round_trip_in_one_batch_read(aws):
