@@ -47,6 +47,21 @@ def episode_id(tenant: str, series_id: str, start_ms: int) -> str:
 
 
 @dataclass(frozen=True)
+class Driver:
+    """One feature's part in a multivariate (Isolation Forest) score: its value, what the model
+    expected (the training median) and its share of the score (the shares of an anomaly sum to 1)."""
+
+    feature: str
+    value: float
+    expected: float
+    contribution: float
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Anomaly:
     """One anomaly episode of one series, explained by its strongest sample so far.
 
@@ -78,6 +93,8 @@ class Anomaly:
     samples: int = 1  # anomalous samples in the episode
     # Opened in a maintenance window (novacron.detect.policy): stored, but no event went to the bus.
     suppressed: bool = False
+    # Multivariate (per-service) anomalies: the features that drove the score, strongest first.
+    drivers: tuple[Driver, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (labels as an object)."""
@@ -86,6 +103,7 @@ class Anomaly:
         data["methods"] = list(self.methods)
         data["status"] = str(self.status)
         data["severity"] = str(self.severity)
+        data["drivers"] = [d.to_json() for d in self.drivers]
         return data
 
     @classmethod
@@ -96,6 +114,7 @@ class Anomaly:
         values["methods"] = tuple(values["methods"])
         values["status"] = Status(values["status"])
         values["severity"] = Severity(values["severity"])
+        values["drivers"] = tuple(Driver(**d) for d in values.get("drivers", ()))
         return cls(**values)
 
 
