@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
+from novacron.alert.incidents import Incident, IncidentConflict
 from novacron.auth import KeyRecord
 from novacron.ingest.policy import IngestPolicy
 from novacron.ingest.service import StreamUnavailable
@@ -166,3 +167,29 @@ class MemoryPolicyStore:
             return False
         self.policies[tenant] = policy
         return True
+
+
+class MemoryIncidentStore:
+    """An IncidentStore over a dict, with the table's optimistic locking."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], Incident] = {}
+
+    def incident(self, tenant: str, incident_id: str) -> Incident | None:
+        found = self.items.get((tenant, incident_id))
+        return None if found is None else Incident.from_json(found.to_json())  # a copy, as a read is
+
+    def list_incidents(
+        self, tenant: str, start_ms: int, end_ms: int, limit: int = 100, newest_first: bool = True
+    ) -> list[Incident]:
+        found = sorted((i for (t, _), i in self.items.items() if t == tenant), key=lambda i: i.id)
+        kept = [i for i in found if start_ms <= i.opened_at_ms <= end_ms]
+        return (kept[::-1] if newest_first else kept)[:limit]
+
+    def save(self, incident: Incident, expires_at: int) -> Incident:
+        stored = self.items.get((incident.tenant, incident.id))
+        if (stored.revision if stored else 0) != incident.revision:
+            raise IncidentConflict(f"incident {incident.id} changed since revision {incident.revision}")
+        saved = replace(incident, revision=incident.revision + 1)
+        self.items[(incident.tenant, incident.id)] = saved
+        return Incident.from_json(saved.to_json())

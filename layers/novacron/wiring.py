@@ -214,6 +214,8 @@ DETECTOR_STATE_TABLE = "detector-state"
 ANOMALIES_TABLE = "anomalies"
 EVENT_BUS = "events"
 DETECT_DLQ = "detector-failures"
+# Incidents: correlated alerts with their timeline, origin and priority (novacron.alert.incidents).
+INCIDENTS_TABLE = "incidents"
 
 INGEST = "ingest"
 WRITER = "metrics-writer"
@@ -276,6 +278,7 @@ WIRING = Wiring(
         Table(RESULTS_TABLE, partition_key="pk", sort_key="sk", ttl_attribute="expires_at"),
         Table(DETECTOR_STATE_TABLE, partition_key="pk", ttl_attribute="expires_at"),
         Table(ANOMALIES_TABLE, partition_key="pk", sort_key="sk", ttl_attribute="expires_at"),
+        Table(INCIDENTS_TABLE, partition_key="pk", sort_key="sk", ttl_attribute="expires_at"),
     ),
     buckets=(Bucket(ARCHIVE_BUCKET, retention_classes=True),),
     queues=(Queue(WRITER_DLQ), Queue(SPANS_DLQ), Queue(DETECT_DLQ)),

@@ -1,9 +1,9 @@
-"""Anomaly events onto an EventBridge bus (PutEvents).
+"""Events (anomalies, incidents) onto an EventBridge bus (PutEvents).
 
 PutEvents takes at most 10 entries per call and reports failures per entry (throttling, internal
 errors) without raising: failed entries are sent again with a growing pause, and if some never go
 through the call raises, failing the batch so that Lambda retries it (consumers deduplicate on the
-episode id the event carries).
+episode or incident id the event carries).
 """
 
 from __future__ import annotations
@@ -11,13 +11,30 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from novacron import aws
-from novacron.detect.events import AnomalyEvent
 
 MAX_ENTRIES = 10  # PutEvents' limit per call
 ATTEMPTS = 5
+
+
+class BusEvent(Protocol):
+    """An event for the bus (novacron.detect.events.AnomalyEvent, novacron.alert.incidents.IncidentEvent)."""
+
+    @property
+    def source(self) -> str:
+        """The EventBridge source."""
+        ...
+
+    @property
+    def detail_type(self) -> str:
+        """The EventBridge detail type."""
+        ...
+
+    def detail(self) -> dict[str, Any]:
+        """The event's JSON detail."""
+        ...
 
 
 class EventDeliveryError(RuntimeError):
@@ -46,7 +63,7 @@ class EventBridgeSink:
             self._client = aws.client("events")
         return self._client
 
-    def entry(self, event: AnomalyEvent) -> dict[str, Any]:
+    def entry(self, event: BusEvent) -> dict[str, Any]:
         """The PutEvents entry of ``event``."""
         return {
             "EventBusName": self.bus,
@@ -55,7 +72,7 @@ class EventBridgeSink:
             "Detail": json.dumps(event.detail(), separators=(",", ":")),
         }
 
-    def put_events(self, events: Sequence[AnomalyEvent]) -> None:
+    def put_events(self, events: Sequence[BusEvent]) -> None:
         """Put every event on the bus, 10 per call; EventDeliveryError if some never go through."""
         entries = [self.entry(event) for event in events]
         for start in range(0, len(entries), MAX_ENTRIES):

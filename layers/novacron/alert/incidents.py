@@ -56,6 +56,10 @@ class Source(StrEnum):
     ANOMALY = "anomaly"
 
 
+class IncidentConflict(RuntimeError):
+    """The incident was written by someone else since it was read (a store's optimistic lock)."""
+
+
 @dataclass(frozen=True)
 class AlertSignal:
     """An alert as the correlator sees it: firing or resolved, from a rule or from the detector."""
@@ -149,6 +153,8 @@ class Incident:
     priority_label: str = "P5"
     resolved_at_ms: int | None = None
     acknowledged_by: str | None = None
+    # The stored revision this copy was read at: a store writes it only if nobody wrote it since.
+    revision: int = 0
 
     @property
     def services(self) -> list[str]:
@@ -239,8 +245,16 @@ class Correlation:
 
 
 def incident_id(tenant: str, fingerprint: str, starts_at_ms: int) -> str:
-    """The deterministic id of the incident opened by an alert (so a retried round opens the same one)."""
-    return hashlib.blake2b(f"{tenant}\x00{fingerprint}\x00{starts_at_ms}".encode(), digest_size=10).hexdigest()
+    """The deterministic id of the incident opened by an alert (so a retried round opens the same one):
+    its opening time, then a digest; ids sort by opening time."""
+    digest = hashlib.blake2b(f"{tenant}\x00{fingerprint}\x00{starts_at_ms}".encode(), digest_size=6).hexdigest()
+    return f"{starts_at_ms:013d}-{digest}"
+
+
+def valid_incident_id(text: str) -> bool:
+    """Whether ``text`` has the shape of an incident id (so that nothing else reaches a table key)."""
+    head, _, tail = text.partition("-")
+    return len(head) == 13 and head.isdigit() and len(tail) == 12 and all(c in "0123456789abcdef" for c in tail)
 
 
 def priority_label(score: float) -> str:
@@ -429,3 +443,42 @@ class Correlator:
 
 def _by_start(alerts: Iterable[IncidentAlert]) -> list[IncidentAlert]:
     return sorted(alerts, key=lambda a: (a.starts_at_ms, a.fingerprint))
+
+
+INCIDENT_SOURCE = "novacron.alerting"
+INCIDENT_OPENED = "IncidentOpened"
+INCIDENT_RESOLVED = "IncidentResolved"
+INCIDENT_REOPENED = "IncidentReopened"
+MAX_EVENT_ALERTS = 200  # EventBridge events are at most 256 KB
+
+
+@dataclass(frozen=True)
+class IncidentEvent:
+    """An incident event for the bus: everything an analyser needs (tenant, window, services, origin,
+    alerts) without reading anything else."""
+
+    detail_type: str
+    incident: Incident
+
+    @property
+    def source(self) -> str:
+        """The EventBridge source of every incident event."""
+        return INCIDENT_SOURCE
+
+    def detail(self) -> dict[str, Any]:
+        """The incident's JSON without its timeline, and at most MAX_EVENT_ALERTS alerts (firing first)."""
+        data = self.incident.to_json()
+        del data["timeline"]
+        alerts = sorted(data["alerts"], key=lambda a: not a["firing"])
+        data["alerts"], data["alerts_total"] = alerts[:MAX_EVENT_ALERTS], len(alerts)
+        return data
+
+
+def incident_events(result: Correlation) -> list[IncidentEvent]:
+    """The events of one round of correlation: opened, reopened and resolved incidents."""
+    kinds = (
+        (result.opened, INCIDENT_OPENED),
+        (result.reopened, INCIDENT_REOPENED),
+        (result.resolved, INCIDENT_RESOLVED),
+    )
+    return [IncidentEvent(kind, result.changed[i]) for ids, kind in kinds for i in ids if i in result.changed]

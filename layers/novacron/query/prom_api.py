@@ -57,7 +57,16 @@ _DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)
 _DURATION_UNITS_MS = (365 * 86_400_000, 7 * 86_400_000, 86_400_000, 3_600_000, 60_000, 1000, 1)
 _GO_FLOAT = re.compile(r"^[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)$", re.IGNORECASE)
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_STATUS = {"bad_data": 400, "execution": 422, "timeout": 503, "canceled": 503, "internal": 500}
+# Beyond Prometheus's own types: NovaCron's resources (incidents, ...) also answer not_found and conflict.
+_STATUS = {
+    "bad_data": 400,
+    "not_found": 404,
+    "conflict": 409,
+    "execution": 422,
+    "timeout": 503,
+    "canceled": 503,
+    "internal": 500,
+}
 
 
 class TooManySeries(ExecutionError):

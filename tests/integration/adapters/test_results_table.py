@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-import boto3
 import numpy as np
 import pytest
-from moto import mock_aws
 
 from novacron.adapters.results_table import DynamoResultsStore
-from novacron.aws import reset_clients
-from novacron.local.resources import create_resources, physical_name
+from novacron.local.resources import physical_name
 from novacron.query.results_cache import ChunkKey
 from novacron.series import SeriesSamples
-from novacron.wiring import RESULTS_TABLE, WIRING
+from novacron.wiring import RESULTS_TABLE
 
 HOUR = 3_600_000
-
-
-class _Clients:
-    def client(self, service: str) -> Any:
-        return boto3.client(service, region_name="us-east-1")
 
 
 class Clock:
@@ -34,19 +23,8 @@ class Clock:
 
 
 @pytest.fixture
-def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    reset_clients()
-    with mock_aws():
-        create_resources(_Clients(), WIRING)
-        yield physical_name(RESULTS_TABLE)
-    reset_clients()
+def table(moto_wiring: None) -> str:
+    return physical_name(RESULTS_TABLE)
 
 
 def _key(tenant: str, chunk: int, query: str = "sum(rate(x[5m]))") -> ChunkKey:

@@ -1,0 +1,193 @@
+"""``/api/v1/incidents``: a tenant's incidents, and what people do to them (acknowledge, resolve, reopen,
+comment).
+
+- ``GET /api/v1/incidents`` (read role): ``start``/``end`` (Prometheus times, default the last 7 days)
+  bound the opening time; ``status`` (``open``, ``acknowledged``, ``resolved``, or ``active`` for the
+  first two) and ``service`` filter; ``limit`` (default 50, at most 500). Newest first, each incident
+  without its timeline.
+- ``GET /api/v1/incidents/{id}``: one incident, whole (alerts, timeline, origin, priority).
+- ``POST /api/v1/incidents/{id}/acknowledge|resolve|reopen|comment`` (admin role): the body is optional
+  JSON ``{"comment": "..."}`` (required for ``comment``). 404 for an unknown incident, 409 when the
+  incident is not in a state the action applies to. Each action goes on the incident's timeline with
+  the API key id that took it, and acknowledge/resolve/reopen put an event on the bus, so that
+  notifications update (the Slack message in place, PagerDuty's incident by its dedup key).
+
+Answers use the Prometheus envelope and error types, like the rest of the query API.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from novacron.alert.incidents import (
+    INCIDENT_REOPENED,
+    INCIDENT_RESOLVED,
+    Incident,
+    IncidentConflict,
+    IncidentEvent,
+    IncidentStatus,
+    valid_incident_id,
+)
+from novacron.promql import BadData
+from novacron.query.prom_api import Params, Response, _param, _query_limit, _run, _time_param, error, success
+
+DEFAULT_RANGE_MS = 7 * 86_400_000
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+FILTER_READ_FACTOR = 10  # filters apply after the read: read more so that a filtered page is full
+MAX_COMMENT = 2_000
+INCIDENT_TTL_DAYS = 400  # incidents and their history outlive the data: postmortems read them
+INCIDENT_ACKNOWLEDGED = "IncidentAcknowledged"
+ACTIONS = ("acknowledge", "resolve", "reopen", "comment")
+_STATUSES = (*(str(s) for s in IncidentStatus), "active")
+
+
+class IncidentStore(Protocol):
+    """Where incidents live (``novacron.adapters.incidents.DynamoIncidentStore``)."""
+
+    def incident(self, tenant: str, incident_id: str) -> Incident | None:
+        """The tenant's incident, or None."""
+        ...
+
+    def list_incidents(
+        self, tenant: str, start_ms: int, end_ms: int, limit: int = 100, newest_first: bool = True
+    ) -> list[Incident]:
+        """Incidents opened within [start_ms, end_ms]."""
+        ...
+
+    def save(self, incident: Incident, expires_at: int) -> Incident:
+        """Write if unchanged since read (raises otherwise); the incident at its new revision."""
+        ...
+
+
+class IncidentEvents(Protocol):
+    """Where incident events go (the event bus)."""
+
+    def put_events(self, events: Sequence[IncidentEvent]) -> None:
+        """Deliver every event, or raise."""
+        ...
+
+
+def summary(incident: Incident) -> dict[str, Any]:
+    """An incident without its timeline, with alert counts."""
+    data = incident.to_json()
+    del data["timeline"]
+    data["alerts_firing"] = len(incident.firing)
+    data["alerts_total"] = len(incident.alerts)
+    return data
+
+
+def list_incidents(store: IncidentStore, tenant: str, params: Params, now_ms: int) -> Response:
+    """The answer to ``GET /api/v1/incidents``."""
+
+    def run() -> Response:
+        end = _time_param(params, "end", now_ms)
+        start = _time_param(params, "start", end - DEFAULT_RANGE_MS)
+        if end < start:
+            raise BadData('invalid parameter "end": end timestamp must not be before start time')
+        limit = _query_limit(params) or DEFAULT_LIMIT
+        if limit > MAX_LIMIT:
+            raise BadData(f'invalid parameter "limit": at most {MAX_LIMIT} incidents per request')
+        status = _param(params, "status") or None
+        if status is not None and status not in _STATUSES:
+            raise BadData(f'invalid parameter "status": one of {", ".join(_STATUSES)}, not {status!r}')
+        service = _param(params, "service") or None
+        filtered = status is not None or service is not None
+        found = store.list_incidents(tenant, start, end, limit * FILTER_READ_FACTOR if filtered else limit)
+        kept = [i for i in found if _status_matches(i, status) and (service is None or service in i.services)]
+        return success({"incidents": [summary(i) for i in kept[:limit]]})
+
+    return _run(run)
+
+
+def _status_matches(incident: Incident, status: str | None) -> bool:
+    if status is None:
+        return True
+    if status == "active":
+        return incident.status is not IncidentStatus.RESOLVED
+    return str(incident.status) == status
+
+
+def get_incident(store: IncidentStore, tenant: str, incident_id: str) -> Response:
+    """The answer to ``GET /api/v1/incidents/{id}``."""
+    incident = _find(store, tenant, incident_id)
+    if incident is None:
+        return _not_found(tenant, incident_id)
+    return success(incident.to_json())
+
+
+def act(
+    store: IncidentStore,
+    events: IncidentEvents | None,
+    tenant: str,
+    incident_id: str,
+    action: str,
+    by: str,
+    body: bytes,
+    now_ms: int,
+) -> Response:
+    """The answer to ``POST /api/v1/incidents/{id}/{action}``: the incident after the action."""
+    if action not in ACTIONS:
+        return error("not_found", f"no action {action!r}; one of {', '.join(ACTIONS)}")
+    try:
+        comment = _comment(body, required=action == "comment")
+    except ValueError as exc:
+        return error("bad_data", str(exc))
+    steps: dict[str, Callable[[Incident], None]] = {
+        "acknowledge": lambda i: i.acknowledge(by, now_ms),
+        "resolve": lambda i: i.resolve(by, now_ms, comment),
+        "reopen": lambda i: i.reopen(by, now_ms, comment),
+        "comment": lambda i: i.comment(by, now_ms, comment),
+    }
+    # Optimistic locking: the alert function may update the same incident; read again and retry once.
+    for attempt in range(2):
+        incident = _find(store, tenant, incident_id)
+        if incident is None:
+            return _not_found(tenant, incident_id)
+        try:
+            steps[action](incident)
+            if action == "acknowledge" and comment:
+                incident.comment(by, now_ms, comment)
+        except ValueError as exc:
+            return error("conflict", str(exc))
+        try:
+            saved = store.save(incident, now_ms // 1000 + INCIDENT_TTL_DAYS * 86_400)
+        except IncidentConflict:
+            if attempt:
+                return error("conflict", f"incident {incident_id} is changing; try again")
+            continue
+        kind = {"acknowledge": INCIDENT_ACKNOWLEDGED, "resolve": INCIDENT_RESOLVED, "reopen": INCIDENT_REOPENED}
+        if events is not None and action in kind:
+            events.put_events([IncidentEvent(kind[action], saved)])
+        return success(saved.to_json())
+    raise AssertionError("unreachable")
+
+
+def _comment(body: bytes, required: bool) -> str:
+    if not body.strip():
+        if required:
+            raise ValueError('body must be JSON {"comment": "..."} with a non-empty comment')
+        return ""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise ValueError('body must be JSON: {"comment": "..."}') from None
+    if not isinstance(doc, dict) or set(doc) - {"comment"}:
+        raise ValueError('body must be a JSON object with only "comment"')
+    comment = doc.get("comment", "")
+    if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
+        raise ValueError(f"comment: must be a string of at most {MAX_COMMENT} characters")
+    if required and not comment.strip():
+        raise ValueError("comment: required, and not empty")
+    return comment.strip()
+
+
+def _find(store: IncidentStore, tenant: str, incident_id: str) -> Incident | None:
+    # Only a well-formed id reaches the table's key.
+    return store.incident(tenant, incident_id) if valid_incident_id(incident_id) else None
+
+
+def _not_found(tenant: str, incident_id: str) -> Response:
+    return error("not_found", f"no incident {incident_id!r} in tenant {tenant!r}")
