@@ -17,6 +17,7 @@ from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
 from novacron.wiring import Access, Grant, Wiring
@@ -31,6 +32,7 @@ class Kind(StrEnum):
     QUEUE = "queue"
     SECRET = "secret"  # noqa: S105 (a resource kind, not a secret value)
     BUS = "bus"
+    TOPIC = "topic"
 
 
 _R, _W = Access.READ, Access.WRITE
@@ -93,6 +95,11 @@ ACTIONS: dict[Kind, dict[Access, tuple[str, ...]]] = {
         _R: (),
         _W: ("events:PutEvents",),
     },
+    # Topics are published to; subscribers are invoked by SNS, not through grants.
+    Kind.TOPIC: {
+        _R: (),
+        _W: ("sns:Publish",),
+    },
 }
 
 # KMS actions on the stack key that the data-plane calls above need (SSE with a customer managed key).
@@ -107,6 +114,8 @@ KEY_ACTIONS: dict[Kind, dict[Access, tuple[str, ...]]] = {
     Kind.SECRET: {_R: ("kms:Decrypt",), _W: ()},
     # EventBridge itself uses the bus's key (the key policy allows it); the caller of PutEvents needs none.
     Kind.BUS: {_R: (), _W: ()},
+    # Publishing to a topic encrypted with a customer managed key needs a data key from it.
+    Kind.TOPIC: {_R: (), _W: ("kms:Decrypt", "kms:GenerateDataKey")},
 }
 
 BUCKET_LEVEL_ACTIONS = frozenset({"s3:ListBucket"})
@@ -137,6 +146,7 @@ class ResourceCatalog:
     queues: dict[str, sqs.Queue]
     secrets: dict[str, secretsmanager.Secret] = field(default_factory=dict)
     buses: dict[str, events.EventBus] = field(default_factory=dict)
+    topics: dict[str, sns.Topic] = field(default_factory=dict)
 
     def kind(self, name: str) -> Kind:
         """What kind of resource ``name`` is; a clear error if the wiring names an unknown one."""
@@ -147,6 +157,7 @@ class ResourceCatalog:
             (Kind.QUEUE, self.queues),
             (Kind.SECRET, self.secrets),
             (Kind.BUS, self.buses),
+            (Kind.TOPIC, self.topics),
         ):
             if name in group:
                 return kind
@@ -166,6 +177,9 @@ class ResourceCatalog:
             return self.secrets[name].secret_arn
         if kind is Kind.BUS:
             return self.buses[name].event_bus_name
+        if kind is Kind.TOPIC:
+            # Functions take the ARN: Publish needs it.
+            return self.topics[name].topic_arn
         return self.queues[name].queue_name
 
     def arn(self, name: str) -> str:
@@ -181,6 +195,8 @@ class ResourceCatalog:
             return self.secrets[name].secret_arn
         if kind is Kind.BUS:
             return self.buses[name].event_bus_arn
+        if kind is Kind.TOPIC:
+            return self.topics[name].topic_arn
         return self.queues[name].queue_arn
 
     def statements(self, grants: tuple[Grant, ...]) -> list[iam.PolicyStatement]:
@@ -246,3 +262,15 @@ def check_wiring(wiring: Wiring) -> None:
     for schedule in wiring.schedules:
         if schedule.function not in functions:
             raise ValueError(f"schedule {schedule.name!r}: undeclared function {schedule.function!r}")
+    topics = {t.name for t in wiring.topics}
+    for sub in wiring.subscriptions:
+        if sub.function not in functions:
+            raise ValueError(f"subscription to {sub.topic!r}: undeclared function {sub.function!r}")
+        if sub.topic not in topics:
+            raise ValueError(f"subscription of {sub.function!r}: undeclared topic {sub.topic!r}")
+        access = {g.resource: g.access for g in wiring.function(sub.function).grants}
+        if sub.on_failure is not None and access.get(sub.on_failure) not in (Access.WRITE, Access.READ_WRITE):
+            raise ValueError(
+                f"subscription of {sub.function!r} sends failures to {sub.on_failure!r} but the function has no "
+                "WRITE grant on it (Lambda's on-failure destination runs with the function's role)"
+            )

@@ -21,6 +21,7 @@ from infra.constructs.secrets import Secrets
 from infra.constructs.storage import Storage
 from infra.constructs.streams import Streams
 from infra.constructs.timestream import add_timestream_sink
+from infra.constructs.topics import Topics
 from infra.permissions import ResourceCatalog, check_wiring
 from infra.settings import Settings
 from novacron.wiring import ARCHIVE_BUCKET, WIRING, Wiring
@@ -57,6 +58,7 @@ class NovaCronStack(Stack):
         queues = Queues(self, "Queues", queues=wiring.queues, key=key, removal_policy=data_policy)
         secrets = Secrets(self, "Secrets", secrets=wiring.secrets, key=key, removal_policy=data_policy)
         buses = EventBuses(self, "Events", buses=wiring.buses, key=key)
+        topics = Topics(self, "Topics", topics=wiring.topics, key=key)
         self.resources = ResourceCatalog(
             key=key,
             streams=streams.by_name,
@@ -65,6 +67,7 @@ class NovaCronStack(Stack):
             queues=queues.by_name,
             secrets=secrets.by_name,
             buses=buses.by_name,
+            topics=topics.by_name,
         )
         self.functions = Functions(
             self, "Functions", functions=wiring.functions, resources=self.resources, settings=settings
@@ -89,6 +92,7 @@ class NovaCronStack(Stack):
             else None
         )
         Schedules(self, "Schedules", schedules=wiring.schedules, functions=self.functions.by_name)
+        topics.subscribe(wiring.subscriptions, self.functions.by_name, queues.by_name)
         # SQL over the Parquet archive (docs/archive.md): Glue table, Athena workgroup, results bucket.
         self.analytics = (
             Analytics(

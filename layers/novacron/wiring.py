@@ -138,6 +138,28 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class Topic:
+    """An SNS topic (KMS-encrypted, TLS-only). A function granted WRITE may publish to it; the function's
+    environment names it by ARN, which is what Publish takes."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class TopicSubscription:
+    """A function subscribed to a topic: SNS invokes it asynchronously with one message per event.
+
+    Lambda retries a failed invocation ``max_retry_attempts`` times; then (and for messages SNS could
+    not deliver at all) the message goes to ``on_failure``, a declared Queue the function may write.
+    """
+
+    function: str
+    topic: str
+    on_failure: str | None = None
+    max_retry_attempts: int = 2
+
+
+@dataclass(frozen=True)
 class TimestreamSink:
     """The optional Amazon Timestream for LiveAnalytics sink of a function (off unless turned on).
 
@@ -169,6 +191,8 @@ class Wiring:
     secrets: tuple[Secret, ...] = ()
     timestream: TimestreamSink | None = None
     buses: tuple[EventBus, ...] = ()
+    topics: tuple[Topic, ...] = ()
+    subscriptions: tuple[TopicSubscription, ...] = ()
 
     def function(self, name: str) -> Function:
         """The declared function called ``name``."""
@@ -178,14 +202,15 @@ class Wiring:
         raise KeyError(f"no function named {name!r} in the wiring")
 
     def resource_names(self) -> set[str]:
-        """Every declared resource name (streams, tables, buckets, queues, secrets, event buses)."""
-        groups: tuple[tuple[Stream | Table | Bucket | Queue | Secret | EventBus, ...], ...] = (
+        """Every declared resource name (streams, tables, buckets, queues, secrets, event buses, topics)."""
+        groups: tuple[tuple[Stream | Table | Bucket | Queue | Secret | EventBus | Topic, ...], ...] = (
             self.streams,
             self.tables,
             self.buckets,
             self.queues,
             self.secrets,
             self.buses,
+            self.topics,
         )
         return {r.name for group in groups for r in group}
 

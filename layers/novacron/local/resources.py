@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +25,18 @@ def physical_name(name: str, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}-{name}"
 
 
-def function_environment(fn: Function, prefix: str = DEFAULT_PREFIX) -> dict[str, str]:
-    """``fn``'s declared environment with resource names replaced by local physical names."""
-    return {var: physical_name(resource, prefix) for var, resource in fn.environment.items()}
+def topic_arn(name: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """The ARN of the declared topic ``name`` in moto."""
+    return f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{physical_name(name, prefix)}"
+
+
+def function_environment(fn: Function, prefix: str = DEFAULT_PREFIX, topics: Collection[str] = ()) -> dict[str, str]:
+    """``fn``'s declared environment with resource names replaced by local physical names (topics by ARN,
+    as the CDK passes them)."""
+    return {
+        var: topic_arn(resource, prefix) if resource in topics else physical_name(resource, prefix)
+        for var, resource in fn.environment.items()
+    }
 
 
 def wiring_environment(wiring: Wiring, prefix: str = DEFAULT_PREFIX) -> dict[str, str]:
@@ -38,8 +47,9 @@ def wiring_environment(wiring: Wiring, prefix: str = DEFAULT_PREFIX) -> dict[str
     """
     merged: dict[str, str] = {}
     owner: dict[str, str] = {}
+    topics = {t.name for t in wiring.topics}
     for fn in wiring.functions:
-        for var, value in function_environment(fn, prefix).items():
+        for var, value in function_environment(fn, prefix, topics).items():
             if var in merged and merged[var] != value:
                 raise ValueError(
                     f"environment variable {var} is {merged[var]!r} for {owner[var]!r} "
@@ -99,6 +109,7 @@ class LocalResources:
     queue_arns: Mapping[str, str] = field(default_factory=dict)
     secret_names: Mapping[str, str] = field(default_factory=dict)
     bus_names: Mapping[str, str] = field(default_factory=dict)
+    topic_arns: Mapping[str, str] = field(default_factory=dict)
 
 
 def function_arn(fn_name: str, prefix: str = DEFAULT_PREFIX) -> str:
@@ -121,7 +132,8 @@ def _table_spec(table: Table, name: str) -> dict[str, Any]:
 
 
 def create_resources(clients: Any, wiring: Wiring, prefix: str = DEFAULT_PREFIX) -> LocalResources:
-    """Create every declared stream, table, bucket, queue, secret and event bus; return their local identities.
+    """Create every declared stream, table, bucket, queue, secret, event bus and topic; return their local
+    identities.
 
     ``clients`` is anything with ``client(service)`` (a :class:`MotoServer`).
     """
@@ -186,16 +198,23 @@ def create_resources(clients: Any, wiring: Wiring, prefix: str = DEFAULT_PREFIX)
         bus_names[bus.name] = name
         log.debug("created event bus %s", name)
 
+    sns = clients.client("sns")
+    topic_arns: dict[str, str] = {}
+    for topic in wiring.topics:
+        topic_arns[topic.name] = sns.create_topic(Name=physical_name(topic.name, prefix))["TopicArn"]
+        log.debug("created topic %s", topic_arns[topic.name])
+
     log.info(
-        "created %d streams, %d tables, %d buckets, %d queues, %d secrets, %d event buses (prefix %r)",
+        "created %d streams, %d tables, %d buckets, %d queues, %d secrets, %d event buses, %d topics (prefix %r)",
         len(stream_arns),
         len(table_names),
         len(bucket_names),
         len(queue_urls),
         len(secret_names),
         len(bus_names),
+        len(topic_arns),
         prefix,
     )
     return LocalResources(
-        prefix, stream_arns, table_names, bucket_names, queue_urls, queue_arns, secret_names, bus_names
+        prefix, stream_arns, table_names, bucket_names, queue_urls, queue_arns, secret_names, bus_names, topic_arns
     )

@@ -27,6 +27,7 @@ from novacron.local.resources import (
     wiring_environment,
 )
 from novacron.local.scheduler import ScheduleTimer
+from novacron.local.topics import TopicDispatcher
 from novacron.wiring import KEYS_TABLE, WIRING, Wiring
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class LocalRuntime:
         self.functions: dict[str, LocalFunction] = {}
         self.pollers: list[KinesisPoller] = []
         self.timers: list[ScheduleTimer] = []
+        self.dispatchers: list[TopicDispatcher] = []
         self.gateway: Gateway | None = None
         self._env = EnvPatch()
         self._started = False
@@ -131,6 +133,22 @@ class LocalRuntime:
         self.gateway = Gateway(routes, self.functions, host=self._host, port=self._port)
         self.gateway.start()
 
+        sns = self.moto.client("sns")
+        for subscription in self.wiring.subscriptions:
+            if subscription.function not in self.functions:
+                continue
+            dispatcher = TopicDispatcher(
+                subscription,
+                self.functions[subscription.function],
+                sns,
+                sqs,
+                self.resources.topic_arns[subscription.topic],
+                self.resources.queue_urls[subscription.on_failure] if subscription.on_failure else None,
+                self.prefix,
+            )
+            self.dispatchers.append(dispatcher)
+            dispatcher.start()
+
         for schedule in self.wiring.schedules:
             if schedule.function not in self.functions:
                 continue
@@ -168,6 +186,9 @@ class LocalRuntime:
         for poller in self.pollers:
             poller.stop()
         self.pollers.clear()
+        for dispatcher in self.dispatchers:
+            dispatcher.stop()
+        self.dispatchers.clear()
         self._env.restore()
         self.moto.stop()
         _reset_shared_clients()
