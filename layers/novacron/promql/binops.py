@@ -168,7 +168,8 @@ def _set_op(op: str, lhs: Vector, rhs: Vector, m: Matching) -> Vector:
     np.logical_or.at(rhs_any, rhs_ids, rhs.present)
     index = {k: i for i, k in enumerate(rhs_keys)}
     lhs_rows = [index.get(m.signature(lb), -1) for lb in lhs.labels]
-    other = np.array([rhs_any[r] if r >= 0 else np.zeros(steps, dtype=bool) for r in lhs_rows])
+    # dtype: an empty left-hand side must still give a boolean (0, steps) mask.
+    other = np.array([rhs_any[r] if r >= 0 else np.zeros(steps, dtype=bool) for r in lhs_rows], dtype=bool)
     other = other.reshape(len(lhs), steps)
     if op == "and":
         return Vector(list(lhs.labels), lhs.values, lhs.present & other, lhs.sample_ts)

@@ -103,6 +103,14 @@ def test_set_operators(http, instant, lb):
     assert got == {lb(name="req", code="200", job="web"): 4.0, lb(name="limit", job="api"): 8.0}
 
 
+@pytest.mark.parametrize("op", ["and", "unless", "or"])
+def test_set_operators_with_an_empty_left_hand_side(http, instant, lb, op):
+    # Given a left-hand side that selects nothing (a comparison no sample passes)
+    # When combined with a set operator / Then the answer is the empty set ("or": the right-hand side)
+    expected = {lb(name="limit", job="api"): 8.0, lb(name="limit", job="web"): 8.0} if op == "or" else {}
+    assert instant(f"req > 100 {op} limit", 0) == expected
+
+
 def test_same_labelset_after_dropping_name_is_an_error(http, engine):
     # Given two metrics with equal labels apart from the name
     http.add({"__name__": "other", "job": "api"}, [0], [1.0])
