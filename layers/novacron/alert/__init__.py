@@ -1,0 +1,1 @@
+"""Alerting: Prometheus rule files (parse, validate, evaluate, template) and Alertmanager-style routing."""
