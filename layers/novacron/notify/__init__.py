@@ -1,0 +1,1 @@
+"""Incident notifications: Slack, PagerDuty, Opsgenie, signed webhooks, e-mail via SNS, the local inbox."""
