@@ -1,0 +1,306 @@
+"""Per-service multivariate models (Isolation Forest) on the simulated shop: quality and speed.
+
+The simulator (novacron.simulate) scrapes the whole estate every 60 s for ``--train-days`` days without
+injected faults (its random restarts happen as usual), then ``--test-days`` days with one fault every
+``--every`` minutes, cycling through FAULTS over the services named there. Samples go into an
+in-memory reader; each service's features (novacron.detect.features.service_features, from the metric
+and label names its series carry) are evaluated as PromQL range queries at a 60 s step through
+novacron.promql.Engine -- the same expressions the scorer runs. One model per service is trained on
+the training days and scores every test minute, at the default sensitivity (anomaly: score >= 0.5).
+
+Definitions, per service model:
+- a fault *affects* its own service and every service that calls it directly or through others (they
+  feel it through the dependency graph); a minute is *normal* for a service when no fault affecting it
+  is active in it or in the TAIL_MINUTES before it (5-minute rates still hold the fault then);
+- an alarm is a run of flagged minutes (merged across up to ALARM_GAP unflagged ones); it is *true*
+  when it overlaps a fault affecting that service (window plus tail), *false* otherwise;
+- a fault is *detected* when its own service's model flags a minute in [start, end + tail]; its
+  *delay* is the first such minute's distance from the start, in minutes;
+- per fault kind, over the services that kind was injected on: *recall* (faults detected / faults),
+  *precision* (true alarms / alarms on those services' models, over the test days), the false-alarm
+  rate (flagged normal minutes / normal minutes) and the median delay.
+The *all* line covers every service model. Training time, model size and scoring time are measured
+on the real models; scoring one row is timed as the scorer runs it (one call per row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from novacron.detect.features import ServiceFeature, feature_matrix, service_features
+from novacron.detect.service_model import ServiceModel, train_model
+from novacron.promql import Engine
+from novacron.query.memory_reader import InMemorySeriesReader
+from novacron.series import METRIC_NAME, Labels
+from novacron.simulate import Estate, EstateSimulator, Fault, FaultSchedule, parse_fault
+
+START_S = 1_767_571_200  # a Monday, 00:00 UTC
+STEP_S = 60
+WARM_S = 15 * 60  # the first minutes: counters have no rate yet
+TAIL_MINUTES = 6
+ALARM_GAP = 2
+SENSITIVITY = 0.5
+# Kind, spec (without the timing): cycled over the test days.
+FAULTS: tuple[tuple[str, str], ...] = (
+    ("latency on a database", "latency:postgres:+40ms"),
+    ("errors on payment", "errors:payment:20%"),
+    ("memory leak", "leak:recommendation:1GiB"),
+    ("latency on payment", "latency:payment:+300ms"),
+    ("cpu saturation", "cpu:currency:3x"),
+    ("instance down", "down:cart:1"),
+    ("errors on catalog", "errors:product-catalog:5%"),
+)
+
+Floats = npt.NDArray[np.float64]
+Flags = npt.NDArray[np.bool_]
+
+
+@dataclass
+class Injected:
+    """One injected fault and the bench's name for its kind."""
+
+    kind: str
+    fault: Fault
+
+
+@dataclass
+class ServiceRun:
+    """A service's model and its verdicts on the test minutes."""
+
+    model: ServiceModel
+    flags: Flags
+    scores: Floats
+    train_seconds: float
+    model_bytes: int
+
+
+@dataclass
+class KindReport:
+    """The figures of one fault kind (or of all services)."""
+
+    faults: int = 0
+    detected: int = 0
+    delays: list[float] = field(default_factory=list)
+    alarms: int = 0
+    true_alarms: int = 0
+    normal_minutes: int = 0
+    flagged_normal: int = 0
+
+
+def schedule(test_start_s: int, test_days: float, every_min: int, duration_min: int) -> list[Injected]:
+    """One fault every ``every_min`` minutes of the test days, cycling through FAULTS."""
+    injected = []
+    slot = 0
+    offset = 60 * 60  # an hour in, so that the first fault is not at midnight
+    while offset + duration_min * 60 <= test_days * 86400:
+        kind, spec = FAULTS[slot % len(FAULTS)]
+        fault = parse_fault(f"{spec}@{offset}s/{duration_min}m").at(test_start_s)
+        injected.append(Injected(kind, fault))
+        slot += 1
+        offset += every_min * 60
+    return injected
+
+
+def simulate(
+    estate: Estate, faults: Sequence[Fault], end_s: int
+) -> tuple[InMemorySeriesReader, dict[str, dict[str, frozenset[str]]]]:
+    """Scrape the estate every STEP_S into a reader; also each service's metric names -> label names."""
+    simulator = EstateSimulator(estate, FaultSchedule(list(faults)))
+    columns: dict[Labels, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
+    for t in range(START_S, end_s + 1, STEP_S):
+        scrape = simulator.scrape(float(t))
+        for labels, value in scrape.samples:
+            times, values = columns[labels]
+            times.append(scrape.timestamp_ms)
+            values.append(value)
+    reader = InMemorySeriesReader()
+    metrics: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for labels, (times, values) in columns.items():
+        as_dict = dict(labels)
+        reader.add(as_dict, np.asarray(times, dtype=np.int64), np.asarray(values))
+        names = metrics[as_dict["service"]][as_dict[METRIC_NAME]]
+        names.update(name for name in as_dict if name != METRIC_NAME)
+    return reader, {svc: {m: frozenset(ls) for m, ls in by.items()} for svc, by in metrics.items()}
+
+
+def affected_by(estate: Estate, fault: Fault) -> set[str]:
+    """The fault's own service and every service that feels it through calls."""
+    return {fault.service} | estate.upstream(fault.service)
+
+
+def alarms(flags: Flags) -> list[tuple[int, int]]:
+    """Runs of flagged minutes as (first, last) indexes, merged across up to ALARM_GAP unflagged ones."""
+    runs: list[tuple[int, int]] = []
+    for i in np.flatnonzero(flags):
+        if runs and i - runs[-1][1] <= ALARM_GAP + 1:
+            runs[-1] = (runs[-1][0], int(i))
+        else:
+            runs.append((int(i), int(i)))
+    return runs
+
+
+def fault_mask(times_ms: npt.NDArray[np.int64], faults: Sequence[Fault]) -> Flags:
+    """Minutes within a fault's window or its tail."""
+    mask = np.zeros(times_ms.size, dtype=bool)
+    for fault in faults:
+        mask |= (times_ms >= fault.start * 1000) & (times_ms < (fault.end + TAIL_MINUTES * 60) * 1000)
+    return mask
+
+
+def tally(
+    report: KindReport,
+    run: ServiceRun,
+    times_ms: npt.NDArray[np.int64],
+    affecting: Sequence[Fault],
+    own: Sequence[Injected],
+) -> None:
+    """Add one service model's alarms, normal minutes and detections to ``report``."""
+    disturbed = fault_mask(times_ms, affecting)
+    for first, last in alarms(run.flags):
+        report.alarms += 1
+        report.true_alarms += bool(disturbed[first : last + 1].any())
+    report.normal_minutes += int((~disturbed).sum())
+    report.flagged_normal += int((run.flags & ~disturbed).sum())
+    for item in own:
+        window = fault_mask(times_ms, [item.fault])
+        hits = np.flatnonzero(run.flags & window)
+        report.faults += 1
+        if hits.size:
+            report.detected += 1
+            report.delays.append((times_ms[hits[0]] / 1000 - item.fault.start) / 60)
+
+
+def train_and_score(
+    tenant: str,
+    service: str,
+    features: Sequence[ServiceFeature],
+    times_ms: npt.NDArray[np.int64],
+    matrix: Floats,
+    split_ms: int,
+) -> ServiceRun:
+    """Train on the rows before ``split_ms``; flag the rows from it on."""
+    train = times_ms < split_ms
+    started = time.perf_counter()
+    model = train_model(
+        tenant, service, features, times_ms[train], matrix[train], version=1, now_ms=split_ms, step_s=STEP_S
+    )
+    seconds = time.perf_counter() - started
+    scores = model.score(matrix[~train])
+    return ServiceRun(model, scores >= 1 - SENSITIVITY, scores, seconds, len(model.to_bytes()))
+
+
+def row_latency_ms(run: ServiceRun, rows: Floats, count: int = 200) -> float:
+    """Median milliseconds to score one row, one call per row (as the per-minute scorer does)."""
+    took = []
+    for row in rows[:count]:
+        started = time.perf_counter()
+        run.model.score(row[None, :])
+        took.append(time.perf_counter() - started)
+    return float(np.median(took) * 1000)
+
+
+def full_size_timing() -> str:
+    """Training time and size at the design limit: a week of minutes (10,080 rows) x 12 features."""
+    rows = np.random.default_rng(0).standard_normal((10_080, 12))
+    features = [ServiceFeature(f"f{i}", "resource", f"f{i}") for i in range(12)]
+    times_ms = np.arange(10_080, dtype=np.int64) * STEP_S * 1000
+    started = time.perf_counter()
+    model = train_model("bench", "week", features, times_ms, rows, version=1, now_ms=0, step_s=STEP_S)
+    seconds = time.perf_counter() - started
+    return f"at the limit (10,080 rows x 12 features): training {seconds:.2f}s, {len(model.to_bytes()) / 1024:.0f} KiB"
+
+
+def describe(name: str, r: KindReport) -> str:
+    """One table line."""
+    recall = f"{r.detected}/{r.faults} = {r.detected / r.faults:.2f}" if r.faults else "-"
+    precision = f"{r.true_alarms}/{r.alarms} = {r.true_alarms / r.alarms:.2f}" if r.alarms else "- (no alarms)"
+    fpr = r.flagged_normal / r.normal_minutes if r.normal_minutes else 0.0
+    delay = f"{np.median(r.delays):.0f}" if r.delays else "-"
+    return f"{name:<24} {recall:>14} {precision:>16} {fpr:>10.4f} {delay:>10}"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the evaluation and print the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-days", type=float, default=3.0)
+    parser.add_argument("--test-days", type=float, default=1.0)
+    parser.add_argument("--every", type=int, default=120, help="minutes between injected faults")
+    parser.add_argument("--duration", type=int, default=20, help="minutes each fault lasts")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    estate = Estate(seed=args.seed)
+    split_s = START_S + int(args.train_days * 86400)
+    end_s = split_s + int(args.test_days * 86400)
+    injected = schedule(split_s, args.test_days, args.every, args.duration)
+    started = time.perf_counter()
+    reader, metrics = simulate(estate, [i.fault for i in injected], end_s)
+    simulated = time.perf_counter() - started
+    engine = Engine(reader)
+    print(
+        f"simulated {len(metrics)} services, {(end_s - START_S) // STEP_S} scrapes in {simulated:.1f}s; "
+        f"train {args.train_days:g} d, test {args.test_days:g} d with {len(injected)} faults of "
+        f"{args.duration} min, sensitivity {SENSITIVITY}"
+    )
+
+    runs: dict[str, ServiceRun] = {}
+    query_seconds = 0.0
+    test_times: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+    test_rows: dict[str, Floats] = {}
+    for service in sorted(metrics):
+        features = service_features(service, metrics[service])
+        started = time.perf_counter()
+        times_ms, matrix = feature_matrix(engine, features, (START_S + WARM_S) * 1000, end_s * 1000, STEP_S * 1000)
+        query_seconds += time.perf_counter() - started
+        runs[service] = train_and_score("bench", service, features, times_ms, matrix, split_s * 1000)
+        test_times = times_ms[times_ms >= split_s * 1000]
+        test_rows[service] = matrix[times_ms >= split_s * 1000]
+
+    by_kind: dict[str, KindReport] = defaultdict(KindReport)
+    overall = KindReport()
+    for service, run in runs.items():
+        affecting = [i.fault for i in injected if service in affected_by(estate, i.fault)]
+        own = [i for i in injected if i.fault.service == service]
+        tally(overall, run, test_times, affecting, own)
+        for kind in sorted({i.kind for i in own}):
+            tally(by_kind[kind], run, test_times, affecting, [i for i in own if i.kind == kind])
+
+    print(f"\n{'fault kind':<24} {'recall':>14} {'precision':>16} {'FPR':>10} {'delay min':>10}")
+    for kind, _ in FAULTS:
+        if kind in by_kind:
+            print(describe(kind, by_kind[kind]))
+    print(describe("all services", overall))
+
+    sizes = [r.model_bytes for r in runs.values()]
+    train_s = [r.train_seconds for r in runs.values()]
+    biggest = max(runs.values(), key=lambda r: len(r.model.features))
+    widest = next(s for s, r in runs.items() if r is biggest)
+    print(
+        f"\nfeatures per service {min(len(r.model.features) for r in runs.values())}-{len(biggest.model.features)}; "
+        f"training rows per model {biggest.model.points}; feature queries {query_seconds:.1f}s in all"
+    )
+    print(f"training: median {np.median(train_s):.2f}s, max {max(train_s):.2f}s per model")
+    print(f"model size: median {np.median(sizes) / 1024:.0f} KiB, max {max(sizes) / 1024:.0f} KiB")
+    latency = row_latency_ms(biggest, test_rows[widest])
+    print(f"scoring one row ({widest}, {len(biggest.model.features)} features): {latency:.2f} ms")
+    print(full_size_timing())
+    print("\nexample explanations (the strongest alarm of each faulted service):")
+    for service in sorted({i.fault.service for i in injected}):
+        run = runs[service]
+        peak = int(np.argmax(run.scores))
+        drivers = ", ".join(
+            f"{d.feature} {d.value:.4g} (usual {d.expected:.4g}, {d.contribution:.0%})"
+            for d in run.model.explain(test_rows[service][peak], top=3)
+        )
+        print(f"  {service:<16} score {run.scores[peak]:.3f}: {drivers}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""The features of a service's multivariate model: one PromQL expression per feature, one series each.
+
+A service's features are derived from the metric names its series carry and the label names seen on
+each metric (``service_features``). Every expression selects the service by one label (``service`` by
+default; ``job`` works too) and aggregates across instances with ``sum``/``avg`` without ``by``, so it
+returns exactly one series.
+
+Rules, per metric name:
+
+* ``*_bucket``, ``*_created``, ``*_info``, ``*_start_time_seconds``/``*_timestamp_seconds`` and metrics
+  with a ``quantile`` label are never features (histogram buckets carry no more than their sum and
+  count; timestamps jump on every restart).
+* ``X_sum`` + ``X_count`` -> ``latency mean (X)``: ``sum(rate(X_sum[5m])) / sum(rate(X_count[5m]))``
+  (kind ``latency``; the ``X_count`` rate itself duplicates the request rate and is not a feature).
+* ``process_cpu_seconds_total`` -> ``cpu``: cores busy, ``sum(rate(...[5m]))`` (kind ``resource``).
+* ``*_errors_total`` beside a ``*_requests_total`` of the same prefix -> ``<prefix> error ratio``:
+  ``sum(rate(errors)) / sum(rate(requests))`` (kind ``errors``; the raw error rate is not a feature).
+* other counters (``*_total``, and a few well-known exporter counters without the suffix, e.g.
+  PostgreSQL's ``pg_stat_database_xact_commit``) -> ``sum(rate(m[5m]))``: ``request rate`` for
+  ``http_requests_total``, ``<name> rate`` otherwise (kind ``errors`` when the name says error, fail
+  or rollback, ``requests`` otherwise). A counter with a ``code``, ``status`` or ``status_code`` label
+  also gives its 5xx share, ``sum(rate(m{..,code=~"5.."}[5m])) / sum(rate(m{..}[5m]))``: ``error ratio``
+  for ``http_requests_total``, ``<name> 5xx ratio`` otherwise (kind ``errors``).
+* gauges -> ``avg(m)``: ``memory`` for ``process_resident_memory_bytes``, ``instances up`` for ``up``,
+  the metric name otherwise (kind ``resource``).
+
+At most ``max_features`` are kept. Candidates are ranked within their kind (the well-known ones above
+first, then by name), and taken round-robin over the kinds in the order requests, errors, latency,
+resource -- the first of each kind, then the second of each kind, and so on -- so that a service with
+many counters still keeps its latency and resources. The result is sorted by kind (in that order),
+then rank: the same metric set always gives the same features in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from novacron.promql import Engine
+
+KINDS = ("requests", "errors", "latency", "resource")
+RATE_WINDOW = "5m"
+CODE_LABELS = ("code", "status_code", "status")
+SERVER_ERRORS = "5.."
+# Exporter counters that do not follow the ``_total`` convention.
+KNOWN_COUNTER_PREFIXES = ("pg_stat_database_xact_", "pg_stat_database_tup_", "pg_stat_database_blks_")
+NEVER_SUFFIXES = ("_bucket", "_created", "_info", "_start_time_seconds", "_timestamp_seconds")
+ERROR_WORDS = ("error", "fail", "rollback")
+WELL_KNOWN_NAMES = ("request rate", "error ratio", "cpu", "memory", "instances up")
+
+
+@dataclass(frozen=True)
+class ServiceFeature:
+    """One column of a service model: a stable human-readable name, its kind and its PromQL."""
+
+    name: str  # e.g. "request rate", "error ratio", "latency mean (http_request_duration_seconds)", "cpu"
+    kind: str  # "requests" | "errors" | "latency" | "resource"
+    expr: str  # PromQL returning one series for the service
+
+    def to_json(self) -> dict[str, str]:
+        """A JSON-ready dict."""
+        return {"name": self.name, "kind": self.kind, "expr": self.expr}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, str]) -> ServiceFeature:
+        """The inverse of :meth:`to_json`."""
+        return cls(name=data["name"], kind=data["kind"], expr=data["expr"])
+
+
+def escape_label_value(value: str) -> str:
+    """A label value as a PromQL double-quoted string body: backslash, quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def service_selector(metric: str, service: str, label: str = "service", extra: str = "") -> str:
+    """``metric{label="service"}`` with the value escaped, plus ``extra`` matchers (e.g. ``code=~"5.."``)."""
+    matchers = f'{label}="{escape_label_value(service)}"'
+    if extra:
+        matchers += f",{extra}"
+    return f"{metric}{{{matchers}}}"
+
+
+def _rate(metric: str, service: str, label: str, extra: str = "") -> str:
+    return f"sum(rate({service_selector(metric, service, label, extra)}[{RATE_WINDOW}]))"
+
+
+def _is_counter(name: str) -> bool:
+    return name.endswith("_total") or name.startswith(KNOWN_COUNTER_PREFIXES)
+
+
+def _counter_kind(name: str) -> str:
+    return "errors" if any(word in name for word in ERROR_WORDS) else "requests"
+
+
+def _candidates(service: str, metrics: Mapping[str, frozenset[str]], label: str) -> list[ServiceFeature]:
+    found: list[ServiceFeature] = []
+    names = set(metrics)
+    for name in sorted(names):
+        labels = metrics[name]
+        if name.endswith(NEVER_SUFFIXES) or "quantile" in labels:
+            continue
+        if name.endswith("_sum") and name[: -len("_sum")] + "_count" in names:
+            base = name[: -len("_sum")]
+            expr = f"{_rate(name, service, label)} / {_rate(base + '_count', service, label)}"
+            found.append(ServiceFeature(f"latency mean ({base})", "latency", expr))
+            continue
+        if (name.endswith("_count") and name[: -len("_count")] + "_sum" in names) or (
+            name.endswith("_sum") and name[: -len("_sum")] + "_count" not in names
+        ):
+            continue
+        if name == "process_cpu_seconds_total":
+            found.append(ServiceFeature("cpu", "resource", _rate(name, service, label)))
+        elif name.endswith("_errors_total") and name[: -len("_errors_total")] + "_requests_total" in names:
+            prefix = name[: -len("_errors_total")]
+            expr = f"{_rate(name, service, label)} / {_rate(prefix + '_requests_total', service, label)}"
+            found.append(ServiceFeature(f"{prefix} error ratio", "errors", expr))
+        elif _is_counter(name):
+            short = name.removesuffix("_total")
+            rate_name = "request rate" if name == "http_requests_total" else f"{short} rate"
+            found.append(ServiceFeature(rate_name, _counter_kind(name), _rate(name, service, label)))
+            code = next((c for c in CODE_LABELS if c in labels), None)
+            if code is not None:
+                share = "error ratio" if name == "http_requests_total" else f"{short} 5xx ratio"
+                errors = _rate(name, service, label, f'{code}=~"{SERVER_ERRORS}"')
+                found.append(ServiceFeature(share, "errors", f"{errors} / {_rate(name, service, label)}"))
+        else:
+            gauge_name = {"process_resident_memory_bytes": "memory", "up": "instances up"}.get(name, name)
+            found.append(ServiceFeature(gauge_name, "resource", f"avg({service_selector(name, service, label)})"))
+    return found
+
+
+def _rank(feature: ServiceFeature) -> tuple[int, int, str]:
+    """Well-known features first (HTTP before the rest), then by name."""
+    known = feature.name in WELL_KNOWN_NAMES or feature.name.startswith("latency mean (http_")
+    return (0 if known else 1, 0 if "http_" in feature.expr else 1, feature.name)
+
+
+def service_features(
+    service: str, metrics: Mapping[str, frozenset[str]], label: str = "service", max_features: int = 12
+) -> tuple[ServiceFeature, ...]:
+    """The features of ``service`` from its metric names -> label names (see the module docstring).
+
+    Returns at most ``max_features`` features with unique names, grouped by kind in the order
+    requests, errors, latency, resource; empty when no metric qualifies.
+    """
+    if max_features < 1:
+        raise ValueError(f"max_features must be at least 1, got {max_features}")
+    by_kind: dict[str, list[ServiceFeature]] = {kind: [] for kind in KINDS}
+    seen: set[str] = set()
+    for feature in sorted(_candidates(service, metrics, label), key=_rank):
+        if feature.name not in seen:
+            seen.add(feature.name)
+            by_kind[feature.kind].append(feature)
+    chosen: list[tuple[int, int, ServiceFeature]] = []
+    depth = 0
+    while len(chosen) < max_features and any(depth < len(fs) for fs in by_kind.values()):
+        for k, kind in enumerate(KINDS):
+            if depth < len(by_kind[kind]) and len(chosen) < max_features:
+                chosen.append((k, depth, by_kind[kind][depth]))
+        depth += 1
+    return tuple(feature for _, _, feature in sorted(chosen, key=lambda item: (item[0], item[1])))
+
+
+def feature_names(features: tuple[ServiceFeature, ...]) -> tuple[str, ...]:
+    """The names of ``features``, in order (the column names of a feature matrix)."""
+    return tuple(f.name for f in features)
+
+
+def feature_matrix(
+    engine: Engine, features: Sequence[ServiceFeature], start_ms: int, end_ms: int, step_ms: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The step times from ``start_ms`` to ``end_ms`` and one column per feature, evaluated as range queries.
+
+    A step where a feature's expression has no value (no data, a division by zero) is NaN; an
+    expression that returns several series (it should not) keeps the first, in label order.
+    """
+    times = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
+    matrix = np.full((times.size, len(features)), np.nan)
+    for column, feature in enumerate(features):
+        result = engine.range(feature.expr, start_ms, end_ms, step_ms)
+        if result.series:
+            series = result.series[0]
+            matrix[(series.timestamps - start_ms) // step_ms, column] = series.values
+    return times, matrix

@@ -1,0 +1,436 @@
+"""A service's multivariate model: an Isolation Forest over its feature matrix, calibrated to [0, 1].
+
+Training (:func:`train_model`), from one row per step of the service's features:
+
+1. Rows labelled 1 (a user confirmed an anomaly there) are left out; rows with more than half of their
+   features missing (NaN) are dropped; the rest must number at least ``min_points``.
+2. Each feature is standardised by a robust center (the median) and scale (1.4826 x MAD, else IQR / 1.349),
+   floored at 1 % of the center and at an absolute floor per kind (:data:`ABSOLUTE_FLOOR`), so that a
+   constant or near-constant feature (an error ratio that was always 0) still has a unit. Remaining
+   NaNs are imputed with the center.
+3. Features whose spread is below their floor get standard-normal jitter (seeded) in standard units
+   before the fit, so that the trees learn "about the center, give or take a floor" for them; a later
+   value far beyond is then cut off by the forest's out-of-range rule (see ``forest.py``) instead of
+   being invisible to trees that never split on a constant. Rows labelled 0 (a user said an alarm
+   there was a false positive) are repeated :data:`NORMAL_WEIGHT` times, so that their region counts
+   as normal.
+4. The calibration keeps 512 quantiles of the raw training scores: 256 evenly spaced in probability
+   below the 99th percentile and 256 above it.
+
+The forest finds unusual *combinations*, but isolation trees dilute a single feature far outside its
+range across the other features (a tree rarely splits on it along a row's path), so a row's score is
+the larger of two calibrated scores: the forest's, and a per-feature guard's, whose raw value is the
+row's largest absolute standard value (calibrated the same way, on the training rows). Together they
+alarm on somewhat more training rows than either (about 0.2-0.5 %).
+
+Scoring maps a raw score ``s`` to a tail level ``L = -log10(P[training score >= s])``: the
+empirical distribution up to the 99th percentile (``L <= 2``), beyond it an exponential tail fit to the
+top 1 % (``L = 2 + (s - q99) / (beta ln 10)``, ``beta`` their mean excess), which extrapolates past the
+largest training score. The calibrated score is ``1 / (1 + exp(-(L - 2.7) / 0.455))``: 0.5 at
+``L = 2.7`` (0.2 % of training rows reach it per score, so the default sensitivity 0.5 alarms on a few
+normal minutes in a thousand), 0.9 at ``L = 3.7`` and the critical 0.95 at ``L = 4.04`` (one training
+row in 10,000). As with the
+per-series detector a row is an anomaly when its score is at least ``1 - sensitivity``.
+
+Missing values at scoring time are imputed with the center (which pulls the score towards normal) and
+lower :meth:`ServiceModel.confidence` (the share of features present); a row with none scores 0.
+
+Promotion (:func:`compare_models`): with at least :data:`MIN_LABELLED` labelled rows, one of them an
+anomaly, the candidate is promoted when its F1 is at least the current model's and it raises no more
+alarms on confirmed-normal rows; with labelled rows that are all normal, when it raises no more alarms
+on them and its alarm rate on unlabelled rows is within :data:`ALARM_RATE_TOLERANCE` of the current
+model's; without labels, on that alarm-rate rule alone (unlabelled rows are presumed mostly normal).
+The two models may have different features: each picks its own columns by feature name
+(:meth:`ServiceModel.columns_from`), a feature it has and the matrix lacks is missing (NaN).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from novacron.detect.events import Anomaly, Driver, Feedback, FeedbackVerdict
+from novacron.detect.features import ServiceFeature
+from novacron.detect.forest import IsolationForest, pack_arrays, unpack_arrays
+
+Floats = npt.NDArray[np.float64]
+
+MAGIC = b"NCSM"
+FORMAT_VERSION = 1
+MAX_MISSING_SHARE = 0.5  # training rows missing more than this share of features are dropped
+RELATIVE_FLOOR = 0.01
+ABSOLUTE_FLOOR = {"requests": 0.01, "errors": 0.002, "latency": 1e-4, "resource": 1e-6}
+NORMAL_WEIGHT = 3
+N_TREES = 100
+SAMPLE_SIZE = 256
+TAIL_PROBABILITY = 0.99
+CALIBRATION_PROBS: Floats = np.concatenate(
+    (np.linspace(0.0, TAIL_PROBABILITY, 256, endpoint=False), np.linspace(TAIL_PROBABILITY, 1.0, 256))
+)
+MIN_TAIL_SCALE = 0.005  # raw-score units: the tail never falls steeper than this
+MIDPOINT_LEVEL = 2.7  # tail level (-log10 of the share of training rows) scored 0.5
+LEVEL_STEEPNESS = 1.0 / math.log(9.0)  # 0.9 one level above the midpoint
+MIN_LABELLED = 10
+ALARM_RATE_TOLERANCE = 0.002  # two alarmed minutes in a thousand
+
+
+class TrainingError(ValueError):
+    """The data cannot give a model (too few usable rows, only constant features, bad shapes)."""
+
+
+def calibrated(raw: Floats, calibration: Floats) -> Floats:
+    """Raw forest scores mapped to [0, 1] through the training scores' quantiles (module docstring)."""
+    raw = np.asarray(raw, dtype=np.float64)
+    body = CALIBRATION_PROBS <= TAIL_PROBABILITY
+    body_scores, body_probs = calibration[body], CALIBRATION_PROBS[body]
+    q99 = float(body_scores[-1])
+    tail_scale = max(float(np.mean(calibration[~body] - q99)), MIN_TAIL_SCALE)
+    below = np.interp(raw, body_scores, body_probs)
+    level = np.where(
+        raw <= q99,
+        -np.log10(np.clip(1.0 - below, 1.0 - TAIL_PROBABILITY, 1.0)),
+        -math.log10(1.0 - TAIL_PROBABILITY) + (raw - q99) / (tail_scale * math.log(10.0)),
+    )
+    scores: Floats = 1.0 / (1.0 + np.exp(-(level - MIDPOINT_LEVEL) / LEVEL_STEEPNESS))
+    return scores
+
+
+@dataclass(frozen=True)
+class ServiceModel:
+    """A trained model of one service of one tenant (see the module docstring)."""
+
+    tenant: str
+    service: str
+    version: int
+    features: tuple[ServiceFeature, ...]
+    center: Floats
+    scale: Floats
+    forest: IsolationForest
+    calibration: Floats
+    trained_at_ms: int
+    start_ms: int
+    end_ms: int
+    points: int
+    step_s: int
+    # Sorted training values of the per-feature guard (the largest |standard value| of a row), same grid.
+    guard_calibration: Floats = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The names of the model's features, in column order."""
+        return tuple(f.name for f in self.features)
+
+    def columns_from(self, X: Floats, names: Sequence[str]) -> Floats:  # noqa: N803
+        """This model's columns of ``X``, whose columns are the features ``names``; absent ones are NaN."""
+        matrix = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        if matrix.shape[1] != len(names):
+            raise ValueError(f"X has {matrix.shape[1]} columns but {len(names)} names")
+        index = {name: i for i, name in enumerate(names)}
+        out = np.full((matrix.shape[0], len(self.features)), np.nan)
+        for j, name in enumerate(self.feature_names):
+            if name in index:
+                out[:, j] = matrix[:, index[name]]
+        return out
+
+    def _rows(self, rows: Floats) -> Floats:
+        matrix = np.atleast_2d(np.asarray(rows, dtype=np.float64))
+        if matrix.ndim != 2 or matrix.shape[1] != len(self.features):
+            raise ValueError(f"expected rows of {len(self.features)} features, got shape {np.shape(rows)}")
+        return matrix
+
+    def standardise(self, X: Floats) -> Floats:  # noqa: N803
+        """Rows in standard units, missing values imputed with the center (0)."""
+        z = (self._rows(X) - self.center) / self.scale
+        standard: Floats = np.where(np.isfinite(z), z, 0.0)
+        return standard
+
+    def confidence(self, X: Floats) -> Floats:  # noqa: N803
+        """The share of each row's features that are present (finite)."""
+        present: Floats = np.isfinite(self._rows(X)).mean(axis=1)
+        return present
+
+    def raw_scores(self, X: Floats) -> Floats:  # noqa: N803
+        """The forest's uncalibrated scores of the rows."""
+        return self.forest.score(self.standardise(X))
+
+    def score(self, X: Floats) -> Floats:  # noqa: N803
+        """Calibrated scores in [0, 1] (0.5 alarms at the default sensitivity); rows with no value score 0."""
+        rows = self._rows(X)
+        z = self.standardise(rows)
+        scores = calibrated(self.forest.score(z), self.calibration)
+        if self.guard_calibration.size:
+            scores = np.maximum(scores, calibrated(np.abs(z).max(axis=1), self.guard_calibration))
+        empty = ~np.isfinite(rows).any(axis=1)
+        result: Floats = np.where(empty, 0.0, scores)
+        return result
+
+    def explain(self, x: Floats, top: int = 5) -> tuple[Driver, ...]:
+        """The features that drove the score of row ``x``, strongest first (missing features are left out)."""
+        row = self._rows(x)[0]
+        shares = self.forest.contributions(self.standardise(row)[0])
+        order = np.argsort(-shares, kind="stable")
+        drivers = [
+            Driver(self.features[j].name, float(row[j]), float(self.center[j]), round(float(shares[j]), 4))
+            for j in order
+            if shares[j] > 0 and math.isfinite(row[j])
+        ]
+        return tuple(drivers[:top])
+
+    def to_bytes(self) -> bytes:
+        """The model as bytes: a magic, a format version, zlib-compressed JSON and ``.npy`` arrays (no pickle)."""
+        meta: dict[str, object] = {
+            "tenant": self.tenant,
+            "service": self.service,
+            "version": self.version,
+            "features": [f.to_json() for f in self.features],
+            "trained_at_ms": self.trained_at_ms,
+            "start_ms": self.start_ms,
+            "end_ms": self.end_ms,
+            "points": self.points,
+            "step_s": self.step_s,
+        }
+        arrays: dict[str, npt.NDArray[np.generic]] = {
+            "center": self.center,
+            "scale": self.scale,
+            "calibration": self.calibration,
+            "guard_calibration": self.guard_calibration,
+            "forest": np.frombuffer(self.forest.to_bytes(), dtype=np.uint8),
+        }
+        meta["arrays"] = list(arrays)
+        return MAGIC + struct.pack("<B", FORMAT_VERSION) + zlib.compress(pack_arrays(meta, arrays), 6)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ServiceModel:
+        """The inverse of :meth:`to_bytes`; ``ValueError`` on anything else or a newer format."""
+        if len(data) < 5 or data[:4] != MAGIC:
+            raise ValueError("not a serialised ServiceModel")
+        if data[4] != FORMAT_VERSION:
+            raise ValueError(f"unsupported ServiceModel format version {data[4]} (this code reads {FORMAT_VERSION})")
+        meta, arrays = unpack_arrays(zlib.decompress(data[5:]))
+        features = meta["features"]
+        assert isinstance(features, list)
+        return cls(
+            tenant=str(meta["tenant"]),
+            service=str(meta["service"]),
+            version=_int(meta["version"]),
+            features=tuple(ServiceFeature.from_json(f) for f in features),
+            center=arrays["center"].astype(np.float64),
+            scale=arrays["scale"].astype(np.float64),
+            forest=IsolationForest.from_bytes(arrays["forest"].tobytes()),
+            calibration=arrays["calibration"].astype(np.float64),
+            trained_at_ms=_int(meta["trained_at_ms"]),
+            start_ms=_int(meta["start_ms"]),
+            end_ms=_int(meta["end_ms"]),
+            points=_int(meta["points"]),
+            step_s=_int(meta["step_s"]),
+            guard_calibration=arrays["guard_calibration"].astype(np.float64),
+        )
+
+
+def _int(value: object) -> int:
+    if not isinstance(value, int):
+        raise ValueError(f"expected an integer in the model header, got {value!r}")
+    return value
+
+
+def robust_center_scale(rows: Floats, kinds: Sequence[str]) -> tuple[Floats, Floats, npt.NDArray[np.bool_]]:
+    """Per column: the median, the floored robust scale, and whether the floor was used (NaNs ignored)."""
+    center = np.nanmedian(rows, axis=0)
+    mad = 1.4826 * np.nanmedian(np.abs(rows - center), axis=0)
+    q25, q75 = np.nanpercentile(rows, [25, 75], axis=0)
+    spread = np.where(mad > 0, mad, (q75 - q25) / 1.349)
+    floor = np.maximum(RELATIVE_FLOOR * np.abs(center), [ABSOLUTE_FLOOR.get(k, 1e-6) for k in kinds])
+    floored = ~(spread >= floor)
+    return center, np.where(floored, floor, spread), floored
+
+
+def train_model(
+    tenant: str,
+    service: str,
+    features: Sequence[ServiceFeature],
+    times_ms: npt.NDArray[np.int64],
+    X: Floats,  # noqa: N803 - the usual name of a data matrix
+    *,
+    version: int,
+    now_ms: int,
+    step_s: int,
+    labels: npt.NDArray[np.int8] | None = None,
+    seed: int = 0,
+    min_points: int = 120,
+) -> ServiceModel:
+    """Train a service model on the rows of ``X`` (one per time in ``times_ms``, one column per feature).
+
+    ``labels`` per row: 1 = confirmed anomaly (left out), 0 = confirmed normal (weighted up), -1 =
+    unlabelled. Raises :class:`TrainingError` saying what is wrong when no model can be trained.
+    """
+    matrix = np.asarray(X, dtype=np.float64)
+    times = np.asarray(times_ms, dtype=np.int64)
+    if matrix.ndim != 2 or matrix.shape[1] != len(features):
+        raise TrainingError(f"X must have one column per feature ({len(features)}), got shape {matrix.shape}")
+    if len(features) == 0:
+        raise TrainingError(f"service {service!r} has no features to train on")
+    if times.shape != (matrix.shape[0],):
+        raise TrainingError(f"times_ms must have one entry per row ({matrix.shape[0]}), got shape {times.shape}")
+    row_labels = np.full(matrix.shape[0], -1, dtype=np.int8) if labels is None else np.asarray(labels, np.int8)
+    if row_labels.shape != (matrix.shape[0],):
+        raise TrainingError(f"labels must have one entry per row ({matrix.shape[0]}), got shape {row_labels.shape}")
+    matrix = np.where(np.isfinite(matrix), matrix, np.nan)
+    usable = (np.isnan(matrix).mean(axis=1) <= MAX_MISSING_SHARE) & (row_labels != 1)
+    if int(usable.sum()) < min_points:
+        raise TrainingError(
+            f"service {service!r} has {int(usable.sum())} usable rows of {matrix.shape[0]} "
+            f"(rows missing over half their features or confirmed anomalous are left out); "
+            f"at least {min_points} are needed"
+        )
+    train, train_labels = matrix[usable], row_labels[usable]
+    kinds = [f.kind for f in features]
+    center, scale, floored = robust_center_scale(train, kinds)
+    if np.isnan(center).any():
+        missing = [f.name for f, c in zip(features, center, strict=True) if math.isnan(c)]
+        raise TrainingError(f"service {service!r}: features with no value in the training rows: {', '.join(missing)}")
+    if np.all(np.nanmax(train, axis=0) == np.nanmin(train, axis=0)):
+        raise TrainingError(f"service {service!r}: every feature is constant over the training rows; nothing to learn")
+    z = (train - center) / scale
+    z = np.where(np.isnan(z), 0.0, z)
+    rng = np.random.default_rng(seed)
+    fit_rows = z + rng.standard_normal(z.shape) * floored  # jitter only the floored columns
+    fit_rows = np.concatenate([fit_rows] + [fit_rows[train_labels == 0]] * (NORMAL_WEIGHT - 1))
+    forest = IsolationForest.fit(fit_rows, n_trees=N_TREES, sample_size=SAMPLE_SIZE, seed=seed)
+    train_scores = forest.score(z)
+    kept_times = times[usable]
+    return ServiceModel(
+        tenant=tenant,
+        service=service,
+        version=version,
+        features=tuple(features),
+        center=center,
+        scale=scale,
+        forest=forest,
+        calibration=np.quantile(train_scores, CALIBRATION_PROBS).astype(np.float64),
+        trained_at_ms=now_ms,
+        start_ms=int(kept_times.min()),
+        end_ms=int(kept_times.max()),
+        points=int(usable.sum()),
+        step_s=step_s,
+        guard_calibration=np.quantile(np.abs(z).max(axis=1), CALIBRATION_PROBS).astype(np.float64),
+    )
+
+
+def _episode_matches(anomaly: Anomaly, service: str, label: str) -> bool:
+    return dict(anomaly.labels).get(label) == service
+
+
+def labels_from_feedback(
+    times_ms: npt.NDArray[np.int64],
+    step_s: int,
+    service: str,
+    episodes: Sequence[tuple[Anomaly, Feedback]],
+    label: str = "service",
+) -> npt.NDArray[np.int8]:
+    """Row labels from feedback on episodes of ``service`` (``labels[label] == service``).
+
+    A row at ``t`` stands for the step ``(t - step, t]``; it is covered by an episode from ``start_ms``
+    to ``end_ms`` (the peak while still open) when ``start_ms <= t < end_ms + step``. Covered rows get
+    1 for a true positive and 0 for a false positive (a true positive wins where both cover a row);
+    the rest -1.
+    """
+    times = np.asarray(times_ms, dtype=np.int64)
+    labels = np.full(times.shape, -1, dtype=np.int8)
+    step_ms = step_s * 1000
+    positives = np.zeros(times.shape, dtype=bool)
+    for anomaly, feedback in episodes:
+        if not _episode_matches(anomaly, service, label):
+            continue
+        end_ms = anomaly.end_ms if anomaly.end_ms is not None else max(anomaly.peak_ms, anomaly.start_ms)
+        covered = (times >= anomaly.start_ms) & (times < end_ms + step_ms)
+        if feedback.verdict is FeedbackVerdict.TRUE_POSITIVE:
+            positives |= covered
+        else:
+            labels[covered] = 0
+    labels[positives] = 1
+    return labels
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The shadow comparison of a candidate against the current model, and the decision."""
+
+    promote: bool
+    reason: str
+    current: dict[str, float]
+    candidate: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (for the promotion log)."""
+        return {"promote": self.promote, "reason": self.reason, "current": self.current, "candidate": self.candidate}
+
+
+def evaluate(flags: npt.NDArray[np.bool_], labels: npt.NDArray[np.int8]) -> dict[str, float]:
+    """Precision, recall, F1 over the labelled rows; labelled count; false alarms on confirmed-normal rows;
+    alarm rate on the unlabelled rows."""
+    positive, negative, unlabelled = labels == 1, labels == 0, labels < 0
+    hits = int((flags & positive).sum())
+    flagged = int((flags & (positive | negative)).sum())
+    precision = hits / flagged if flagged else 0.0
+    recall = hits / int(positive.sum()) if positive.any() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
+        "labelled": float(int((positive | negative).sum())),
+        "anomalous": float(int(positive.sum())),
+        "false_alarms": float(int((flags & negative).sum())),
+        "alarm_rate": round(float(flags[unlabelled].mean()) if unlabelled.any() else 0.0, 6),
+    }
+
+
+def compare_models(
+    current: ServiceModel,
+    candidate: ServiceModel,
+    X: Floats,  # noqa: N803
+    labels: npt.NDArray[np.int8],
+    sensitivity: float = 0.5,
+) -> Comparison:
+    """Whether ``candidate`` should replace ``current`` (rule in the module docstring).
+
+    ``X`` has the columns of ``candidate.features``; ``labels`` one entry per row (1, 0, -1).
+    """
+    if not 0.0 <= sensitivity <= 1.0:
+        raise ValueError(f"sensitivity must be within [0, 1], got {sensitivity}")
+    matrix = np.atleast_2d(np.asarray(X, dtype=np.float64))
+    row_labels = np.asarray(labels, dtype=np.int8)
+    if row_labels.shape != (matrix.shape[0],):
+        raise ValueError(f"labels must have one entry per row ({matrix.shape[0]}), got shape {row_labels.shape}")
+    threshold = 1.0 - sensitivity
+    names = candidate.feature_names
+    now = evaluate(current.score(current.columns_from(matrix, names)) >= threshold, row_labels)
+    new = evaluate(candidate.score(matrix) >= threshold, row_labels)
+    labelled = int(new["labelled"])
+    fewer_false = new["false_alarms"] <= now["false_alarms"]
+    rate_ok = new["alarm_rate"] <= now["alarm_rate"] + ALARM_RATE_TOLERANCE
+    rates = f"alarm rate on unlabelled rows {new['alarm_rate']:.4f} vs {now['alarm_rate']:.4f}"
+    if labelled >= MIN_LABELLED and new["anomalous"] > 0:
+        promote = new["f1"] >= now["f1"] and fewer_false
+        reason = (
+            f"{labelled} labelled rows: F1 {new['f1']:.3f} vs {now['f1']:.3f}, "
+            f"false alarms on confirmed-normal rows {new['false_alarms']:.0f} vs {now['false_alarms']:.0f}"
+        )
+    elif labelled >= MIN_LABELLED:
+        promote = fewer_false and rate_ok
+        reason = (
+            f"{labelled} labelled rows, all confirmed normal: false alarms {new['false_alarms']:.0f} vs "
+            f"{now['false_alarms']:.0f}; {rates} (tolerance {ALARM_RATE_TOLERANCE})"
+        )
+    else:
+        promote = rate_ok
+        reason = f"{labelled} labelled rows (fewer than {MIN_LABELLED}): {rates} (tolerance {ALARM_RATE_TOLERANCE})"
+    verdict = "promoted" if promote else "kept the current model"
+    return Comparison(promote, f"{verdict}: {reason}", now, new)

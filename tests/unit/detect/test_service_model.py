@@ -1,0 +1,260 @@
+"""Service models: training, calibrated scores, explanations, serialisation, feedback and promotion."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from novacron.detect.events import Feedback, FeedbackVerdict
+from novacron.detect.features import ServiceFeature
+from novacron.detect.service_model import (
+    ServiceModel,
+    TrainingError,
+    compare_models,
+    labels_from_feedback,
+    train_model,
+)
+
+from .conftest import episode
+
+STEP_S = 60
+T0_MS = 1_767_571_200_000
+FEATURES = (
+    ServiceFeature("request rate", "requests", 'sum(rate(http_requests_total{service="api"}[5m]))'),
+    ServiceFeature("error ratio", "errors", "e"),
+    ServiceFeature("latency mean (h)", "latency", "l"),
+    ServiceFeature("cpu", "resource", "c"),
+)
+NORMAL = np.array([100.0, 0.0, 0.05, 0.2])  # a typical row, errors always 0 in training
+CPU_STORM = np.array([100.0, 0.0, 0.05, 0.6])  # three times the usual CPU for the traffic
+
+
+def service_rows(rows: int, seed: int = 0) -> np.ndarray:
+    """Request rate with a daily swing; CPU follows it; latency is noisy; no errors."""
+    rng = np.random.default_rng(seed)
+    rate = 100 + 60 * np.sin(np.arange(rows) * 2 * np.pi / 1440) + rng.normal(0, 3, rows)
+    cpu = rate * 0.002 + rng.normal(0, 0.004, rows)
+    latency = 0.05 + rng.normal(0, 0.002, rows)
+    return np.column_stack([rate, np.zeros(rows), latency, cpu])
+
+
+def times(rows: int) -> np.ndarray:
+    """One row a minute."""
+    return T0_MS + np.arange(rows, dtype=np.int64) * STEP_S * 1000
+
+
+def train(rows_x: np.ndarray, **options: object) -> ServiceModel:
+    """A model of acme's api on ``rows_x``."""
+    return train_model(
+        "acme", "api", FEATURES, times(len(rows_x)), rows_x, version=1, now_ms=T0_MS, step_s=STEP_S, **options
+    )  # type: ignore[arg-type]
+
+
+def with_storm(rows: int = 2000, storm: slice = slice(1000, 1100)) -> np.ndarray:
+    """Normal rows with a CPU storm (three times the CPU) in ``storm``."""
+    rows_x = service_rows(rows)
+    rows_x[storm, 3] *= 3
+    return rows_x
+
+
+@pytest.fixture(scope="module")
+def model() -> ServiceModel:
+    """A model trained on two days of normal rows."""
+    return train(service_rows(2880))
+
+
+def test_normal_rows_rarely_alarm_and_a_clear_outlier_is_critical(model: ServiceModel) -> None:
+    # Given fresh normal rows and a row with three times the usual CPU
+    fresh = service_rows(2880, seed=1)
+    # When scored
+    normal_scores, storm_score = model.score(fresh), model.score(CPU_STORM)[0]
+    # Then few normal rows reach 0.5, the outlier reaches the critical 0.95, all within [0, 1]
+    assert (normal_scores >= 0.5).mean() < 0.01
+    assert storm_score >= 0.95
+    assert normal_scores.min() >= 0.0
+    assert normal_scores.max() <= 1.0
+
+
+def test_training_rows_alarm_at_a_small_documented_rate(model: ServiceModel) -> None:
+    # Given the training rows / When scored / Then about 0.1-0.5 % of them reach 0.5
+    share = (model.score(service_rows(2880)) >= 0.5).mean()
+    assert 0.0005 <= share <= 0.006
+
+
+def test_an_error_ratio_never_seen_in_training_alarms(model: ServiceModel) -> None:
+    # Given errors that were always 0 in training, now at 5 %
+    row = NORMAL.copy()
+    row[1] = 0.05
+    # When scored / Then it alarms, and the explanation names the error ratio first
+    assert model.score(row)[0] >= 0.95
+    assert model.explain(row)[0].feature == "error ratio"
+
+
+def test_explain_names_the_drivers_strongest_first(model: ServiceModel) -> None:
+    # Given the CPU storm row / When explained
+    drivers = model.explain(CPU_STORM, top=2)
+    # Then CPU leads, with its value, the usual value and a share; shares descend
+    assert drivers[0].feature == "cpu"
+    assert drivers[0].value == pytest.approx(0.6)
+    assert drivers[0].expected == pytest.approx(0.2, abs=0.02)
+    assert len(drivers) <= 2
+    assert all(a.contribution >= b.contribution for a, b in itertools.pairwise(drivers))
+
+
+def test_bytes_round_trip_keeps_scores_and_metadata(model: ServiceModel) -> None:
+    # Given a serialised model
+    data = model.to_bytes()
+    # When it is read back
+    again = ServiceModel.from_bytes(data)
+    # Then it scores identically and keeps what it was
+    rows = np.vstack([service_rows(100, seed=3), CPU_STORM])
+    np.testing.assert_array_equal(model.score(rows), again.score(rows))
+    assert (again.tenant, again.service, again.version, again.features) == ("acme", "api", 1, FEATURES)
+    assert (again.points, again.step_s, again.start_ms) == (model.points, STEP_S, T0_MS)
+    assert len(data) < 300_000
+
+
+def test_from_bytes_refuses_other_data_and_newer_formats(model: ServiceModel) -> None:
+    # Given garbage and a model from a future format / When read / Then ValueErrors that say so
+    with pytest.raises(ValueError, match="not a serialised ServiceModel"):
+        ServiceModel.from_bytes(b"garbage!")
+    data = bytearray(model.to_bytes())
+    data[4] = 99
+    with pytest.raises(ValueError, match="format version 99"):
+        ServiceModel.from_bytes(bytes(data))
+
+
+def test_missing_values_are_imputed_and_lower_the_confidence(model: ServiceModel) -> None:
+    # Given a storm row missing its latency, a normal row missing CPU, and a row with nothing
+    storm, normal = CPU_STORM.copy(), NORMAL.copy()
+    storm[2], normal[3] = np.nan, np.nan
+    rows = np.vstack([storm, normal, np.full(4, np.nan)])
+    # When scored
+    scores, confidence = model.score(rows), model.confidence(rows)
+    # Then the storm still alarms, the imputed normal row does not, the empty row scores 0
+    assert scores[0] >= 0.5
+    assert scores[1] < 0.5
+    assert scores[2] == 0.0
+    np.testing.assert_allclose(confidence, [0.75, 0.75, 0.0])
+    assert all(d.feature != "latency mean (h)" for d in model.explain(storm))
+
+
+def test_confirmed_anomalies_are_left_out_of_training() -> None:
+    # Given two days holding a 100-minute CPU storm, labelled as a confirmed anomaly or not
+    rows_x = with_storm()
+    labels = np.full(len(rows_x), -1, dtype=np.int8)
+    labels[1000:1100] = 1
+    # When a model is trained with and one without the labels
+    learnt, told = train(rows_x), train(rows_x, labels=labels)
+    # Then the one told about the storm scores it higher (the other learnt it as normal)
+    assert told.score(rows_x[1050])[0] > learnt.score(rows_x[1050])[0]
+    assert told.points == learnt.points - 100
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (service_rows(50), "50 usable rows of 50.*at least 120"),
+        (np.tile(NORMAL, (200, 1)), "every feature is constant"),
+        (np.full((200, 4), np.nan), "0 usable rows"),
+    ],
+)
+def test_training_errors_say_what_is_wrong(rows: np.ndarray, message: str) -> None:
+    # Given unusable data / When trained / Then a TrainingError says why
+    with pytest.raises(TrainingError, match=message):
+        train(rows)
+
+
+def test_training_error_on_mismatched_columns() -> None:
+    # Given three columns for four features / When trained / Then a TrainingError names the shape
+    with pytest.raises(TrainingError, match="one column per feature"):
+        train(service_rows(200)[:, :3])
+
+
+def test_labels_from_feedback_marks_the_rows_of_this_services_episodes() -> None:
+    # Given a confirmed episode of api, a dismissed one of api, and a confirmed one of another service
+    tms = times(30)
+    start = int(tms[5])
+
+    def verdict(kind: FeedbackVerdict) -> Feedback:
+        return Feedback("x", kind, "", "key1", 0)
+
+    true_api = replace(episode(start, labels=(("service", "api"),)), end_ms=start + 120_000)
+    false_api = replace(episode(int(tms[20]), labels=(("service", "api"),)), end_ms=int(tms[21]))
+    other = replace(episode(int(tms[10]), labels=(("service", "db"),)), end_ms=int(tms[12]))
+    pairs = [
+        (true_api, verdict(FeedbackVerdict.TRUE_POSITIVE)),
+        (false_api, verdict(FeedbackVerdict.FALSE_POSITIVE)),
+        (other, verdict(FeedbackVerdict.TRUE_POSITIVE)),
+    ]
+    # When the rows are labelled for api
+    labels = labels_from_feedback(tms, STEP_S, "api", pairs)
+    # Then rows 5-7 are anomalous, 20-21 normal, the rest unlabelled
+    assert list(np.flatnonzero(labels == 1)) == [5, 6, 7]
+    assert list(np.flatnonzero(labels == 0)) == [20, 21]
+    assert (labels == -1).sum() == 25
+
+
+def labelled_day(storm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Recent rows with ``storm`` (60 rows) labelled as an anomaly, and some confirmed-normal rows."""
+    rows_x = service_rows(1440, seed=7)
+    rows_x[600:660] = storm
+    labels = np.full(len(rows_x), -1, dtype=np.int8)
+    labels[600:660] = 1
+    labels[100:160] = 0
+    return rows_x, labels
+
+
+def test_compare_promotes_a_better_candidate_and_rejects_a_worse_one() -> None:
+    # Given a model that learnt a storm as normal and one trained with the storm labelled
+    history = with_storm(2000, slice(1000, 1400))  # long enough to be learnt as normal
+    labels = np.full(len(history), -1, dtype=np.int8)
+    labels[1000:1400] = 1
+    blind, aware = train(history), train(history, labels=labels)
+    rows_x, recent = labelled_day(history[1000:1060])
+    # When each is compared as the candidate against the other
+    better = compare_models(blind, aware, rows_x, recent)
+    worse = compare_models(aware, blind, rows_x, recent)
+    # Then the aware one is promoted and the blind one is not, with readable reasons and figures
+    assert better.promote
+    assert not worse.promote
+    assert better.candidate["f1"] > better.current["f1"]
+    assert "F1" in better.reason
+    assert better.reason.startswith("promoted")
+    assert worse.reason.startswith("kept the current model")
+    assert better.to_json()["candidate"]["labelled"] == 120.0
+
+
+def test_compare_without_labels_judges_the_alarm_rate(model: ServiceModel) -> None:
+    # Given a candidate trained on another regime (CPU half the usual), and unlabelled recent rows
+    other = service_rows(2880, seed=4)
+    other[:, 3] *= 0.5
+    odd = train(other)
+    rows_x, unlabelled = service_rows(1440, seed=5), np.full(1440, -1, dtype=np.int8)
+    # When compared both ways
+    rejected = compare_models(model, odd, rows_x, unlabelled)
+    promoted = compare_models(odd, model, rows_x, unlabelled)
+    # Then the candidate that alarms on everything is rejected, the sane one promoted
+    assert not rejected.promote
+    assert promoted.promote
+    assert rejected.candidate["alarm_rate"] > 0.3
+    assert "alarm rate" in rejected.reason
+
+
+def test_compare_handles_different_feature_sets(model: ServiceModel) -> None:
+    # Given a candidate without the error ratio feature
+    fewer = (FEATURES[0], FEATURES[2], FEATURES[3])
+    rows = service_rows(2880)[:, [0, 2, 3]]
+    candidate = train_model("acme", "api", fewer, times(2880), rows, version=2, now_ms=T0_MS, step_s=STEP_S)
+    rows_x = service_rows(600, seed=6)[:, [0, 2, 3]]
+    # When the current model picks its columns by name / Then the missing one is NaN
+    picked = model.columns_from(rows_x, candidate.feature_names)
+    assert np.isnan(picked[:, 1]).all()
+    assert np.array_equal(picked[:, 3], rows_x[:, 2])
+    # And the comparison runs on both
+    result = compare_models(model, candidate, rows_x, np.full(600, -1, dtype=np.int8))
+    assert result.current["alarm_rate"] < 0.05
+    assert result.candidate["alarm_rate"] < 0.05
