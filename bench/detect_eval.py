@@ -6,9 +6,17 @@ after the first week, plus series with no anomaly; every series also has its nor
 peaks, weekends, deploy restarts), which must not alarm. Each series is replayed through one
 SeriesDetector, sample by sample, as the stream would.
 
+A second section replays the *simulator corpus* (novacron.detect.sim_corpus): ten days of a simulated
+shop's per-service request rate, 5xx rate, mean latency, cpu and memory, scraped every 5 minutes, with
+ten injected faults (latency, errors, down, cpu, leak) labelled on the series they visibly change. Its
+rows are per metric (false alarms belong to series) and, for recall and delay, per fault kind.
+
 Definitions:
 - an event is *detected* when a sample in [start, max(end, start + 2)] is flagged; its *delay* is the
-  first flagged sample's distance from the start, in samples and in seconds;
+  first flagged sample's distance from the start, in samples and in seconds; *delay from onset* is
+  measured from the event's onset instead (novacron.detect.corpus: the first sample at which the change
+  reaches the band, 5.5 noise deviations; it differs from the start only for trend changes, whose ramp
+  starts below the noise), and is negative when the detector called the ramp before that;
 - *recall* is detected events / events (event level);
 - a *normal* sample has no anomaly label and lies outside every anomaly's recovery tail: the
   RECOVERY_TAIL samples after its end, where the detector still adapts back (a return to the old
@@ -29,13 +37,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from novacron.detect.corpus import ANOMALY_KINDS, BENIGN_KINDS, DAY_S, LabelledSeries, corpus, labelled_series
+from novacron.detect.sim_corpus import FAULT_KINDS, METRICS, simulator_corpus
 from novacron.detect.stream import SeriesDetector
 
 RECOVERY_TAIL = 24
@@ -53,14 +62,14 @@ class Replay:
     seconds: float
 
 
-def replay(series: LabelledSeries) -> Replay:
-    """Run the series through a fresh detector, sample by sample."""
+def replay(series: LabelledSeries, noise_floor: float = 0.0) -> Replay:
+    """Run the series through a fresh detector, sample by sample (``noise_floor`` as the service gives it)."""
     detector = SeriesDetector()
     scores = np.empty(series.values.size)
     warming = np.empty(series.values.size, dtype=bool)
     started = time.process_time()
     for i, (t, v) in enumerate(zip(series.timestamps_ms.tolist(), series.values.tolist(), strict=True)):
-        verdict = detector.observe(t, v)
+        verdict = detector.observe(t, v, noise_floor)
         scores[i], warming[i] = verdict.score, verdict.warming_up
     return Replay(series, scores, warming, time.process_time() - started)
 
@@ -79,6 +88,7 @@ class Tally:
     true_alarms: int = 0
     delays: list[int] = field(default_factory=list)
     delays_s: list[float] = field(default_factory=list)
+    onset_delays: list[int] = field(default_factory=list)
 
     def add(self, other: Tally) -> None:
         self.events += other.events
@@ -91,6 +101,7 @@ class Tally:
         self.true_alarms += other.true_alarms
         self.delays.extend(other.delays)
         self.delays_s.extend(other.delays_s)
+        self.onset_delays.extend(other.onset_delays)
 
     @property
     def recall(self) -> float:
@@ -123,15 +134,16 @@ def counted_samples(run: Replay) -> np.ndarray[Any, np.dtype[np.bool_]]:
     return counted | (run.series.labels > 0)
 
 
-def tally(run: Replay, threshold: float) -> Tally:
-    """Event recall, delays, sample precision and FPR of one replayed series at a score threshold."""
+def tally(run: Replay, threshold: float, event_kind: str | None = None) -> Tally:
+    """Event recall, delays, sample precision and FPR of one replayed series at a score threshold
+    (``event_kind``: count only the events of that kind, and nothing else)."""
     series = run.series
     flagged = run.scores >= threshold
     seconds = (series.timestamps_ms - series.timestamps_ms[0]) / 1000.0
     anomalous = series.labels > 0
     result = Tally()
     for event in series.events:
-        if event.benign:
+        if event.benign or (event_kind is not None and event.kind != event_kind):
             continue
         result.events += 1
         window = np.flatnonzero(flagged[event.start : max(event.end, event.start + 2) + 1])
@@ -140,6 +152,9 @@ def tally(run: Replay, threshold: float) -> Tally:
             first = event.start + int(window[0])
             result.delays.append(first - event.start)
             result.delays_s.append(float(seconds[first] - seconds[event.start]))
+            result.onset_delays.append(first - (event.start if event.onset is None else event.onset))
+    if event_kind is not None:
+        return result
     counted = counted_samples(run)
     normal = counted & ~anomalous
     result.flagged_anomalous = int((flagged & anomalous & counted).sum())
@@ -196,16 +211,36 @@ def benign_fpr(runs: Iterable[Replay], threshold: float) -> dict[str, tuple[int,
     return {kind: (flagged, total) for kind, (flagged, total) in counts.items()}
 
 
-def by_kind(runs: list[Replay], threshold: float) -> dict[str, Tally]:
-    """Tallies per anomaly kind (the series of that kind), for the normal series, and overall."""
+def synthetic_kind(series: LabelledSeries) -> str:
+    """The row of a synthetic series: its anomaly kind (or ``normal``)."""
+    return series.name.rsplit("-", 1)[0]
+
+
+def simulated_metric(series: LabelledSeries) -> str:
+    """The row of a simulator series: its metric."""
+    return series.name.rsplit("/", 1)[1]
+
+
+def by_kind(
+    runs: list[Replay], threshold: float, row_of: Callable[[LabelledSeries], str] = synthetic_kind
+) -> dict[str, Tally]:
+    """Tallies per row (by default the synthetic series' anomaly kind, with the normal series) and overall."""
     rows: dict[str, Tally] = {}
     for run in runs:
-        kind = run.series.name.rsplit("-", 1)[0]
-        rows.setdefault(kind, Tally()).add(tally(run, threshold))
+        rows.setdefault(row_of(run.series), Tally()).add(tally(run, threshold))
     overall = Tally()
     for row in rows.values():
         overall.add(row)
     rows["all"] = overall
+    return rows
+
+
+def by_event_kind(runs: list[Replay], threshold: float, kinds: Iterable[str]) -> dict[str, Tally]:
+    """Recall and delays per event kind, over every series (precision has no kind: false alarms have none)."""
+    rows = {kind: Tally() for kind in kinds}
+    for run in runs:
+        for kind, row in rows.items():
+            row.add(tally(run, threshold, event_kind=kind))
     return rows
 
 
@@ -229,33 +264,16 @@ def throughput(points: int, seed: int) -> tuple[float, float]:
     return run.seconds, points / run.seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=7, help="corpus seed (default 7)")
-    parser.add_argument("--per-kind", type=int, default=3, help="series per anomaly kind (default 3)")
-    parser.add_argument("--normal-series", type=int, default=3, help="series without anomalies (default 3)")
-    parser.add_argument("--days", type=int, default=14, help="days per series (default 14)")
-    parser.add_argument("--sensitivity", type=float, default=0.5, help="the default sensitivity (0.5)")
-    parser.add_argument("--throughput-points", type=int, default=20_000)
-    args = parser.parse_args()
+HEADER = (
+    f"  {'row':<18} {'events':>6} {'recall':>7} {'precision':>9} {'alarms':>6} {'alarm prec':>10}"
+    f" {'FPR':>7} {'F1':>6} {'delay pts':>9} {'delay s':>8} {'from onset':>10}"
+)
 
-    series = corpus(args.seed, args.per_kind, args.normal_series, args.days)
-    runs = [replay(s) for s in series]
-    points = sum(r.series.values.size for r in runs)
-    cpu = sum(r.seconds for r in runs)
-    threshold = 1.0 - args.sensitivity
-    print(
-        f"corpus: {len(runs)} series, {points:,} samples, "
-        f"{sum(1 for r in runs for e in r.series.events if not e.benign)} anomalies "
-        f"(seed {args.seed}); sensitivity {args.sensitivity} (score >= {threshold:.2f})"
-    )
-    print(
-        f"\n  {'kind':<18} {'events':>6} {'recall':>7} {'precision':>9} {'alarms':>6} {'alarm prec':>10}"
-        f" {'FPR':>7} {'F1':>6}"
-        f" {'delay pts':>9} {'delay s':>8}"
-    )
-    rows = by_kind(runs, threshold)
-    for kind in (*ANOMALY_KINDS, "normal", "all"):
+
+def print_table(rows: dict[str, Tally], order: Iterable[str]) -> None:
+    """One line per row present: the metrics at one threshold."""
+    print(HEADER)
+    for kind in order:
         if kind not in rows:
             continue
         row = rows[kind]
@@ -264,31 +282,96 @@ def main() -> None:
         precision = f"{row.precision:.3f}" if row.events else "-"
         print(
             f"  {kind:<18} {row.events:>6} {recall:>7} {precision:>9} {row.alarms:>6} {row.alarm_precision:>10.3f}"
-            f" {row.fpr:>7.2%} {f1:>6}"
-            f" {_median(row.delays):>9.1f} {_median(row.delays_s):>8.0f}"
+            f" {row.fpr:>7.2%} {f1:>6} {_median(row.delays):>9.1f} {_median(row.delays_s):>8.0f}"
+            f" {_median(row.onset_delays):>10.1f}"
         )
     print("  targets: precision >= 0.95, FPR <= 1%, recall >= 0.90, median delay <= 2 samples")
 
+
+def print_curve(runs: list[Replay], row_of: Callable[[LabelledSeries], str], rows: Iterable[str]) -> None:
+    """Precision, recall, FPR and delay per sensitivity, overall and per row."""
+    print(
+        f"\n  precision/recall curve\n    {'row':<18} {'sensitivity':>11} {'precision':>9} {'alarm prec':>10}"
+        f" {'recall':>7} {'FPR':>7} {'F1':>6} {'delay pts':>9}"
+    )
+    curves = {sensitivity: by_kind(runs, 1.0 - sensitivity, row_of) for sensitivity in CURVE}
+    for name in ("all", *rows):
+        for sensitivity in CURVE:
+            row = curves[sensitivity].get(name)
+            if row is None or not row.events:
+                continue
+            print(
+                f"    {name:<18} {sensitivity:>11.1f} {row.precision:>9.3f} {row.alarm_precision:>10.3f}"
+                f" {row.recall:>7.3f} {row.fpr:>7.2%} {row.f1:>6.3f} {_median(row.delays):>9.1f}"
+            )
+
+
+def synthetic_section(args: argparse.Namespace, threshold: float) -> tuple[int, float]:
+    """The generated corpus: table, warm-up, normal events, curve; (samples, CPU seconds)."""
+    runs = [replay(s) for s in corpus(args.seed, args.per_kind, args.normal_series, args.days)]
+    print(
+        f"synthetic corpus: {len(runs)} series, {sum(r.series.values.size for r in runs):,} samples, "
+        f"{sum(1 for r in runs for e in r.series.events if not e.benign)} anomalies "
+        f"(seed {args.seed}); sensitivity {args.sensitivity} (score >= {threshold:.2f})\n"
+    )
+    print_table(by_kind(runs, threshold), (*ANOMALY_KINDS, "normal", "all"))
     flagged, total = warm_up_fpr(runs, threshold)
     print(f"  warm-up (the first two days, left out above): {flagged} of {total:,} normal samples flagged")
     print("\n  normal events (flagged samples / samples inside them, after warm-up and outside recovery tails)")
     for kind, (flagged, total) in benign_fpr(runs, threshold).items():
         print(f"    {kind:<16} {flagged:>6} / {total:<7} {flagged / total if total else 0:>7.2%}")
+    print_curve(runs, synthetic_kind, ANOMALY_KINDS)
+    return sum(r.series.values.size for r in runs), sum(r.seconds for r in runs)
 
+
+def simulator_section(args: argparse.Namespace, threshold: float) -> tuple[int, float]:
+    """The simulator corpus: per metric, per fault kind, curve; (samples, CPU seconds)."""
+    sim = simulator_corpus(args.seed, days=args.sim_days, step_s=args.sim_step)
+    # rates of counted events move by one event per interval as a matter of course, as in the service
+    counted = ("request_rate", "error_rate")
+    runs = [replay(s, 1.0 / sim.step_s if simulated_metric(s) in counted else 0.0) for s in sim.series]
+    events = sum(1 for r in runs for e in r.series.events)
     print(
-        f"\n  precision/recall curve (all kinds)\n    {'sensitivity':>11} {'precision':>9} {'alarm prec':>10}"
-        f" {'recall':>7} {'FPR':>7} {'delay pts':>9}"
+        f"\n\nsimulator corpus: {len(runs)} service metrics, "
+        f"{sum(r.series.values.size for r in runs):,} samples every {sim.step_s:.0f} s over {args.sim_days:g} days, "
+        f"{len(sim.faults)} faults, labelled on {events} series (seed {args.seed})"
     )
-    for sensitivity in CURVE:
-        row = by_kind(runs, 1.0 - sensitivity)["all"]
+    first_s = sim.series[0].timestamps_ms[0] / 1000
+    for fault in sim.faults:
         print(
-            f"    {sensitivity:>11.1f} {row.precision:>9.3f} {row.alarm_precision:>10.3f} {row.recall:>7.3f}"
-            f" {row.fpr:>7.2%} {_median(row.delays):>9.1f}"
+            f"    {fault.kind.value:<8} {fault.service:<16} day {(fault.start - first_s) / DAY_S:5.2f}"
+            f" for {fault.duration or 0:5.0f} s"
         )
+    print("\n  per metric")
+    print_table(by_kind(runs, threshold, simulated_metric), (*METRICS, "all"))
+    print("\n  per fault kind (recall and delay: false alarms have no kind)")
+    print_table(by_event_kind(runs, threshold, FAULT_KINDS), FAULT_KINDS)
+    flagged, total = warm_up_fpr(runs, threshold)
+    print(f"  warm-up (left out above): {flagged} of {total:,} normal samples flagged")
+    print_curve(runs, simulated_metric, METRICS)
+    return sum(r.series.values.size for r in runs), sum(r.seconds for r in runs)
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=7, help="corpus seed (default 7)")
+    parser.add_argument("--per-kind", type=int, default=3, help="series per anomaly kind (default 3)")
+    parser.add_argument("--normal-series", type=int, default=3, help="series without anomalies (default 3)")
+    parser.add_argument("--days", type=int, default=14, help="days per series (default 14)")
+    parser.add_argument("--sensitivity", type=float, default=0.5, help="the default sensitivity (0.5)")
+    parser.add_argument("--throughput-points", type=int, default=20_000)
+    parser.add_argument("--sim-days", type=float, default=10.0, help="simulated days (default 10; 0: skip)")
+    parser.add_argument("--sim-step", type=float, default=300.0, help="simulator scrape step in s (default 300)")
+    args = parser.parse_args()
+
+    threshold = 1.0 - args.sensitivity
+    points, cpu = synthetic_section(args, threshold)
+    if args.sim_days > 0:
+        more, seconds = simulator_section(args, threshold)
+        points, cpu = points + more, cpu + seconds
     seconds, rate = throughput(args.throughput_points, args.seed)
     print(
-        f"\n  throughput: corpus {points / cpu:,.0f} samples/s per core; one {args.throughput_points:,}-sample "
+        f"\n  throughput: both corpora {points / cpu:,.0f} samples/s per core; one {args.throughput_points:,}-sample "
         f"series in {seconds:.2f} s ({rate:,.0f} samples/s)"
     )
 

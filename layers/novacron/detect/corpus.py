@@ -11,6 +11,11 @@ Injected anomalies (labelled, one kind per series so each kind is measured on it
 apart at least) and ``variance_change`` (noise x4-6 for
 2-6 h).
 
+Each anomaly also records its *onset*: the first sample at which the injected change is as large as the
+detector's band at the default sensitivity, ``BAND_SIGMAS`` noise standard deviations. It is the start
+for every kind but ``trend_change``, whose ramp starts below the noise and reaches the band only after
+7-14 samples; detection delays of trend changes are also measured from there.
+
 Normal events, which must not alarm, are listed as benign events: each day's ``daily_peak`` (10:00-16:00),
 ``weekend_dip`` (Saturdays and Sundays) and ``deploy_restart``: a rolling restart briefly costs 2-3.5 sigma
 of throughput for one or two samples — within what the noise does every day.
@@ -18,6 +23,7 @@ of throughput for one or two samples — within what the noise does every day.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,16 +36,19 @@ DAY_S = 86_400
 WARM_UP_DAYS = 8  # anomalies are injected after this many days: the detector has seen a whole week
 START_MS = 1_767_571_200_000  # 2026-01-05 00:00 UTC, a Monday
 SPACING = 150  # samples (12.5 hours) at least between two anomalies
+BAND_SIGMAS = 5.5  # the detector's band at the default sensitivity, in noise standard deviations
 
 
 @dataclass(frozen=True)
 class Event:
-    """A labelled stretch of a series: ``start`` and ``end`` are sample indices, both included."""
+    """A labelled stretch of a series: ``start`` and ``end`` are sample indices, both included; ``onset``
+    (None: ``start``) is the first sample at which the change reaches ``BAND_SIGMAS`` noise deviations."""
 
     kind: str
     start: int
     end: int
     benign: bool
+    onset: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +135,7 @@ def labelled_series(kind: str | None, seed: int, days: int = 14, interval_s: flo
             if free is None:
                 break
             trial = values.copy()
-            first, end = _inject(kind, rng, free, seconds, trial, curve, base, sigma)
+            first, end, onset = _inject(kind, rng, free, seconds, trial, curve, base, sigma)
             if (kind == "seasonality_break" and end - first < 12) or any(
                 first <= e + spacing and end >= s - spacing for s, e in taken
             ):
@@ -134,7 +143,7 @@ def labelled_series(kind: str | None, seed: int, days: int = 14, interval_s: flo
             values[:] = trial
             taken.append((first, end))
             labels[first : end + 1] = label_code(kind)
-            events.append(Event(kind, first, end, benign=False))
+            events.append(Event(kind, first, end, benign=False, onset=onset))
     # a deploy restart inside an anomaly is part of the anomaly, not a separate benign event
     events = [e for e in events if not (e.kind == "deploy_restart" and labels[e.start : e.end + 1].any())]
     timestamps_ms = (START_MS + np.round(seconds * 1000)).astype(np.int64)
@@ -162,37 +171,39 @@ def _inject(
     curve: npt.NDArray[np.float64],
     base: float,
     sigma: float,
-) -> tuple[int, int]:
-    """Change ``values`` from about ``start`` on; returns the anomaly's first and last index."""
+) -> tuple[int, int, int | None]:
+    """Change ``values`` from about ``start`` on; returns the anomaly's first and last index, and its onset
+    when that is later than its first index."""
     size = seconds.size
     sign = 1.0 if rng.random() < 0.5 else -1.0
     if kind == "spike":
         values[start] += rng.uniform(8, 15) * sigma
-        return start, start
+        return start, start, None
     if kind == "dip":
         end = min(start + int(rng.integers(0, 3)), size - 1)
         values[start : end + 1] -= rng.uniform(8, 15) * sigma
-        return start, end
+        return start, end, None
     if kind == "level_shift":
         end = _end_after(seconds, start, rng.uniform(3, 12) * 3600)
         values[start : end + 1] += sign * rng.uniform(5, 8) * sigma
-        return start, end
+        return start, end, None
     if kind == "trend_change":
         end = _end_after(seconds, start, rng.uniform(4, 8) * 3600)
         steps = np.arange(end + 1 - start)
-        values[start : end + 1] += sign * rng.uniform(0.4, 0.8) * sigma * (steps + 1)
-        return start, end
+        rate = rng.uniform(0.4, 0.8)
+        values[start : end + 1] += sign * rate * sigma * (steps + 1)
+        return start, end, min(start + math.ceil(BAND_SIGMAS / rate) - 1, end)
     if kind == "seasonality_break":
         # the next peak does not come: from 10:30 for five hours traffic stays at the night-time level
         day = np.floor(seconds[start] / DAY_S)
         first = min(int(np.searchsorted(seconds, (day + 1 + 10.5 / 24) * DAY_S)), size - 1)
         end = _end_after(seconds, first, 5 * 3600)
         values[first : end + 1] += base - curve[first : end + 1]
-        return first, end
+        return first, end, None
     if kind == "variance_change":
         end = _end_after(seconds, start, rng.uniform(2, 6) * 3600)
         values[start : end + 1] += rng.normal(0.0, sigma * rng.uniform(4, 6), end + 1 - start)
-        return start, end
+        return start, end, None
     raise ValueError(kind)
 
 

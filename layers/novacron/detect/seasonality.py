@@ -9,6 +9,12 @@ a week earlier departed from it). Daily seasonality is chosen when, in some comp
 it cut the residual MAD by 40 %; weekly when it cut the better of the two others by 40 % (weekends are
 what make it win, so wins are remembered for a week). A weekly pattern therefore needs a week of
 history and one more weekend to be learnt.
+
+Until then the daily baseline is a median over days that include the weekend's two quieter ones, so it
+is only as good as the other days are complete: a slot missing from one weekday (a gap of an hour in
+the samples) would let the quiet days outvote the busy ones and sink that stretch of the baseline. The
+baselines therefore read the history with gaps of up to four hours bridged linearly between the slots
+either side; the model comparison and the normal range read what was actually seen.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ MAX_SPREAD = 4  # slots either side
 BASELINE_DAYS = 3  # the baseline is kept for this far back: the window of 64 samples, at up to ~hourly sampling
 EVALUATION_SLOTS = 4  # the models are compared every hour, on the last day
 REMEMBERED = 7 * 24  # a model's wins are remembered for a week of hourly comparisons
+MAX_FILLED_SLOTS = 16  # a gap of up to four hours inside the history is bridged for the baselines
 
 Floats = npt.NDArray[np.float64]
 
@@ -61,6 +68,7 @@ class SeasonalProfile:
 
     def __init__(self) -> None:
         self.ring: Floats = np.full(RING_SLOTS, np.nan)
+        self.bridged: Floats = self.ring  # the ring with short gaps bridged (derived, not stored)
         self.slot: int | None = None  # absolute number of the slot being filled
         self.first_slot: int | None = None
         self.pending: list[float] = []
@@ -99,6 +107,7 @@ class SeasonalProfile:
             self.ring[skipped % RING_SLOTS] = np.nan
         self.slot = new_slot
         self.pending = []
+        self._bridge()
         if new_slot // EVALUATION_SLOTS != old // EVALUATION_SLOTS:
             self._choose_model(old)
         self._rebuild()
@@ -111,10 +120,30 @@ class SeasonalProfile:
             return 0.0
         return (self.slot - self.first_slot) / SLOTS_PER_DAY
 
-    def _slots(self, numbers: npt.NDArray[np.int64]) -> Floats:
-        """Stored values of absolute slots (NaN outside the ring's eight days or never seen)."""
+    def _bridge(self) -> None:
+        """Derive ``bridged``: the ring with each run of at most MAX_FILLED_SLOTS missing slots between two
+        seen ones interpolated linearly (longer gaps, and the edges of the history, stay missing)."""
         assert self.slot is not None
+        numbers = np.arange(self.slot - RING_SLOTS + 1, self.slot, dtype=np.int64)
         values = self.ring[numbers % RING_SLOTS]
+        known = np.isfinite(values)
+        self.bridged = self.ring
+        if known.all() or int(known.sum()) < 2:
+            return
+        positions = np.arange(numbers.size)
+        before = np.maximum.accumulate(np.where(known, positions, -1))
+        after = np.minimum.accumulate(np.where(known, positions, numbers.size)[::-1])[::-1]
+        short = ~known & (before >= 0) & (after < numbers.size) & (after - before - 1 <= MAX_FILLED_SLOTS)
+        if not short.any():
+            return
+        self.bridged = self.ring.copy()
+        self.bridged[numbers[short] % RING_SLOTS] = np.interp(positions[short], positions[known], values[known])
+
+    def _slots(self, numbers: npt.NDArray[np.int64], seen: bool = False) -> Floats:
+        """Values of absolute slots, short gaps bridged (``seen``: only what was seen); NaN outside the
+        ring's eight days or never seen."""
+        assert self.slot is not None
+        values = (self.ring if seen else self.bridged)[numbers % RING_SLOTS]
         return np.where((numbers < self.slot) & (numbers > self.slot - RING_SLOTS), values, np.nan)
 
     def _spread(self) -> int:
@@ -154,7 +183,7 @@ class SeasonalProfile:
         if self.history_days() < MIN_DAYS_FOR_SEASONALITY:
             return
         day = np.arange(last_slot - SLOTS_PER_DAY + 1, last_slot + 1, dtype=np.int64)
-        observed = self._slots(day)
+        observed = self._slots(day, seen=True)
         mad_none = _mad(observed)
         mad_daily = _mad(observed - self._daily(day, days=6))
         mad_weekly = _mad(observed - self._weekly(day))
@@ -205,7 +234,7 @@ class SeasonalProfile:
         self._centers = (numbers * SLOT_MS + SLOT_MS // 2).astype(np.float64)
         self._values = values
         self.swing = float(values.max() - values.min())
-        recent = self._slots(np.arange(self.slot - SLOTS_PER_DAY, self.slot, dtype=np.int64))
+        recent = self._slots(np.arange(self.slot - SLOTS_PER_DAY, self.slot, dtype=np.int64), seen=True)
         finite = recent[np.isfinite(recent)]
         if finite.size >= MIN_COMPARED_SLOTS:
             finite.sort()
@@ -251,5 +280,6 @@ class SeasonalProfile:
         profile.daily_ratios = deque((float(v) for v in state["daily_ratios"]), maxlen=REMEMBERED)
         profile.weekly_ratios = deque((float(v) for v in state["weekly_ratios"]), maxlen=REMEMBERED)
         if profile.slot is not None:
+            profile._bridge()
             profile._rebuild()
         return profile

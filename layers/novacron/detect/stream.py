@@ -4,9 +4,10 @@ Per sample, in this order:
 
 1. The seasonal baseline (:mod:`novacron.detect.seasonality`), scaled by a *gain*, is subtracted; what
    is left is the *deseasonalised* value. The gain is how strongly the last 36 samples (within six
-   hours) followed the baseline (Theil-Sen over pairs of samples; 1 on flat stretches): a weekend or
-   holiday that runs the usual day at half its swing is then normal, even before a weekly pattern is
-   learnt.
+   hours) followed the baseline (Theil-Sen over pairs of samples; 1 on flat stretches; within 0.3-1.5):
+   a weekend or holiday that runs the usual day at half its swing is then normal, even before a weekly
+   pattern is learnt. The upper bound keeps a ramp that runs along a rising or falling baseline (a trend
+   change in the evening descent) from being explained away as a bigger day.
 2. The expected deseasonalised value is the median of the last 9 (the local level); without a seasonal
    baseline, plus a robust local slope (median of pairwise slopes between the two halves of the last
    16) times the time since them, capped at 8 typical intervals (gaps). The residual is the observation
@@ -35,7 +36,7 @@ two days.
 Samples are expected in time order; a late one is scored against the current state (without
 extrapolating backwards) and does not rewrite the seasonal history.
 
-State is a few deques of the last 64 samples and the slot ring of the seasonal profile: about 12 KB
+State is a few deques of the last 64 samples (144 residuals) and the slot ring of the seasonal profile: about 13 KB
 zlib-compressed JSON once eight days are held.
 """
 
@@ -55,12 +56,16 @@ import numpy.typing as npt
 from novacron.detect.seasonality import SeasonalProfile
 
 WINDOW = 64
+SCALE_POINTS = 144  # residuals kept for the scale: a MAD of 56 wobbles by +-15 %, which moves the band as much
 MIN_SCORED = 8  # samples before spikes and dips are scored
 MIN_WINDOW_METHODS = 40  # samples before level shifts, trend breaks and variance changes are
 LEVEL_POINTS = 9
 GAIN_POINTS = 36
 GAIN_MS = 6 * 3600 * 1000
 MIN_GAIN_PAIRS = 20
+# A quiet day runs at a fraction of the usual swing; a day at more than half as much again is not the usual
+# day, and a gain that high would mostly be a ramp that happens to run with the baseline, explained away.
+GAIN_RANGE = (0.3, 1.5)
 SLOPE_POINTS = 16
 FAST_POINTS = 5
 GAP_STEPS = 6  # an interval this many times the typical one is a gap
@@ -167,7 +172,7 @@ class SeriesDetector:
         self.times: deque[int] = deque(maxlen=WINDOW)
         self.values: deque[float] = deque(maxlen=WINDOW)
         self.baselines: deque[float] = deque(maxlen=WINDOW)  # the seasonal baseline at each sample
-        self.residuals: deque[float] = deque(maxlen=WINDOW)
+        self.residuals: deque[float] = deque(maxlen=SCALE_POINTS)
         self.profile = SeasonalProfile()
         self._profile_version = self.profile.version
 
@@ -288,7 +293,7 @@ class SeriesDetector:
         usable = np.abs(dp) >= 0.05 * self.profile.swing
         if self.profile.swing <= 0 or int(usable.sum()) < MIN_GAIN_PAIRS:
             return 1.0
-        return min(max(median(dx[usable] / dp[usable]), 0.2), 3.0)
+        return min(max(median(dx[usable] / dp[usable]), GAIN_RANGE[0]), GAIN_RANGE[1])
 
     def _local_slope(self) -> bool:
         """Whether to follow the local slope: only without a seasonal baseline, which otherwise carries the
@@ -365,7 +370,7 @@ class SeriesDetector:
         detector.count = int(state["count"])
         detector.times = deque((int(t) for t in state["times"]), maxlen=WINDOW)
         detector.values = deque((float(v) for v in state["values"]), maxlen=WINDOW)
-        detector.residuals = deque((float(r) for r in state["residuals"]), maxlen=WINDOW)
+        detector.residuals = deque((float(r) for r in state["residuals"]), maxlen=SCALE_POINTS)
         detector.profile = SeasonalProfile.from_state(state["profile"])
         detector._deseason_window()
         return detector

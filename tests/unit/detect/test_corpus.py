@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from novacron.detect.corpus import ANOMALY_KINDS, BENIGN_KINDS, WARM_UP_DAYS, corpus, label_code, labelled_series
+from novacron.detect.sim_corpus import simulator_corpus
 
 
 def test_a_seed_gives_the_same_series():
@@ -63,3 +64,60 @@ def test_the_corpus_covers_every_kind():
 def test_an_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown anomaly kind"):
         labelled_series("meteor", 1)
+
+
+def test_a_trend_change_records_when_its_ramp_reaches_the_band():
+    # Given a series with trend changes
+    series = labelled_series("trend_change", 5)
+    ramps = [e for e in series.events if not e.benign]
+
+    # Then each one's onset lies inside it, 7 to 14 samples in (0.4-0.8 noise deviations per sample to 5.5)
+    assert ramps
+    for event in ramps:
+        assert event.onset is not None
+        assert 6 <= event.onset - event.start <= 13
+        assert event.onset <= event.end
+    # ...and a spike's onset is its start
+    assert all(e.onset is None for e in labelled_series("spike", 5).events)
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    # a short run: half a day scraped every 5 minutes, two faults after two hours
+    return simulator_corpus(seed=3, days=0.5, step_s=300.0, faults=2, warm_up_days=0.1)
+
+
+def test_the_simulator_corpus_labels_a_fault_on_the_series_it_changes(simulated):
+    # Given a simulated run with a latency fault and an errors fault
+    kinds = {fault.kind.value: fault for fault in simulated.faults}
+    assert set(kinds) == {"latency", "errors"}
+    by_name = {s.name: s for s in simulated.series}
+
+    # Then the latency fault's service has a latency event inside the fault's window
+    latency = kinds["latency"]
+    series = by_name[f"{latency.service}/latency"]
+    seconds = series.timestamps_ms / 1000
+    events = [e for e in series.events if e.kind == "latency"]
+    assert events
+    for event in events:
+        assert latency.start < seconds[event.start] <= seconds[event.end] <= latency.end + simulated.step_s
+    # ...and the errors fault's service an error-rate event
+    errors = kinds["errors"]
+    assert any(e.kind == "errors" for e in by_name[f"{errors.service}/error_rate"].events)
+
+
+def test_the_simulator_corpus_labels_nothing_outside_the_fault_windows(simulated):
+    # Given every series of the run
+    for series in simulated.series:
+        seconds = series.timestamps_ms / 1000
+        inside = np.zeros(seconds.size, dtype=bool)
+        for fault in simulated.faults:
+            inside |= (seconds > fault.start) & (seconds <= fault.end + simulated.step_s)
+        # Then labels lie only inside a fault's window, and the events cover exactly the labels
+        assert not (series.labels.astype(bool) & ~inside).any(), series.name
+        covered = np.zeros(seconds.size, dtype=bool)
+        for event in series.events:
+            covered[event.start : event.end + 1] = True
+        assert np.array_equal(covered, series.labels.astype(bool)), series.name
+    # ...and a datastore nothing calls into for these faults is untouched
+    assert not any(s.labels.any() for s in simulated.series if s.name.startswith("postgres/memory"))

@@ -257,3 +257,61 @@ def test_a_change_of_a_few_per_cent_on_a_series_that_never_moves_is_not_an_anoma
     # Then only the large move is flagged
     assert not small.anomaly
     assert large.anomaly
+
+
+def test_a_gap_in_one_weekday_does_not_sink_the_daily_baseline_before_weekly_is_learnt():
+    # Given ten days of a series whose weekends run at half the swing (a daily model holds them in its
+    # median), a two-hour gap over a weekday's peak, and a day whose peak did not come (an anomaly)
+    times, values = seasonal_series(12, seed=4, weekend_share=0.5)
+    day = lambda t: (t - times[0]) // DAY_MS  # noqa: E731
+    hour = lambda t: (t % DAY_MS) / 3_600_000  # noqa: E731
+    kept = [(t, v) for t, v in zip(times, values, strict=True) if not (day(t) == 4 and 10.5 <= hour(t) < 12.5)]
+    kept = [(t, 100.0 if day(t) == 10 and 10.5 <= hour(t) < 15.5 else v) for t, v in kept]
+    detector = SeriesDetector()
+
+    # When it is replayed through the next, ordinary day's peak
+    verdicts = replay(detector, [t for t, _ in kept], [v for _, v in kept])
+
+    # Then that peak is not flagged: the gap is bridged, so the busy days still outvote the quiet ones
+    assert detector.profile.model == "daily"
+    peak = [v for v in verdicts if day(v.timestamp_ms) == 11 and 9 <= hour(v.timestamp_ms) < 17]
+    assert peak
+    assert [v.timestamp_ms for v in peak if v.anomaly] == []
+
+
+def test_the_switch_from_a_daily_to_a_weekly_model_flags_no_normal_day():
+    # Given two weeks of a series with quieter weekends and a gap, replayed while the model switches
+    times, values = seasonal_series(14, seed=6, weekend_share=0.5)
+    times, values = times[:2000] + times[2030:], values[:2000] + values[2030:]
+    detector = SeriesDetector()
+    models, flagged = [], []
+    for t, v in zip(times, values, strict=True):
+        verdict = detector.observe(t, v)
+        models.append(detector.profile.model)
+        if verdict.anomaly and not verdict.warming_up:
+            flagged.append(t)
+
+    # Then the model went from daily to weekly on the way, and no sample of these normal days alarmed
+    assert "daily" in models
+    assert models[-1] == "weekly"
+    assert flagged == []
+
+
+@pytest.mark.parametrize("rate", [0.4, 0.8])
+def test_a_trend_change_is_flagged_within_two_samples_of_reaching_the_band(warm_detector, rate):
+    # Given a warm detector, and a ramp of ``rate`` noise deviations per sample from the next sample on
+    detector, times, _ = warm_detector
+    rng = np.random.default_rng(9)
+    onset = int(np.ceil(5.5 / rate)) - 1  # the sample at which the ramp has moved 5.5 noise deviations
+
+    # When the ramp is replayed
+    flagged = []
+    for k in range(40):
+        t = times[-1] + (k + 1) * STEP_MS
+        verdict = detector.observe(t, daily_rate(t) + rate * NOISE * (k + 1) + float(rng.normal(0.0, NOISE)))
+        if verdict.anomaly:
+            flagged.append(k)
+
+    # Then it is flagged no later than two samples after that
+    assert flagged
+    assert flagged[0] <= onset + 2
