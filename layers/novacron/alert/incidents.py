@@ -5,9 +5,12 @@ when it started within ``window_s`` of the incident's last activity and it is *r
 
 - it is on a service the incident already has, or shares an identifying label value (``instance``,
   ``pod``, ...) with one of its alerts; or
-- its service and the incident's suspected origin are connected along the call edges, either way, in
-  at most ``max_hops`` hops (a caller feels its dependency's fault; a dependency failing under a
-  caller may be the deeper cause, and becomes the new origin).
+- its service is within ``max_hops`` of one of the incident's *root* services in the call graph
+  (``Topology.distance``): one calls the other, directly or not (a caller feels its dependency's fault;
+  a dependency failing under a caller may be the deeper cause, and becomes a root), or both call a
+  common dependency (a fault there shows on both, even when it raises no alert of its own). The roots
+  are the incident's services that call none of its other services: the callers above them are
+  explained already, and relating to a caller would relate everything that caller calls.
 
 Services that only share a caller are *not* related: two faults on ``payment`` and ``postgres`` at once
 stay two incidents even though ``frontend`` calls both. An alert related to several incidents joins the
@@ -308,6 +311,7 @@ class Correlator:
         if joined is not None:
             joined.alerts[signal.fingerprint] = IncidentAlert.of(signal)
             joined.note(signal.starts_at_ms, "alert_joined", f"{signal.name} on {signal.service or '-'} joined")
+            self._assess(joined)
             return joined
         return self._open(signal, result)
 
@@ -367,10 +371,15 @@ class Correlator:
         identifying = {(k, v) for k, v in signal.labels if k in self.settings.identifying_labels}
         if identifying and any(identifying & set(a.labels.items()) for a in incident.alerts.values()):
             return 0
-        if service is None or incident.origin is None:
+        if service is None:
             return None
-        hops = self.topology.distance(service, incident.origin)
-        return hops if hops is not None and hops <= self.settings.max_hops else None
+        hops = [d for s in self._roots(incident) if (d := self.topology.distance(service, s)) is not None]
+        return min(hops) if hops and min(hops) <= self.settings.max_hops else None
+
+    def _roots(self, incident: Incident) -> set[str]:
+        """The incident's services that call none of its other services (the most downstream)."""
+        services = set(incident.services)
+        return {s for s in services if not (self.topology.dependencies(s) & services)}
 
     def _open(self, signal: AlertSignal, result: Correlation) -> Incident:
         incident = Incident(
@@ -414,8 +423,7 @@ class Correlator:
         if not first_alert:
             return None, "no alert names a service"
         services = set(first_alert)
-        bottom = [s for s in services if not (self.topology.dependencies(s) & services)]
-        origin = min(bottom or services, key=lambda s: (first_alert[s], s))
+        origin = min(self._roots(incident) or services, key=lambda s: (first_alert[s], s))
         affected = self.topology.dependants(origin) & services
         if affected:
             reason = f"{len(affected)} other alerting service(s) depend on it ({', '.join(sorted(affected))})"

@@ -65,7 +65,7 @@ class Topology:
 
     def dependencies(self, service: str) -> set[str]:
         """The services ``service`` calls, directly or through others."""
-        return self._reach(service, self.calls)
+        return set(self._depths(service))
 
     def dependants(self, service: str) -> set[str]:
         """The services that call ``service``, directly or through others: who feels its faults."""
@@ -75,23 +75,29 @@ class Topology:
         return self._reach(service, callers)
 
     def distance(self, a: str, b: str) -> int | None:
-        """Hops along the call edges from ``a`` to ``b`` or from ``b`` to ``a`` (the shorter), None if neither
-        reaches the other. Two services that merely share a caller are not related: their faults are
-        independent."""
-        found = [d for d in (self._hops(a, b), self._hops(b, a)) if d is not None]
+        """How closely a fault connects ``a`` and ``b``, in hops, or None when it does not.
+
+        Along the call edges either way (one calls the other, directly or not), or through a shared
+        dependency (both call ``c``: a fault on ``c`` shows on both), whichever is shorter. Two services
+        that merely share a *caller* are not related: their faults are independent.
+        """
+        if a == b:
+            return 0
+        reach_a, reach_b = self._depths(a), self._depths(b)
+        found = [d for d in (reach_a.get(b), reach_b.get(a)) if d is not None]
+        found += [reach_a[c] + reach_b[c] for c in reach_a.keys() & reach_b.keys()]
         return min(found) if found else None
 
-    def _hops(self, start: str, goal: str) -> int | None:
-        if start == goal:
-            return 0
-        frontier, seen, hops = {start}, {start}, 0
+    def _depths(self, start: str) -> dict[str, int]:
+        """Hops from ``start`` to every service it calls, directly or not (breadth first)."""
+        depths: dict[str, int] = {}
+        frontier, hops = {start}, 0
         while frontier:
             hops += 1
-            frontier = {n for s in frontier for n in self.calls.get(s, ()) if n not in seen}
-            if goal in frontier:
-                return hops
-            seen |= frontier
-        return None
+            frontier = {n for s in frontier for n in self.calls.get(s, ()) if n not in depths and n != start}
+            for n in frontier:
+                depths[n] = hops
+        return depths
 
     @staticmethod
     def _reach(start: str, adjacency: Mapping[str, Iterable[str]]) -> set[str]:

@@ -87,6 +87,24 @@ def test_a_database_slowdown_felt_up_the_call_chain_is_one_incident_with_the_dat
     assert any(e.kind == "origin_changed" for e in incident.timeline)
 
 
+def test_services_that_depend_on_a_silent_database_join_one_incident(correlator: Correlator) -> None:
+    # Given a topology where inventory and product-catalog both call postgres, which raises no alert itself
+    shop = Topology.declared({"inventory": ["postgres"], "product-catalog": ["postgres"], "checkout": ["payment"]})
+    correlator = Correlator("acme", shop)
+
+    # When both alert at the same moment, and an unrelated payment alert too
+    incidents = run(
+        correlator,
+        [],
+        alert("Slow", "inventory", 0),
+        alert("Slow", "product-catalog", 0),
+        alert("Errors", "payment", 0),
+    )
+
+    # Then the database's dependants are one incident, and payment is its own
+    assert sorted(i.services for i in incidents) == [["inventory", "product-catalog"], ["payment"]]
+
+
 def test_two_faults_that_only_share_a_caller_stay_two_incidents(correlator: Correlator) -> None:
     # Given payment failing and, at the same time, recommendation failing (both called by the frontend side)
     signals = [alert("Errors", "payment", 0), alert("Errors", "recommendation", 1)]

@@ -20,6 +20,18 @@ def test_relations_follow_call_edges_either_way_but_not_between_siblings() -> No
     assert graph.dependencies("checkout") == {"payment", "catalog", "postgres"}
 
 
+def test_services_sharing_a_dependency_are_related_through_it() -> None:
+    # Given two services that both call the database (and nothing else in common)
+    graph = Topology.declared({"inventory": ["postgres"], "user": ["postgres", "redis"], "cart": ["redis"]})
+
+    # Then each is two hops from the other (one down to the database, one back up), and the redis
+    # and database sides meet through user only (which is one hop above each)
+    assert graph.distance("inventory", "user") == 2
+    assert graph.distance("user", "cart") == 2
+    assert graph.distance("inventory", "cart") is None
+    assert graph.distance("user", "redis") == 1
+
+
 def test_the_graph_from_rpc_client_series_is_the_simulated_estates_own() -> None:
     # Given the series the simulated shop exports
     estate = Estate(seed=1)
