@@ -7,10 +7,11 @@ comment).
   without its timeline.
 - ``GET /api/v1/incidents/{id}``: one incident, whole (alerts, timeline, origin, priority).
 - ``POST /api/v1/incidents/{id}/acknowledge|resolve|reopen|comment`` (admin role): the body is optional
-  JSON ``{"comment": "..."}`` (required for ``comment``). 404 for an unknown incident, 409 when the
-  incident is not in a state the action applies to. Each action goes on the incident's timeline with
-  the API key id that took it, and acknowledge/resolve/reopen put an event on the bus, so that
-  notifications update (the Slack message in place, PagerDuty's incident by its dedup key).
+  JSON ``{"comment": "..."}`` (required for ``comment``); ``resolve`` also takes ``"false_positive": true``
+  (the alerts were noise: it lowers the priority of their rules' future incidents). 404 for an unknown
+  incident, 409 when the incident is not in a state the action applies to. Each action goes on the
+  incident's timeline with the API key id that took it, and acknowledge/resolve/reopen put an event on
+  the bus, so that notifications update (the Slack message in place, PagerDuty's incident by its dedup key).
 
 Answers use the Prometheus envelope and error types, like the rest of the query API.
 """
@@ -40,6 +41,7 @@ FILTER_READ_FACTOR = 10  # filters apply after the read: read more so that a fil
 MAX_COMMENT = 2_000
 INCIDENT_TTL_DAYS = 400  # incidents and their history outlive the data: postmortems read them
 INCIDENT_ACKNOWLEDGED = "IncidentAcknowledged"
+FALSE_POSITIVE = "false_positive"  # the timeline entry kind of an incident resolved as noise
 ACTIONS = ("acknowledge", "resolve", "reopen", "comment")
 _STATUSES = (*(str(s) for s in IncidentStatus), "active")
 
@@ -132,7 +134,7 @@ def act(
     if action not in ACTIONS:
         return error("not_found", f"no action {action!r}; one of {', '.join(ACTIONS)}")
     try:
-        comment = _comment(body, required=action == "comment")
+        comment, false_positive = _body(body, required=action == "comment", resolving=action == "resolve")
     except ValueError as exc:
         return error("bad_data", str(exc))
     steps: dict[str, Callable[[Incident], None]] = {
@@ -150,6 +152,8 @@ def act(
             steps[action](incident)
             if action == "acknowledge" and comment:
                 incident.comment(by, now_ms, comment)
+            if false_positive:
+                incident.note(now_ms, FALSE_POSITIVE, "marked a false positive", by)
         except ValueError as exc:
             return error("conflict", str(exc))
         try:
@@ -165,23 +169,28 @@ def act(
     raise AssertionError("unreachable")
 
 
-def _comment(body: bytes, required: bool) -> str:
+def _body(body: bytes, required: bool, resolving: bool) -> tuple[str, bool]:
+    """The comment and the false-positive mark of an action's body; ValueError naming what is wrong."""
     if not body.strip():
         if required:
             raise ValueError('body must be JSON {"comment": "..."} with a non-empty comment')
-        return ""
+        return "", False
     try:
         doc = json.loads(body)
     except ValueError:
         raise ValueError('body must be JSON: {"comment": "..."}') from None
-    if not isinstance(doc, dict) or set(doc) - {"comment"}:
-        raise ValueError('body must be a JSON object with only "comment"')
+    allowed = {"comment", "false_positive"} if resolving else {"comment"}
+    if not isinstance(doc, dict) or set(doc) - allowed:
+        raise ValueError(f"body must be a JSON object with only {' and '.join(sorted(allowed))}")
     comment = doc.get("comment", "")
     if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
         raise ValueError(f"comment: must be a string of at most {MAX_COMMENT} characters")
     if required and not comment.strip():
         raise ValueError("comment: required, and not empty")
-    return comment.strip()
+    false_positive = doc.get("false_positive", False)
+    if not isinstance(false_positive, bool):
+        raise ValueError("false_positive: must be true or false")
+    return comment.strip(), false_positive
 
 
 def _find(store: IncidentStore, tenant: str, incident_id: str) -> Incident | None:

@@ -139,7 +139,9 @@ def test_actions_go_on_the_timeline_with_who_and_put_events(store: MemoryInciden
         ("reopen", b"", 409, "only a resolved incident"),
         ("comment", b"", 400, "non-empty comment"),
         ("comment", b'{"comment": "  "}', 400, "required"),
-        ("comment", b'{"text": "x"}', 400, 'only "comment"'),
+        ("comment", b'{"text": "x"}', 400, "only comment"),
+        ("comment", b'{"false_positive": true}', 400, "only comment"),
+        ("resolve", b'{"false_positive": "yes"}', 400, "false_positive: must be true or false"),
         ("comment", b"not json", 400, "must be JSON"),
         ("snooze", b"", 404, "no action 'snooze'"),
     ],
@@ -187,3 +189,18 @@ def test_a_concurrent_write_is_retried_on_the_fresh_copy(store: MemoryIncidentSt
     assert status == 200
     assert [e["kind"] for e in answer["data"]["timeline"]] == ["opened", "comment", "acknowledged"]
     assert json.dumps(answer)  # JSON-ready
+
+
+def test_resolving_as_a_false_positive_is_recorded(store: MemoryIncidentStore) -> None:
+    # Given an open incident
+    incident_id = ids(store)[0]
+
+    # When it is resolved as a false positive
+    status, answer = act(
+        store, None, "acme", incident_id, "resolve", "key-ops", b'{"comment": "load test", "false_positive": true}', NOW
+    )
+
+    # Then the timeline says so, after the resolution
+    assert status == 200
+    kinds = [(e["kind"], e["text"]) for e in answer["data"]["timeline"]]
+    assert kinds[-2:] == [("resolved", "resolved by key-ops: load test"), ("false_positive", "marked a false positive")]
