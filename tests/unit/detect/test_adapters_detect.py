@@ -3,47 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from novacron.adapters.anomalies import DynamoAnomalyStore
 from novacron.adapters.detector_state import DynamoStateStore
 from novacron.adapters.event_bus import EventBridgeSink, EventDeliveryError
-from novacron.aws import reset_clients
 from novacron.detect.events import DETECTED, SOURCE, Anomaly, AnomalyEvent, Severity, Status, episode_id
 from novacron.detect.service import StoredState
-from novacron.local.resources import create_resources, physical_name
-from novacron.wiring import ANOMALIES_TABLE, DETECTOR_STATE_TABLE, EVENT_BUS, WIRING, EventBus, Wiring
+from novacron.local.resources import physical_name
+from novacron.wiring import ANOMALIES_TABLE, DETECTOR_STATE_TABLE, EVENT_BUS
 from tests.unit.detect.conftest import episode
 
 START_MS = 1_790_000_000_000
-
-
-class _Clients:
-    def client(self, service: str) -> Any:
-        return boto3.client(service, region_name="us-east-1")
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    reset_clients()
-    tables = tuple(t for t in WIRING.tables if t.name in (DETECTOR_STATE_TABLE, ANOMALIES_TABLE))
-    with mock_aws():
-        create_resources(_Clients(), Wiring((), tables, (), (), (), (), (), buses=(EventBus(EVENT_BUS),)))
-        yield
-    reset_clients()
 
 
 def anomaly(tenant: str = "acme", start_ms: int = START_MS, status: Status = Status.OPEN) -> Anomaly:
@@ -62,7 +36,7 @@ def anomaly(tenant: str = "acme", start_ms: int = START_MS, status: Status = Sta
     )
 
 
-def test_states_round_trip_in_one_batch_read(aws):
+def test_states_round_trip_in_one_batch_read(moto_wiring):
     # Given 150 stored series states (more than one BatchGetItem request holds)
     store = DynamoStateStore(physical_name(DETECTOR_STATE_TABLE))
     states = {("acme", f"{i:016x}"): StoredState(bytes([i % 256]) * 50, json.dumps({"i": i})) for i in range(150)}
@@ -73,7 +47,7 @@ def test_states_round_trip_in_one_batch_read(aws):
     assert found == states
 
 
-def test_state_items_carry_the_tenant_scoped_key_and_ttl(aws):
+def test_state_items_carry_the_tenant_scoped_key_and_ttl(moto_wiring):
     # Given one stored state
     DynamoStateStore(physical_name(DETECTOR_STATE_TABLE)).put_states(
         {("acme", "00ff"): StoredState(b"\x00\x01", "{}")}, expires_at=1_234
@@ -87,7 +61,7 @@ def test_state_items_carry_the_tenant_scoped_key_and_ttl(aws):
     assert item["expires_at"] == {"N": "1234"}
 
 
-def test_anomalies_are_rewritten_in_place_and_listed_by_start(aws):
+def test_anomalies_are_rewritten_in_place_and_listed_by_start(moto_wiring):
     # Given an episode stored open, then resolved, and another tenant's episode
     store = DynamoAnomalyStore(physical_name(ANOMALIES_TABLE))
     store.put_anomalies([anomaly()], expires_at=2_000_000_000)
@@ -102,7 +76,7 @@ def test_anomalies_are_rewritten_in_place_and_listed_by_start(aws):
     assert len(store.list_anomalies("acme", 0, START_MS * 2, limit=1)) == 1
 
 
-def test_events_reach_a_rule_on_the_bus(aws):
+def test_events_reach_a_rule_on_the_bus(moto_wiring):
     # Given a rule on the bus sending the detector's events to a queue
     events = boto3.client("events", region_name="us-east-1")
     sqs = boto3.client("sqs", region_name="us-east-1")

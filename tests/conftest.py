@@ -1,4 +1,4 @@
-"""Adapters against moto: every resource the wiring declares, created in an in-process mock AWS."""
+"""Fixtures for every suite: the wiring's resources in an in-process mock AWS (moto) for adapter tests."""
 
 from __future__ import annotations
 
