@@ -32,7 +32,7 @@ from novacron.alert.incidents import (
     valid_incident_id,
 )
 from novacron.promql import BadData
-from novacron.query.prom_api import Params, Response, _param, _query_limit, _run, _time_param, error, success
+from novacron.query.prom_api import Params, Response, _param, _run, error, listing_limit, success, window_params
 
 DEFAULT_RANGE_MS = 7 * 86_400_000
 DEFAULT_LIMIT = 50
@@ -85,13 +85,8 @@ def list_incidents(store: IncidentStore, tenant: str, params: Params, now_ms: in
     """The answer to ``GET /api/v1/incidents``."""
 
     def run() -> Response:
-        end = _time_param(params, "end", now_ms)
-        start = _time_param(params, "start", end - DEFAULT_RANGE_MS)
-        if end < start:
-            raise BadData('invalid parameter "end": end timestamp must not be before start time')
-        limit = _query_limit(params) or DEFAULT_LIMIT
-        if limit > MAX_LIMIT:
-            raise BadData(f'invalid parameter "limit": at most {MAX_LIMIT} incidents per request')
+        start, end = window_params(params, now_ms, DEFAULT_RANGE_MS)
+        limit = listing_limit(params, DEFAULT_LIMIT, MAX_LIMIT, "incidents")
         status = _param(params, "status") or None
         if status is not None and status not in _STATUSES:
             raise BadData(f'invalid parameter "status": one of {", ".join(_STATUSES)}, not {status!r}')

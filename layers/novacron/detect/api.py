@@ -15,7 +15,7 @@ from typing import Protocol
 
 from novacron.detect.events import Anomaly, Feedback, Severity, Status
 from novacron.promql import BadData
-from novacron.query.prom_api import Params, Response, _param, _query_limit, _run, _time_param, success
+from novacron.query.prom_api import Params, Response, _param, _run, listing_limit, success, window_params
 
 DEFAULT_RANGE_MS = 24 * 3_600_000
 DEFAULT_LIMIT = 100
@@ -58,13 +58,8 @@ def list_anomalies(
     """The answer to ``GET /api/v1/anomalies`` for ``tenant`` (with each episode's latest ``feedback``)."""
 
     def run() -> Response:
-        end = _time_param(params, "end", now_ms)
-        start = _time_param(params, "start", end - DEFAULT_RANGE_MS)
-        if end < start:
-            raise BadData('invalid parameter "end": end timestamp must not be before start time')
-        limit = _query_limit(params) or DEFAULT_LIMIT
-        if limit > MAX_LIMIT:
-            raise BadData(f'invalid parameter "limit": at most {MAX_LIMIT} anomalies per request')
+        start, end = window_params(params, now_ms, DEFAULT_RANGE_MS)
+        limit = listing_limit(params, DEFAULT_LIMIT, MAX_LIMIT, "anomalies")
         status, severity = _choice(params, "status", Status), _choice(params, "severity", Severity)
         metric = _param(params, "metric") or None
         filtered = status is not None or severity is not None or metric is not None

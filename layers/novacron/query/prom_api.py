@@ -220,6 +220,24 @@ def _time_param(params: Params, name: str, default_ms: int) -> int:
         raise _invalid(name, exc) from exc
 
 
+def window_params(params: Params, now_ms: int, default_range_ms: int) -> tuple[int, int]:
+    """``start`` and ``end`` of a listing (default: the ``default_range_ms`` up to now); BadData naming the
+    parameter when they are wrong."""
+    end = _time_param(params, "end", now_ms)
+    start = _time_param(params, "start", end - default_range_ms)
+    if end < start:
+        raise BadData('invalid parameter "end": end timestamp must not be before start time')
+    return start, end
+
+
+def listing_limit(params: Params, default: int, maximum: int, what: str) -> int:
+    """``limit`` of a listing (``default`` when absent); BadData above ``maximum``."""
+    limit = _query_limit(params) or default
+    if limit > maximum:
+        raise BadData(f'invalid parameter "limit": at most {maximum} {what} per request')
+    return limit
+
+
 def _timeout_param(params: Params) -> int | None:
     text = _param(params, "timeout")
     if text == "":
