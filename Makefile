@@ -41,7 +41,7 @@ format: $(STAMP)
 
 ## bench: every benchmark in bench/, printing its figures
 bench: $(STAMP)
-	@for b in ingest protocols agent writer compression freshness promql_windows query cost detect_eval detect_latency forecast_eval; do echo "== bench/$$b.py"; $(BIN)/python -m bench.$$b || exit 1; done
+	@for b in ingest protocols agent writer compression freshness promql_windows query cost detect_eval detect_latency forecast_eval service_eval noise; do echo "== bench/$$b.py"; $(BIN)/python -m bench.$$b || exit 1; done
 
 synth: $(STAMP)
 	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(BIN)/python -m infra.app
