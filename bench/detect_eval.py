@@ -27,7 +27,10 @@ Definitions:
   anomalous or in a recovery tail; *FPR* is flagged normal samples / normal samples; F1 combines
   (sample) precision and recall.
 - samples the detector marks ``warming_up`` (its first two days) are left out of FPR and precision and
-  reported on their own line.
+  reported on their own line;
+- so are the simulator's ``restart`` events (an instance refilling its caches after a restart: memory
+  visibly lower for a while, not a fault; novacron.detect.sim_corpus): neither normal nor anomalous,
+  they are left out of FPR, precision and alarms, and the flagged share is reported on its own line.
 
 Scores do not depend on the sensitivity (it only moves the threshold), so the precision/recall curve
 re-thresholds the recorded scores. Throughput is measured by replaying a 20,000-sample series.
@@ -44,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from novacron.detect.corpus import ANOMALY_KINDS, BENIGN_KINDS, DAY_S, LabelledSeries, corpus, labelled_series
-from novacron.detect.sim_corpus import FAULT_KINDS, METRICS, simulator_corpus
+from novacron.detect.sim_corpus import FAULT_KINDS, METRICS, RESTART_KIND, simulator_corpus
 from novacron.detect.stream import SeriesDetector
 
 RECOVERY_TAIL = 24
@@ -125,9 +128,19 @@ class Tally:
         return 2 * p * r / (p + r) if p + r > 0 else 0.0
 
 
+def restart_samples(series: LabelledSeries) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """The samples inside the series' ``restart`` events (neither normal nor anomalous)."""
+    inside = np.zeros(series.values.size, dtype=bool)
+    for event in series.events:
+        if event.kind == RESTART_KIND:
+            inside[event.start : event.end + 1] = True
+    return inside
+
+
 def counted_samples(run: Replay) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    """The samples precision and FPR count: not warming up, and outside every anomaly's recovery tail."""
-    counted = ~run.warming
+    """The samples precision and FPR count: not warming up, outside every anomaly's recovery tail and
+    outside restarts."""
+    counted = ~run.warming & ~restart_samples(run.series)
     for event in run.series.events:
         if not event.benign:
             counted[event.end + 1 : event.end + 1 + RECOVERY_TAIL] = False
@@ -161,7 +174,8 @@ def tally(run: Replay, threshold: float, event_kind: str | None = None) -> Tally
     result.flagged_outside_tails = int((flagged & counted).sum())
     result.normal = int(normal.sum())
     result.flagged_normal = int((flagged & normal).sum())
-    result.alarms, result.true_alarms = alarm_counts(flagged & ~run.warming, ~counted | anomalous)
+    alarming = flagged & ~run.warming & ~restart_samples(series)
+    result.alarms, result.true_alarms = alarm_counts(alarming, ~counted | anomalous)
     return result
 
 
@@ -193,6 +207,16 @@ def warm_up_fpr(runs: Iterable[Replay], threshold: float) -> tuple[int, int]:
         normal = run.warming & (run.series.labels == 0)
         flagged += int((run.scores[normal] >= threshold).sum())
         total += int(normal.sum())
+    return flagged, total
+
+
+def restart_flags(runs: Iterable[Replay], threshold: float) -> tuple[int, int]:
+    """(flagged, samples) inside ``restart`` events, after warm-up."""
+    flagged = total = 0
+    for run in runs:
+        inside = restart_samples(run.series) & ~run.warming & (run.series.labels == 0)
+        flagged += int((run.scores[inside] >= threshold).sum())
+        total += int(inside.sum())
     return flagged, total
 
 
@@ -348,6 +372,8 @@ def simulator_section(args: argparse.Namespace, threshold: float) -> tuple[int, 
     print_table(by_event_kind(runs, threshold, FAULT_KINDS), FAULT_KINDS)
     flagged, total = warm_up_fpr(runs, threshold)
     print(f"  warm-up (left out above): {flagged} of {total:,} normal samples flagged")
+    flagged, total = restart_flags(runs, threshold)
+    print(f"  restarts (memory while caches refill; left out above): {flagged} of {total:,} samples flagged")
     print_curve(runs, simulated_metric, METRICS)
     return sum(r.series.values.size for r in runs), sum(r.seconds for r in runs)
 

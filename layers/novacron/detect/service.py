@@ -15,7 +15,9 @@ the baseline), and at once when its anomaly episode opens or closes or it leaves
   ``_bucket`` series are never scored (a histogram's ``_count`` and ``_sum`` say enough, at a fraction
   of the series).
 - Counters (``_total``, ``_count``, ``_sum``) are scored as their per-second rate between consecutive
-  samples; a drop means the counter restarted from zero, so the increase is the new value.
+  samples. A drop means the process restarted and its counter from zero: what it counted between the
+  previous sample and the restart is lost, so the rate over that interval is not known (a restart
+  would read as a dip). That interval is not scored; the next one is.
 - Samples at or before the last one scored for the series are skipped: a retried or replayed record
   never teaches the detector a sample twice.
 - Consecutive anomalous samples of a series, with up to ``episode_gap`` normal samples between them,
@@ -195,6 +197,7 @@ class BatchReport:
     series_ignored: int = 0  # not watched by the tenant's detection policy
     buckets_skipped: int = 0  # histogram buckets, never scored
     late_samples: int = 0  # at or before the series' last sample: replays, out-of-order
+    counter_resets: int = 0  # counter samples after a restart: the interval's rate is unknown, not scored
     anomalies_opened: int = 0
     anomalies_resolved: int = 0
     anomalies_suppressed: int = 0  # opened in a maintenance window: stored, no event
@@ -209,6 +212,7 @@ class BatchReport:
             "SeriesIgnored": self.series_ignored,
             "BucketSeriesSkipped": self.buckets_skipped,
             "LateSamples": self.late_samples,
+            "CounterResets": self.counter_resets,
             "AnomaliesOpened": self.anomalies_opened,
             "AnomaliesResolved": self.anomalies_resolved,
             "AnomaliesSuppressed": self.anomalies_suppressed,
@@ -391,10 +395,12 @@ class DetectionService:
                 if state.last_ms is not None and ts <= state.last_ms:
                     report.late_samples += 1
                     continue
+                reset = counter and state.last_raw is not None and value < state.last_raw
                 scored = self._rate(state, ts, value) if counter else (value, 0.0)
                 state.last_ms = ts
                 state.dirty = True
                 if scored is None:
+                    report.counter_resets += reset
                     continue
                 verdict = state.detector.observe(ts, *scored)
                 report.samples_scored += 1
@@ -407,16 +413,16 @@ class DetectionService:
     @staticmethod
     def _rate(state: SeriesState, ts: int, value: float) -> tuple[float, float] | None:
         """A counter's per-second rate since its previous sample, and the noise floor it is scored with
-        (None for the first sample).
+        (None for the first sample, and after a restart: the rate over that interval is not known).
 
         A counting counter's rate moves by one event per interval as a matter of course (a rarely used
         endpoint's rate is 0, then one request): that much is never an anomaly on its own.
         """
         previous_ms, previous = state.last_ms, state.last_raw
         state.last_raw = value
-        if previous_ms is None or previous is None:
+        if previous_ms is None or previous is None or value < previous:
             return None
-        increase = value - previous if value >= previous else value  # a drop: the counter restarted at 0
+        increase = value - previous
         interval_s = (ts - previous_ms) / 1000.0
         counting = abs(increase - round(increase)) < 1e-6
         return increase / interval_s, (1.0 / interval_s if counting else 0.0)

@@ -26,12 +26,24 @@ frontend's when the added time is large enough to show there; a ``down`` fault l
 (fewer instances report). Each run of labelled samples of a series is one anomaly event, named after
 the fault's kind. Restarts that happen without a fault (about one per instance per five days) are
 normal events and stay unlabelled.
+
+Restarts, faulted or not, need two more decisions:
+
+- The rate of a counter over an interval in which an instance restarted is not a measurement: what the
+  instance counted between the last scrape and its restart is lost with the counter, so the sum over
+  the instances dips by up to that instance's share. The stack does not score such a rate
+  (``novacron.detect.service``), and the corpus leaves those samples of ``request_rate``,
+  ``error_rate`` and ``cpu`` out (a missed scrape, as far as the detector can tell).
+- A restarted instance refills its caches: its memory is a quarter lower and recovers over about half
+  an hour. That change is real and visible, but it is a restart, not a fault: those samples of
+  ``memory`` (``RESTART_WINDOW_S`` from the restart) are marked as benign ``restart`` events. The
+  evaluation counts them neither as normal nor as anomalous, and reports how many were flagged.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +60,9 @@ WARM_UP_DAYS = 8
 FAULT_SPACING_S = 4 * 3600
 VISIBLE_SHARE = 0.1
 VISIBLE_NOISE = 3.0
+RESTART_KIND = "restart"
+RESTART_WINDOW_S = 45 * 60  # a restarted instance's caches (memory) are refilled by then
+COUNTED_METRICS = ("request_rate", "error_rate", "cpu")  # rates of counters: unknown across a restart
 _COUNTERS = frozenset(
     {
         "http_requests_total",
@@ -73,6 +88,8 @@ def draw_faults(
     estate: Estate, rng: np.random.Generator, count: int, days: float, warm_up_days: float = WARM_UP_DAYS
 ) -> tuple[Fault, ...]:
     """``count`` faults after the warm-up, on random services, spaced apart, deterministic for ``rng``."""
+    if count <= 0:
+        return ()
     apps = [name for name, spec in estate.services.items() if spec.kind is Kind.APP]
     first, last = START_S + warm_up_days * 86_400, START_S + days * 86_400 - 2 * 3600
     starts = np.sort(rng.uniform(first, last, count * 20))
@@ -97,18 +114,26 @@ def draw_faults(
     return tuple(faults)
 
 
-def _service_metrics(estate: Estate, schedule: FaultSchedule, times: npt.NDArray[np.float64]) -> dict[str, Floats]:
-    """``{"service/metric": values}`` at ``times`` (the first step has no rate: it is dropped)."""
+def _service_metrics(
+    estate: Estate, schedule: FaultSchedule, times: npt.NDArray[np.float64]
+) -> tuple[dict[str, Floats], dict[str, npt.NDArray[np.bool_]]]:
+    """``{"service/metric": values}`` at ``times`` (the first step has no rate: it is dropped), and per
+    service, the samples at whose scrape one of its instances had restarted."""
     simulator = EstateSimulator(estate, schedule)
     previous: dict[Labels, float] = {}
     columns: dict[str, list[float]] = defaultdict(list)
+    restarted: dict[str, list[bool]] = defaultdict(list)
     last_t = None
     for t in times.tolist():
         scrape = simulator.scrape(t)
+        restarted_pods = set(scrape.restarted)
+        services_restarted: set[str] = set()
         totals: dict[str, float] = defaultdict(float)
         for labels, value in scrape.samples:
             pairs = dict(labels)
             name, service = pairs["__name__"], pairs["service"]
+            if pairs["pod"] in restarted_pods:
+                services_restarted.add(service)
             if name == "process_resident_memory_bytes":
                 totals[f"{service}/memory"] += value
                 continue
@@ -133,6 +158,7 @@ def _service_metrics(estate: Estate, schedule: FaultSchedule, times: npt.NDArray
         if last_t is not None:
             dt = t - last_t
             for name, spec in estate.services.items():
+                restarted[name].append(name in services_restarted)
                 columns[f"{name}/cpu"].append(totals[f"{name}/cpu_s"] / dt)
                 columns[f"{name}/memory"].append(totals[f"{name}/memory"])
                 if spec.kind is Kind.APP:
@@ -143,7 +169,8 @@ def _service_metrics(estate: Estate, schedule: FaultSchedule, times: npt.NDArray
                     latest = columns[f"{name}/latency"][-1] if columns[f"{name}/latency"] else 0.0
                     columns[f"{name}/latency"].append(totals[f"{name}/duration"] / count if count > 0 else latest)
         last_t = t
-    return {key: np.asarray(values, dtype=np.float64) for key, values in columns.items()}
+    metrics = {key: np.asarray(values, dtype=np.float64) for key, values in columns.items()}
+    return metrics, {name: np.asarray(flags, dtype=bool) for name, flags in restarted.items()}
 
 
 def visible_effect(faulted: Floats, clean: Floats, window: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
@@ -162,22 +189,40 @@ def simulator_corpus(
     estate = Estate(seed=seed)
     injected = draw_faults(estate, rng, faults, days, warm_up_days)
     times = (START_S + np.arange(int(days * 86_400 / step_s) + 1) * step_s).astype(np.float64)
-    faulted = _service_metrics(estate, FaultSchedule(injected), times)
-    clean = _service_metrics(Estate(seed=seed), FaultSchedule(), times)
+    faulted, restarts = _service_metrics(estate, FaultSchedule(injected), times)
+    clean, _ = _service_metrics(Estate(seed=seed), FaultSchedule(), times)
     sample_times = times[1:]  # the first scrape only starts the rates
-    timestamps_ms = (sample_times * 1000).astype(np.int64)
     series = []
     for key in sorted(faulted):
-        labels = np.zeros(sample_times.size, dtype=np.int8)
+        service, metric = key.rsplit("/", 1)
+        # a counter's rate across a restart is not a measurement: that sample is left out
+        keep = ~restarts[service] if metric in COUNTED_METRICS else np.ones(sample_times.size, dtype=bool)
+        labels = np.zeros(int(keep.sum()), dtype=np.int8)
         events: list[Event] = []
         for fault in injected:
             # a rate over a step that overlaps the fault shows it: the window runs one step past its end
             window = (sample_times > fault.start) & (sample_times <= fault.end + step_s)
-            for event in _runs(visible_effect(faulted[key], clean[key], window), fault.kind.value):
+            for event in _runs(visible_effect(faulted[key], clean[key], window)[keep], fault.kind.value):
                 labels[event.start : event.end + 1] = 1  # any anomaly: the events say of which fault kind
                 events.append(event)
-        series.append(LabelledSeries(key, timestamps_ms, faulted[key], labels, tuple(events), step_s))
+        if metric == "memory":
+            events.extend(_restart_events(sample_times[keep], restarts[service], sample_times, labels))
+        timestamps_ms = (sample_times[keep] * 1000).astype(np.int64)
+        events.sort(key=lambda e: e.start)
+        series.append(LabelledSeries(key, timestamps_ms, faulted[key][keep], labels, tuple(events), step_s))
     return SimCorpus(series, injected, step_s)
+
+
+def _restart_events(
+    kept_times: Floats, restarted: npt.NDArray[np.bool_], sample_times: Floats, labels: npt.NDArray[np.int8]
+) -> list[Event]:
+    """Benign ``restart`` events: from each scrape that saw a restart, for ``RESTART_WINDOW_S`` (caches
+    refill), on the samples no fault labels."""
+    flags = np.zeros(kept_times.size, dtype=bool)
+    for t in sample_times[restarted].tolist():
+        flags |= (kept_times >= t) & (kept_times < t + RESTART_WINDOW_S)
+    flags &= labels == 0
+    return [replace(event, benign=True) for event in _runs(flags, RESTART_KIND)]
 
 
 def _runs(flags: npt.NDArray[np.bool_], kind: str) -> list[Event]:

@@ -12,7 +12,12 @@ Per sample, in this order:
    baseline, plus a robust local slope (median of pairwise slopes between the two halves of the last
    16) times the time since them, capped at 8 typical intervals (gaps). The residual is the observation
    minus this expectation; its scale is 1.4826 x the MAD of the earlier residuals (the last 8 are left
-   out, so an anomaly does not widen its own band), floored for flat and quantised series.
+   out, so an anomaly does not widen its own band), floored for flat and quantised series. Where the
+   noise grows with the level (a request rate's noise is a share of the traffic), the earlier residuals
+   are first rescaled to the current level: spread ~ level**p, with p (0: additive noise, 1:
+   proportional) learnt as a running mean of per-sample estimates that compare the spread of the
+   residuals at the higher and the lower half of the levels in the window. Without it, the band at
+   the daily peak was drawn from the quieter hours before it, and was far too tight.
 3. Evidence, each in robust-z units (standard deviations of the residual):
    - ``spike`` / ``dip``: the residual's z, from the 8th sample on;
    - ``level_shift`` / ``trend_break``: the median of the last 5 against the level (and, without a
@@ -23,15 +28,16 @@ Per sample, in this order:
      the samples at least 2.5 scales off;
    - ``seasonal`` is added to the methods when the value lies within the series' normal range of the
      last day but not at this time of day (only with a seasonal baseline).
-4. The score is a logistic of the strongest evidence: 0.5 at 5.5 robust standard deviations, 0.1 at 4,
-   0.9 at 7. A sample is an anomaly when its score reaches ``1 - sensitivity``: the default sensitivity
-   0.5 alarms at 5.5 sigma; 0.8 at 4.6 sigma; 0.2 at 6.4 sigma. ``lower``/``upper`` is the band outside
-   which a single sample alarms.
+4. The score is a logistic of the strongest evidence (less the warm-up margin): 0.5 at 5.5 robust
+   standard deviations, 0.1 at 4, 0.9 at 7. A sample is an anomaly when its score reaches
+   ``1 - sensitivity``: the default sensitivity 0.5 alarms at 5.5 sigma; 0.8 at 4.6 sigma; 0.2 at
+   6.4 sigma. ``lower``/``upper`` is the band outside which a single sample alarms.
 
 Warm-up: before 8 samples nothing is scored; until 40 samples and two days of history (when daily
-seasonality is decided) only spikes and dips. ``confidence`` grows with the samples seen (to 64) and the
-days of history (to 2 for daily, 8 for weekly seasonality); ``warming_up`` holds until 64 samples and
-two days.
+seasonality is decided) only spikes and dips. While ``warming_up``, an anomaly needs ``WARM_UP_MARGIN``
+(2.5) more sigmas of evidence: the scale rests on few residuals and there is no seasonal baseline yet.
+``confidence`` grows with the samples seen (to 64) and the days of history (to 2 for daily, 8 for weekly
+seasonality); ``warming_up`` holds until 64 samples and two days.
 
 Samples are expected in time order; a late one is scored against the current state (without
 extrapolating backwards) and does not rewrite the seasonal history.
@@ -77,9 +83,19 @@ VARIANCE_MIN_Z = 2.5
 FRESH_RESIDUALS = 8  # the newest residuals, left out of the scale
 RELATIVE_FLOOR = 0.01  # the scale is at least this share of the level: alarms need a change of 5 % or more
 SCORE_MIDPOINT = 5.5  # evidence (robust sigmas) scored 0.5
+# While warming up, a scale from few residuals and no seasonal baseline: an anomaly needs this much more
+# evidence, so that a new series' ordinary variation does not open episodes (a fault is far larger).
+WARM_UP_MARGIN = 2.5
 SCORE_STEEPNESS = 1.5
 WARM_DAYS = 2.0  # seasonality is decided, and the window methods start, after this much history
 WEEK_DAYS = 8.0  # ...and weekly seasonality can be told after this much
+# Noise that grows with the level (a request rate's noise is a share of the traffic): the residuals' spread
+# is compared between the samples at the higher and the lower levels of the scale's window, and the
+# power p of spread ~ level**p (0: additive noise, 1: proportional) is followed as a running mean.
+NOISE_POWER_MIN_POINTS = 48
+NOISE_POWER_MIN_RATIO = 1.5  # the two halves' levels must differ this much to tell anything
+NOISE_POWER_RATE = 0.01  # the running mean's weight of one new estimate, once warm
+NOISE_WEIGHT_RANGE = (0.1, 10.0)  # how far a residual is rescaled to the current level
 STATE_VERSION = 1
 
 Floats = npt.NDArray[np.float64]
@@ -120,6 +136,11 @@ def median(values: Floats) -> float:
     if ordered.size % 2:
         return float(ordered[middle])
     return 0.5 * float(ordered[middle - 1] + ordered[middle])
+
+
+def _mad(values: Floats) -> float:
+    """The median absolute deviation of a small non-empty array around its median."""
+    return median(np.abs(values - median(values)))
 
 
 @functools.cache
@@ -173,6 +194,9 @@ class SeriesDetector:
         self.values: deque[float] = deque(maxlen=WINDOW)
         self.baselines: deque[float] = deque(maxlen=WINDOW)  # the seasonal baseline at each sample
         self.residuals: deque[float] = deque(maxlen=SCALE_POINTS)
+        self.levels: deque[float] = deque(maxlen=SCALE_POINTS)  # the expected value at each residual
+        self.noise_power = 0.0  # p in: the noise's spread grows as level**p
+        self.noise_updates = 0
         self.profile = SeasonalProfile()
         self._profile_version = self.profile.version
 
@@ -198,16 +222,52 @@ class SeriesDetector:
         if len(self.values) < MIN_SCORED:
             verdict = self._warming(timestamp_ms, value)
             earlier = np.array(self.values) - np.array(self.baselines)
-            residual = value - seasonal - median(earlier) if earlier.size else None
+            expected = seasonal + median(earlier) if earlier.size else None
+            residual = None if expected is None else value - expected
         else:
             verdict, residual = self._score(timestamp_ms, value, seasonal, noise_floor)
+            expected = verdict.expected
         self.count += 1
         self.times.append(timestamp_ms)
         self.values.append(value)
         self.baselines.append(seasonal)
-        if residual is not None:
+        if residual is not None and expected is not None:
             self.residuals.append(residual)
+            self.levels.append(abs(expected))
+            self._learn_noise_power()
         return verdict
+
+    def _learn_noise_power(self) -> None:
+        """Follow how the residuals' spread grows with the level: one estimate of p per sample, from the
+        residuals at the higher and the lower half of the levels in the window, into a running mean."""
+        n = len(self.residuals)
+        if n < NOISE_POWER_MIN_POINTS:
+            return
+        residuals = np.fromiter(self.residuals, dtype=np.float64, count=n)
+        levels = np.fromiter(self.levels, dtype=np.float64, count=n)
+        order = np.argsort(levels, kind="stable")
+        low, high = order[: n // 2], order[n - n // 2 :]
+        level_low, level_high = median(levels[low]), median(levels[high])
+        if level_low <= 0 or level_high < NOISE_POWER_MIN_RATIO * level_low:
+            return
+        spread_low, spread_high = _mad(residuals[low]), _mad(residuals[high])
+        if spread_low <= 0 or spread_high <= 0:
+            return
+        estimate = math.log(spread_high / spread_low) / math.log(level_high / level_low)
+        self.noise_updates += 1
+        rate = max(NOISE_POWER_RATE, 1.0 / self.noise_updates)
+        self.noise_power += rate * (min(max(estimate, 0.0), 1.0) - self.noise_power)
+
+    def _at_level(self, residuals: Floats, levels: Floats, level: float) -> Floats:
+        """``residuals`` rescaled to what they would be at ``level``, as far as the noise grows with it."""
+        if self.noise_power < 0.05 or residuals.size == 0:
+            return residuals
+        floor = 0.1 * median(levels)
+        if floor <= 0:
+            return residuals
+        ratio = max(level, floor) / np.maximum(levels, floor)
+        weights = np.clip(ratio**self.noise_power, *NOISE_WEIGHT_RANGE)
+        return np.asarray(residuals * weights, dtype=np.float64)
 
     def _deseason_window(self) -> None:
         times = np.fromiter(self.times, dtype=np.float64, count=len(self.times))
@@ -246,6 +306,9 @@ class SeriesDetector:
         residual = deseasoned - expected_deseasoned
 
         history = np.fromiter(self.residuals, dtype=np.float64, count=len(self.residuals))
+        history_levels = np.fromiter(self.levels, dtype=np.float64, count=len(self.levels))
+        history = self._at_level(history, history_levels, abs(gain * seasonal + expected_deseasoned))
+        recent_residuals = history[-(VARIANCE_POINTS - 1) :]
         if history.size >= 3 * FRESH_RESIDUALS:
             history = history[:-FRESH_RESIDUALS]
         scale = max(robust_scale(history, seasonal + level) if history.size else 1e-9, noise_floor)
@@ -253,18 +316,21 @@ class SeriesDetector:
 
         evidence: dict[str, float] = {"spike" if z > 0 else "dip": abs(z)}
         if n >= MIN_WINDOW_METHODS and self.profile.history_days() >= WARM_DAYS:
-            evidence.update(self._window_evidence(times, levels, timestamp_ms, deseasoned, scale, residual, history))
+            evidence.update(
+                self._window_evidence(times, levels, timestamp_ms, deseasoned, scale, residual, recent_residuals)
+            )
 
+        confidence, warming = self._confidence(timestamp_ms)
+        margin = WARM_UP_MARGIN if warming else 0.0
         strongest = max(evidence.values())
-        score = score_of(strongest)
-        needed = evidence_at(self.threshold)
+        score = score_of(strongest - margin)
+        needed = evidence_at(self.threshold) + margin
         methods = [name for name, e in evidence.items() if e >= needed]
         if methods and self.profile.model != "none":
             low, high = self.profile.normal_range
             if low <= value <= high and set(methods) & {"spike", "dip", "level_shift"}:
                 methods.append("seasonal")
         expected = gain * seasonal + expected_deseasoned
-        confidence, warming = self._confidence(timestamp_ms)
         verdict = Verdict(
             timestamp_ms=timestamp_ms,
             value=value,
@@ -308,7 +374,7 @@ class SeriesDetector:
         deseasoned: float,
         scale: float,
         residual: float,
-        history: Floats,
+        recent_residuals: Floats,
     ) -> dict[str, float]:
         """Level shift or trend break (two-window median test) and variance change."""
         evidence: dict[str, float] = {}
@@ -316,7 +382,7 @@ class SeriesDetector:
         steps = np.diff(np.append(times[-far:], timestamp_ms))
         if steps.max() <= GAP_STEPS * max(median(steps), 1.0):  # the two windows are not compared across a gap
             evidence.update(self._shift_evidence(times, levels, timestamp_ms, deseasoned, scale))
-        recent = np.append(np.fromiter(self.residuals, dtype=np.float64)[-(VARIANCE_POINTS - 1) :], residual)
+        recent = np.append(recent_residuals, residual)
         spread = 1.4826 * median(np.abs(recent - median(recent)))
         if abs(residual) >= VARIANCE_MIN_Z * scale:  # flag the samples that show the wider spread
             evidence["variance_change"] = VARIANCE_WEIGHT * spread / scale
@@ -356,6 +422,9 @@ class SeriesDetector:
             "times": list(self.times),
             "values": list(self.values),
             "residuals": list(self.residuals),
+            "levels": list(self.levels),
+            "noise_power": self.noise_power,
+            "noise_updates": self.noise_updates,
             "profile": self.profile.to_state(),
         }
         return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 6)
@@ -371,6 +440,12 @@ class SeriesDetector:
         detector.times = deque((int(t) for t in state["times"]), maxlen=WINDOW)
         detector.values = deque((float(v) for v in state["values"]), maxlen=WINDOW)
         detector.residuals = deque((float(r) for r in state["residuals"]), maxlen=SCALE_POINTS)
+        # states written before the noise power was learnt: additive noise, every residual at today's level
+        level = abs(detector.values[-1]) if detector.values else 0.0
+        levels = state.get("levels") or [level] * len(detector.residuals)
+        detector.levels = deque((float(x) for x in levels), maxlen=SCALE_POINTS)
+        detector.noise_power = float(state.get("noise_power", 0.0))
+        detector.noise_updates = int(state.get("noise_updates", 0))
         detector.profile = SeasonalProfile.from_state(state["profile"])
         detector._deseason_window()
         return detector

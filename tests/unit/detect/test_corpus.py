@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from novacron.detect.corpus import ANOMALY_KINDS, BENIGN_KINDS, WARM_UP_DAYS, corpus, label_code, labelled_series
-from novacron.detect.sim_corpus import simulator_corpus
+from novacron.detect.sim_corpus import RESTART_KIND, RESTART_WINDOW_S, simulator_corpus
 
 
 def test_a_seed_gives_the_same_series():
@@ -113,11 +113,47 @@ def test_the_simulator_corpus_labels_nothing_outside_the_fault_windows(simulated
         inside = np.zeros(seconds.size, dtype=bool)
         for fault in simulated.faults:
             inside |= (seconds > fault.start) & (seconds <= fault.end + simulated.step_s)
-        # Then labels lie only inside a fault's window, and the events cover exactly the labels
+        # Then labels lie only inside a fault's window, and the anomaly events cover exactly the labels
         assert not (series.labels.astype(bool) & ~inside).any(), series.name
         covered = np.zeros(seconds.size, dtype=bool)
         for event in series.events:
-            covered[event.start : event.end + 1] = True
+            if not event.benign:
+                covered[event.start : event.end + 1] = True
         assert np.array_equal(covered, series.labels.astype(bool)), series.name
     # ...and a datastore nothing calls into for these faults is untouched
     assert not any(s.labels.any() for s in simulated.series if s.name.startswith("postgres/memory"))
+
+
+@pytest.fixture(scope="module")
+def restarting():
+    # a day and a half without faults: random restarts (about one per instance per five days) happen
+    return simulator_corpus(seed=7, days=1.5, step_s=300.0, faults=0)
+
+
+def test_the_simulator_corpus_leaves_out_counter_rates_across_a_restart_and_marks_memory_refills(restarting):
+    # Given a fault-free run, its series by name, and the restarts' benign events on memory
+    by_name = {s.name: s for s in restarting.series}
+    restarts = {
+        name.split("/")[0]: [e for e in s.events if e.kind == RESTART_KIND]
+        for name, s in by_name.items()
+        if name.endswith("/memory")
+    }
+    restarted = [service for service, events in restarts.items() if events]
+    assert restarted
+    full = max(s.timestamps_ms.size for s in restarting.series)
+    for service in restarted:
+        memory = by_name[f"{service}/memory"]
+        # Then memory keeps every sample, with its restarts benign, unlabelled, at most 45 minutes each
+        assert memory.timestamps_ms.size == full
+        assert not memory.labels.any()
+        for event in restarts[service]:
+            assert event.benign
+            assert event.end - event.start + 1 <= RESTART_WINDOW_S // 300 + 2
+        # ...and the counters' rates (cpu) miss one sample per restart, at the restart
+        cpu = by_name[f"{service}/cpu"]
+        assert cpu.timestamps_ms.size == full - len(restarts[service])
+        missing = np.setdiff1d(memory.timestamps_ms, cpu.timestamps_ms)
+        assert set(missing.tolist()) == {int(memory.timestamps_ms[e.start]) for e in restarts[service]}
+    # ...and a service without restarts keeps every sample of every metric
+    quiet = [name for name, s in by_name.items() if name.split("/")[0] not in restarted]
+    assert all(by_name[name].timestamps_ms.size == full for name in quiet)

@@ -241,7 +241,7 @@ def test_a_failing_bus_fails_the_batch_and_the_retry_emits_the_same_events(harne
     assert report.samples_scored == 120
 
 
-def test_counters_are_scored_as_rates_across_a_reset(harness):
+def test_counters_are_scored_as_rates_and_the_interval_of_a_reset_is_not_scored(harness):
     # Given a counter growing by 60 a minute (1/s), restarting from 0 halfway
     increments = np.full(80, 60.0)
     raw = np.cumsum(increments)
@@ -250,12 +250,27 @@ def test_counters_are_scored_as_rates_across_a_reset(harness):
     # When the service scores it
     service = harness.service()
     report = service.detect_batch([("1", record([(counter, raw.tolist())]))])
-    # Then every sample but the first is scored, as a rate of 1/s: the reset raises no anomaly
-    assert report.samples_scored == 79
+    # Then every sample but the first and the one after the restart is scored, as a rate of 1/s
+    assert report.samples_scored == 78
+    assert report.counter_resets == 1
     assert report.events == []
     [stored] = harness.states.items.values()
     detector = SeriesState.decode(stored).detector
     assert set(detector.values) == {1.0}
+
+
+def test_a_restart_that_loses_most_of_an_interval_raises_no_dip(harness):
+    # Given a counter at 10/s whose process restarted just before a scrape: the new counter holds
+    # only the last few seconds' requests, a tenth of what the interval saw
+    raw = np.cumsum(np.full(120, 600.0))
+    raw[80:] -= raw[79] + 540.0
+    counter = {"__name__": "http_requests_total", "job": "api"}
+    # When the service scores it
+    report = harness.service().detect_batch([("1", record([(counter, raw.tolist())]))])
+    # Then the restart's interval is not scored, and no episode opens
+    assert report.counter_resets == 1
+    assert report.samples_scored == 118
+    assert report.events == []
 
 
 def test_a_jump_in_a_counters_rate_is_an_anomaly_scored_as_rate(harness):
@@ -278,7 +293,8 @@ def test_histogram_buckets_are_skipped(harness):
     bucket = {"__name__": "latency_seconds_bucket", "le": "0.5"}
     count = {"__name__": "latency_seconds_count"}
     # When scored
-    report = harness.service().detect_batch([("1", record([(bucket, steady(10)), (count, steady(10))]))])
+    counted = np.cumsum(steady(10)).tolist()  # a counter only grows
+    report = harness.service().detect_batch([("1", record([(bucket, counted), (count, counted)]))])
     # Then only the count is watched, scored as a rate (its first sample starts the rate)
     assert report.buckets_skipped == 1
     assert report.series_watched == 1
