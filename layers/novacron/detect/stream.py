@@ -17,13 +17,19 @@ Per sample, in this order:
    are first rescaled to the current level: spread ~ level**p, with p (0: additive noise, 1:
    proportional) learnt as a running mean of per-sample estimates that compare the spread of the
    residuals at the higher and the lower half of the levels in the window. Without it, the band at
-   the daily peak was drawn from the quieter hours before it, and was far too tight.
+   the daily peak was drawn from the quieter hours before it, and was far too tight. One window's
+   estimate scatters by +-0.3, so the mean remembers about a thousand of them (days, several
+   independent windows), and the estimates are averaged unclipped (the mean is used within [0, 1]).
 3. Evidence, each in robust-z units (standard deviations of the residual):
    - ``spike`` / ``dip``: the residual's z, from the 8th sample on;
    - ``level_shift`` / ``trend_break``: the median of the last 5 against the level (and, without a
      seasonal baseline, the slope) of the 34 before them, a two-window median test, x1.8; from the
      40th sample and two days of history on, and not across a gap; a trend break when the recent
-     slope departs from the earlier one, a level shift otherwise;
+     slope departs from the earlier one, a level shift otherwise; neither when the last samples are
+     on their way back to the seasonal baseline at its full swing (within 2 sigmas of it, or nearer
+     to it than the reference window, on the same side): a return to the usual level for the time
+     of day is not a fault (after a quiet Sunday, before a weekly pattern is known, Monday's traffic
+     would otherwise read as a shift);
    - ``variance_change``: the spread (MAD) of the last 12 residuals against the usual scale, x1.6, on
      the samples at least 2.5 scales off;
    - ``seasonal`` is added to the methods when the value lies within the series' normal range of the
@@ -78,6 +84,7 @@ GAP_STEPS = 6  # an interval this many times the typical one is a gap
 SHIFT_WEIGHT = 1.8  # the median of 5 is that much steadier than one sample
 REFERENCE = (40, 6)  # the reference window: from 40 samples back to 6 back
 VARIANCE_POINTS = 12
+USUAL_SIGMAS = 2.0  # the last samples' median this close to the seasonal baseline is the usual level
 VARIANCE_WEIGHT = 1.6  # a spread 3.4 times the usual scores 0.5
 VARIANCE_MIN_Z = 2.5
 FRESH_RESIDUALS = 8  # the newest residuals, left out of the scale
@@ -94,8 +101,9 @@ WEEK_DAYS = 8.0  # ...and weekly seasonality can be told after this much
 # power p of spread ~ level**p (0: additive noise, 1: proportional) is followed as a running mean.
 NOISE_POWER_MIN_POINTS = 48
 NOISE_POWER_MIN_RATIO = 1.5  # the two halves' levels must differ this much to tell anything
-NOISE_POWER_RATE = 0.01  # the running mean's weight of one new estimate, once warm
+NOISE_POWER_RATE = 0.001  # the running mean's weight of one new estimate, once warm
 NOISE_WEIGHT_RANGE = (0.1, 10.0)  # how far a residual is rescaled to the current level
+NOISE_ESTIMATE_RANGE = (-1.0, 2.0)  # one estimate's bounds (against wild ones); the mean is used within [0, 1]
 STATE_VERSION = 1
 
 Floats = npt.NDArray[np.float64]
@@ -256,17 +264,23 @@ class SeriesDetector:
         estimate = math.log(spread_high / spread_low) / math.log(level_high / level_low)
         self.noise_updates += 1
         rate = max(NOISE_POWER_RATE, 1.0 / self.noise_updates)
-        self.noise_power += rate * (min(max(estimate, 0.0), 1.0) - self.noise_power)
+        # The estimates are averaged as they come (only bounded against wild ones); the mean is clipped to
+        # [0, 1] where it is used. Clipping each estimate to [0, 1] first biased the mean upwards on
+        # additive noise (its negative half was cut off), which widened peak-hour bands by ~12 % and let
+        # level shifts of 5-6 sigma there go unflagged.
+        bounded = min(max(estimate, NOISE_ESTIMATE_RANGE[0]), NOISE_ESTIMATE_RANGE[1])
+        self.noise_power += rate * (bounded - self.noise_power)
 
     def _at_level(self, residuals: Floats, levels: Floats, level: float) -> Floats:
         """``residuals`` rescaled to what they would be at ``level``, as far as the noise grows with it."""
-        if self.noise_power < 0.05 or residuals.size == 0:
+        power = min(max(self.noise_power, 0.0), 1.0)
+        if power < 0.05 or residuals.size == 0:
             return residuals
         floor = 0.1 * median(levels)
         if floor <= 0:
             return residuals
         ratio = max(level, floor) / np.maximum(levels, floor)
-        weights = np.clip(ratio**self.noise_power, *NOISE_WEIGHT_RANGE)
+        weights = np.clip(ratio**power, *NOISE_WEIGHT_RANGE)
         return np.asarray(residuals * weights, dtype=np.float64)
 
     def _deseason_window(self) -> None:
@@ -319,6 +333,9 @@ class SeriesDetector:
             evidence.update(
                 self._window_evidence(times, levels, timestamp_ms, deseasoned, scale, residual, recent_residuals)
             )
+            if self._back_to_usual(values - baselines, value - seasonal, scale):
+                evidence.pop("level_shift", None)
+                evidence.pop("trend_break", None)
 
         confidence, warming = self._confidence(timestamp_ms)
         margin = WARM_UP_MARGIN if warming else 0.0
@@ -360,6 +377,22 @@ class SeriesDetector:
         if self.profile.swing <= 0 or int(usable.sum()) < MIN_GAIN_PAIRS:
             return 1.0
         return min(max(median(dx[usable] / dp[usable]), GAIN_RANGE[0]), GAIN_RANGE[1])
+
+    def _back_to_usual(self, departures: Floats, departure: float, scale: float) -> bool:
+        """Whether a change of level is a way back to the seasonal baseline at its full swing.
+
+        A change of level *towards* the usual value for this time of day is a return, not a fault: the
+        local level and the gain follow the last hours, so after a quiet stretch (a Sunday, before the
+        weekly pattern is known) the way back (Monday's traffic) reads as a shift. ``departures`` are
+        the window's values less their seasonal baseline (gain 1), ``departure`` the current one's: the
+        last samples are back when they are within ordinary noise of the baseline, or on the same side
+        as the reference window but nearer."""
+        if self.profile.model == "none":
+            return False
+        fast = median(np.append(departures[-(FAST_POINTS - 1) :], departure))
+        far, near = REFERENCE
+        before = median(departures[-far:-near])
+        return abs(fast) <= USUAL_SIGMAS * scale or (fast * before > 0 and abs(fast) < abs(before))
 
     def _local_slope(self) -> bool:
         """Whether to follow the local slope: only without a seasonal baseline, which otherwise carries the
