@@ -65,8 +65,10 @@ def register(commands: Any) -> None:
     )
     score.set_defaults(run=run_score)
     from novacron.detect.anomalies_cli import register_settings  # the admin API's client: loaded with its command
+    from novacron.detect.models_cli import register_models
 
     register_settings(actions)
+    register_models(actions)
 
 
 def _sensitivity(text: str) -> float:

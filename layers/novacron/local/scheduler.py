@@ -39,11 +39,13 @@ def scheduled_event(schedule: Schedule, prefix: str = DEFAULT_PREFIX, now: datet
 
 
 class ScheduleTimer:
-    """Invokes ``function`` every ``schedule.every_s`` seconds (times ``time_scale``) until stopped.
+    """Invokes ``function`` every ``schedule.every_s`` seconds (``local_every_s`` when set; times
+    ``time_scale``) until stopped.
 
-    The first run is one period after start, as with a rate schedule. A run that overruns the period
-    delays the next one instead of stacking invocations (one job in flight per schedule). Failures
-    are logged and the schedule keeps going; EventBridge's retry policy is not emulated.
+    The first run is one period after start, as with a rate schedule (``local_first_run_s`` when set).
+    A run that overruns the period delays the next one instead of stacking invocations (one job in
+    flight per schedule). Failures are logged and the schedule keeps going; EventBridge's retry
+    policy is not emulated.
     """
 
     def __init__(
@@ -56,7 +58,9 @@ class ScheduleTimer:
         self.schedule = schedule
         self.function = function
         self.prefix = prefix
-        self.period_s = schedule.every_s * time_scale
+        self.period_s = (schedule.local_every_s or schedule.every_s) * time_scale
+        first = schedule.local_first_run_s
+        self.first_run_s = self.period_s if first is None else first * time_scale
         self.runs = 0
         self.failures = 0
         self._stop = threading.Event()
@@ -76,7 +80,7 @@ class ScheduleTimer:
             self._thread = None
 
     def _run(self) -> None:
-        next_run = time.monotonic() + self.period_s
+        next_run = time.monotonic() + self.first_run_s
         while not self._stop.wait(max(0.0, next_run - time.monotonic())):
             started = time.perf_counter()
             try:
