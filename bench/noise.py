@@ -35,9 +35,9 @@ import numpy as np
 from novacron.alert.amconfig import parse_config
 from novacron.alert.evaluate import Alert as RuleAlert
 from novacron.alert.evaluate import GroupState, RuleEvaluator
-from novacron.alert.grouping import Alert as DispatchAlert
 from novacron.alert.grouping import Dispatcher, Notification
 from novacron.alert.incidents import AlertSignal, Correlator, Incident, Source
+from novacron.alert.notifications import dispatch_alert
 from novacron.alert.rules import RuleFile, parse_rule_file
 from novacron.alert.topology import Topology
 from novacron.promql import Engine
@@ -222,7 +222,7 @@ def novacron_way(estate: Estate, reader: InMemorySeriesReader, raised: Sequence[
         incidents.update(result.changed)
         # An alert that fires again belongs to the newest incident holding it (reopened, or a new one).
         owner = {fp: i.id for i in sorted(incidents.values(), key=lambda i: i.opened_at_ms) for fp in i.alerts}
-        alerts = [_dispatch_alert(r.signal, {"incident": owner[r.signal.fingerprint]}) for r in batch]
+        alerts = [dispatch_alert(r.signal, owner[r.signal.fingerprint]) for r in batch]
         for r in batch:
             if r.signal.firing:
                 outcome.groups.setdefault(owner[r.signal.fingerprint], []).append(r.episode)
@@ -237,7 +237,7 @@ def baseline_way(raised: Sequence[Raised]) -> Outcome:
     dispatcher = Dispatcher(parse_config(baseline_alertmanager()))
     outcome = Outcome()
     for at, batch in _by_time(raised):
-        dispatcher.receive([_dispatch_alert(r.signal, {}) for r in batch], at / 1000)
+        dispatcher.receive([dispatch_alert(r.signal, None) for r in batch], at / 1000)
         outcome.notifications += dispatcher.flush(at / 1000)
     outcome.notifications += dispatcher.flush(_end(raised) / 1000 + 3600)
     for r in raised:
@@ -257,17 +257,6 @@ def _by_time(raised: Sequence[Raised]) -> list[tuple[int, list[Raised]]]:
 
 def _end(raised: Sequence[Raised]) -> int:
     return max((r.signal.ends_at_ms or r.signal.starts_at_ms) for r in raised) if raised else 0
-
-
-def _dispatch_alert(signal: AlertSignal, extra: dict[str, str]) -> DispatchAlert:
-    labels = {**dict(signal.labels), **extra}
-    return DispatchAlert(
-        labels=labels,
-        starts_at=signal.starts_at_ms / 1000,
-        ends_at=None if signal.firing else (signal.ends_at_ms or signal.starts_at_ms) / 1000,
-        annotations={"summary": signal.summary},
-        updated_at=(signal.starts_at_ms if signal.firing else (signal.ends_at_ms or 0)) / 1000,
-    )
 
 
 @dataclass(frozen=True)
