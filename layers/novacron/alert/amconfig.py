@@ -94,6 +94,23 @@ _SEND_RESOLVED_DEFAULT = {
 }
 
 
+DEFAULT_RECEIVER = "inbox"
+# What applies to a tenant that stored no configuration: every alert to the local inbox, grouped by incident
+# (an alert storm is one notification per incident).
+DEFAULT_CONFIG_TEXT = f"""\
+route:
+  receiver: {DEFAULT_RECEIVER}
+  group_by: [incident]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 4h
+receivers:
+  - name: {DEFAULT_RECEIVER}
+    inbox_configs:
+      - send_resolved: true
+"""
+
+
 class ConfigError(ValueError):
     """An invalid configuration; the message starts with ``line N:`` when a place is known."""
 

@@ -14,6 +14,8 @@ alert name and service, 5-minute group interval) that the noise benchmark compar
 
 from __future__ import annotations
 
+from novacron.alert.amconfig import DEFAULT_CONFIG_TEXT
+
 SHOP_RULES = """\
 groups:
   - name: shop-requests
@@ -93,18 +95,8 @@ groups:
           summary: "{{ $labels.service }} {{ $labels.pod }}: {{ $value | humanize1024 }}B resident and growing"
 """
 
-SHOP_ALERTMANAGER = """\
-route:
-  receiver: inbox
-  group_by: [incident]
-  group_wait: 30s
-  group_interval: 5m
-  repeat_interval: 4h
-receivers:
-  - name: inbox
-    inbox_configs:
-      - send_resolved: true
-"""
+# The default routing (novacron.alert.amconfig): the local inbox, grouped by incident.
+SHOP_ALERTMANAGER = DEFAULT_CONFIG_TEXT
 
 
 def baseline_alertmanager(group_by: tuple[str, ...] = ("alertname", "service")) -> str:
