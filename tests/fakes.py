@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
+from novacron.alert.evaluate import GroupState
 from novacron.alert.incidents import Incident, IncidentConflict
+from novacron.alert.silences import Silence
+from novacron.alert.state import StoredText
 from novacron.auth import KeyRecord
 from novacron.ingest.policy import IngestPolicy
 from novacron.ingest.service import StreamUnavailable
@@ -184,7 +189,11 @@ class MemoryIncidentStore:
     ) -> list[Incident]:
         found = sorted((i for (t, _), i in self.items.items() if t == tenant), key=lambda i: i.id)
         kept = [i for i in found if start_ms <= i.opened_at_ms <= end_ms]
-        return (kept[::-1] if newest_first else kept)[:limit]
+        return [Incident.from_json(i.to_json()) for i in (kept[::-1] if newest_first else kept)[:limit]]
+
+    def active_incidents(self, tenant: str, since_ms: int, resolved_since_ms: int) -> list[Incident]:
+        found = self.list_incidents(tenant, since_ms, 9_999_999_999_999, limit=10_000, newest_first=False)
+        return [i for i in found if i.status != "resolved" or (i.resolved_at_ms or 0) >= resolved_since_ms]
 
     def save(self, incident: Incident, expires_at: int) -> Incident:
         stored = self.items.get((incident.tenant, incident.id))
@@ -193,3 +202,88 @@ class MemoryIncidentStore:
         saved = replace(incident, revision=incident.revision + 1)
         self.items[(incident.tenant, incident.id)] = saved
         return Incident.from_json(saved.to_json())
+
+
+class MemoryModelStore:
+    """A ModelStore (novacron.detect.registry) over a dict, with S3's conditional writes (ETags)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, str]] = {}
+        self._writes = 0
+
+    def read(self, key: str) -> tuple[bytes, str] | None:
+        return self.objects.get(key)
+
+    def write(self, key: str, data: bytes, *, etag: str | None = None, create_only: bool = False) -> str | None:
+        stored = self.objects.get(key)
+        if etag is not None and (stored is None or stored[1] != etag):
+            return None
+        if etag is None and create_only and stored is not None:
+            return None
+        self._writes += 1
+        self.objects[key] = (data, f'"etag-{self._writes}"')
+        return self.objects[key][1]
+
+    def list_prefixes(self, prefix: str) -> list[str]:
+        return sorted({key[len(prefix) :].split("/", 1)[0] for key in self.objects if key.startswith(prefix)})
+
+
+class MemoryAlertingStore:
+    """An AlertingStore (novacron.alert.state) over dicts, with the table's conditional writes on versions."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, dict[str, StoredText]] = {}
+        self.states: dict[str, dict[str, GroupState]] = {}
+        self.configs: dict[str, StoredText] = {}
+        self.silence_items: dict[str, dict[str, Silence]] = {}
+        self.dispatchers: dict[str, dict[str, Any]] = {}
+
+    def tenants(self) -> list[str]:
+        return sorted({t for t, files in self.files.items() if files} | set(self.configs))
+
+    def rule_files(self, tenant: str) -> dict[str, StoredText]:
+        return dict(self.files.get(tenant, {}))
+
+    def put_rule_file(self, tenant: str, name: str, text: str, by: str, at: int, expected_version: int) -> bool:
+        files = self.files.setdefault(tenant, {})
+        stored = files.get(name)
+        if (stored.version if stored else 0) != expected_version:
+            return False
+        files[name] = StoredText(text, expected_version + 1, at, by)
+        return True
+
+    def delete_rule_file(self, tenant: str, name: str) -> bool:
+        if self.files.get(tenant, {}).pop(name, None) is None:
+            return False
+        states = self.states.get(tenant, {})
+        for key in [k for k in states if k.startswith(f"{name}/")]:
+            del states[key]
+        return True
+
+    def group_states(self, tenant: str) -> dict[str, GroupState]:
+        return copy.deepcopy(self.states.get(tenant, {}))
+
+    def put_group_states(self, tenant: str, states: Mapping[str, GroupState]) -> None:
+        self.states.setdefault(tenant, {}).update(copy.deepcopy(dict(states)))
+
+    def alertmanager_config(self, tenant: str) -> StoredText | None:
+        return self.configs.get(tenant)
+
+    def put_alertmanager_config(self, tenant: str, text: str, by: str, at: int, expected_version: int) -> bool:
+        stored = self.configs.get(tenant)
+        if (stored.version if stored else 0) != expected_version:
+            return False
+        self.configs[tenant] = StoredText(text, expected_version + 1, at, by)
+        return True
+
+    def silences(self, tenant: str) -> list[Silence]:
+        return list(self.silence_items.get(tenant, {}).values())
+
+    def put_silence(self, tenant: str, silence: Silence) -> None:
+        self.silence_items.setdefault(tenant, {})[silence.id] = silence
+
+    def dispatcher_state(self, tenant: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.dispatchers.get(tenant))
+
+    def put_dispatcher_state(self, tenant: str, state: Mapping[str, Any]) -> None:
+        self.dispatchers[tenant] = copy.deepcopy(dict(state))

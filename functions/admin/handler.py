@@ -1,4 +1,5 @@
-"""Admin function: API keys (the only writer of the keys table), ingest/retention/detection policies, feedback.
+"""Admin function: API keys (the only writer of the keys table), ingest/retention/detection policies, feedback,
+alerting (rule files, the Alertmanager configuration, silences, incident actions).
 
 Paths and methods come from the wiring's routes of this function; what answers each is the table in
 novacron.query.admin_routes.
@@ -14,12 +15,17 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from novacron.adapters.alerting_table import DynamoAlertingStore
 from novacron.adapters.anomalies import DynamoAnomalyStore
 from novacron.adapters.dynamo_tier import DynamoIndexStore
+from novacron.adapters.event_bus import EventBridgeSink
+from novacron.adapters.incidents import DynamoIncidentStore
 from novacron.adapters.keys_table import DynamoKeyStore
+from novacron.adapters.model_store import S3ModelStore
 from novacron.adapters.settings_table import SettingsTable
 from novacron.auth import Role
 from novacron.config import AdminConfig
+from novacron.detect.registry import ModelRegistry
 from novacron.http import body_bytes, json_response, principal_of, request_params, require_role
 from novacron.query.admin_routes import AdminRequest, admin_endpoints
 from novacron.wiring import ADMIN, WIRING
@@ -34,7 +40,14 @@ keys = DynamoKeyStore(config.keys_table, cache_ttl_s=0)
 settings = SettingsTable(config.settings_table, cache_ttl_s=0)
 app.use([require_role(keys, lambda _m, _p: Role.ADMIN)])
 ENDPOINTS = admin_endpoints(
-    keys, settings, DynamoIndexStore(config.index_table), DynamoAnomalyStore(config.anomalies_table)
+    keys,
+    settings,
+    DynamoIndexStore(config.index_table),
+    DynamoAnomalyStore(config.anomalies_table),
+    ModelRegistry(S3ModelStore(config.models_bucket)),
+    DynamoAlertingStore(config.alerting_table),
+    DynamoIncidentStore(config.incidents_table),
+    EventBridgeSink(config.event_bus),
 )
 
 
@@ -48,7 +61,8 @@ def _serve(method: str, path: str) -> Callable[..., Response[str]]:
         )
         status, body = endpoint(request)
         if method != "GET":
-            logger.info("admin change", extra={"route": f"{method} {path}", **path_params, "status": status})
+            # Path parameters nested: one called "name" would clash with the log record's own attribute.
+            logger.info("admin change", extra={"route": f"{method} {path}", "path": path_params, "status": status})
         return json_response(status, body)
 
     return serve

@@ -15,9 +15,12 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from novacron.adapters.alerting_table import DynamoAlertingStore
 from novacron.adapters.anomalies import DynamoAnomalyStore
 from novacron.adapters.dynamo_tier import DynamoBlockStore, DynamoIndexStore
+from novacron.adapters.incidents import DynamoIncidentStore
 from novacron.adapters.keys_table import DynamoKeyStore
+from novacron.adapters.notify_state import DynamoInbox
 from novacron.adapters.results_table import DynamoResultsStore
 from novacron.adapters.s3_archive import S3Archive
 from novacron.adapters.settings_table import SettingsTable
@@ -41,7 +44,14 @@ app.use([require_role(keys, lambda _m, _p: Role.READ)])
 # Keys carry the tenant. This instance's recent chunks first, then those every instance shared.
 results = TieredResultsStore(LruResultsStore(), DynamoResultsStore(config.results_table, config.results_ttl_s))
 limits = QueryLimits(config.lookback_s * 1000, config.max_samples, config.max_series)
-ENDPOINTS = query_endpoints(limits, results, DynamoAnomalyStore(config.anomalies_table))
+ENDPOINTS = query_endpoints(
+    limits,
+    results,
+    DynamoAnomalyStore(config.anomalies_table),
+    DynamoAlertingStore(config.alerting_table),
+    DynamoIncidentStore(config.incidents_table),
+    DynamoInbox(config.notify_state_table),
+)
 
 
 def _archive(tenant: str) -> Callable[[], Any]:

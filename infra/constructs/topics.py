@@ -6,7 +6,6 @@ from aws_cdk import Aws
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
@@ -54,8 +53,18 @@ class Topics(Construct):
         for decl in decls:
             fn = functions[decl.function]
             queue = queues[decl.on_failure] if decl.on_failure else None
-            fn.configure_async_invoke(
-                retry_attempts=decl.max_retry_attempts,
-                on_failure=destinations.SqsDestination(queue) if queue else None,
+            # L1 rather than configure_async_invoke(SqsDestination): that destination grants the role
+            # wildcard KMS actions (kms:ReEncrypt*, kms:GenerateDataKey*), while the wiring already grants
+            # exactly what sending to the queue needs (a WRITE grant on ``on_failure`` is checked).
+            on_failure = lambda_.CfnEventInvokeConfig.OnFailureProperty(destination=queue.queue_arn) if queue else None
+            lambda_.CfnEventInvokeConfig(
+                self,
+                pascal(f"{decl.function}-{decl.topic}") + "InvokeConfig",
+                function_name=fn.function_name,
+                qualifier="$LATEST",
+                maximum_retry_attempts=decl.max_retry_attempts,
+                destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(on_failure=on_failure)
+                if on_failure
+                else None,
             )
             self.by_name[decl.topic].add_subscription(subscriptions.LambdaSubscription(fn, dead_letter_queue=queue))

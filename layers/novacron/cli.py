@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     from novacron.forecast.cli import register as register_forecast
 
     register_forecast(commands)
+    from novacron.alert import alertmanager_cli, incidents_cli, rules_cli, silences_cli
+
+    for alerting in (rules_cli, silences_cli, alertmanager_cli, incidents_cli):
+        alerting.register(commands)
+    from novacron.notify.inbox_cli import register as register_notifications
+
+    register_notifications(commands)
     return parser
 
 
@@ -180,16 +187,36 @@ def _keys_revoke(args: argparse.Namespace) -> int:
 
 def _api(args: argparse.Namespace, method: str, path: str, params: dict[str, str], body: Any = None) -> Any:
     """Call the admin API; ``body``, when given, is sent as JSON. Returns the answer's ``data``."""
+    data = None if body is None else json.dumps(body).encode()
+    return _call(args, method, path, params, data)["data"]
+
+
+class ApiError(CliError):
+    """An API call answered with an error status: the status, and the problems the answer lists."""
+
+    def __init__(self, message: str, status: int, details: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.details = list(details)
+
+
+def _call(
+    args: argparse.Namespace,
+    method: str,
+    path: str,
+    params: dict[str, str],
+    data: bytes | None = None,
+    content_type: str = "application/json",
+) -> Any:
+    """Call the API with ``data`` as the body; the whole decoded answer (ApiError for an error status)."""
     if not args.url or not args.api_key:
         raise CliError("give --url and --api-key (an admin key), or --table and --tenant")
     if args.tenant:
         params = {**params, "tenant": args.tenant}
     query = urllib.parse.urlencode(params)
     headers = {"Authorization": f"Bearer {args.api_key}"}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
+    if data is not None:
+        headers["Content-Type"] = content_type
     request = urllib.request.Request(  # noqa: S310 (scheme checked by _http_url)
         _http_url(args.url.rstrip("/") + f"{path}?{query}"),
         data=data,
@@ -198,12 +225,18 @@ def _api(args: argparse.Namespace, method: str, path: str, params: dict[str, str
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (scheme checked)
-            return json.loads(response.read())["data"]
+            return json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
+        detail: Any = exc.read().decode(errors="replace")
+        details: list[str] = []
         with contextlib.suppress(ValueError):
-            detail = json.loads(detail).get("error", detail)
-        raise CliError(f"{method} {path}: HTTP {exc.code}: {detail.strip()}") from None
+            answer = json.loads(detail)
+            # The Prometheus-style envelope, or a bare string (Alertmanager's v2 API).
+            if isinstance(answer, dict):
+                detail, details = answer.get("error", detail), answer.get("details") or []
+            elif isinstance(answer, str):
+                detail = answer
+        raise ApiError(f"{method} {path}: HTTP {exc.code}: {str(detail).strip()}", exc.code, details) from None
     except urllib.error.URLError as exc:
         raise CliError(f"cannot reach {args.url}: {exc.reason}") from None
 

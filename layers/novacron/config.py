@@ -131,6 +131,9 @@ class QueryConfig(_FunctionConfig):
     results_table: str
     archive_bucket: str
     anomalies_table: str  # the detector's anomaly episodes, for /api/v1/anomalies
+    alerting_table: str  # rule files, group states and silences: /api/v1/rules, /api/v1/alerts, /api/v2/silences
+    incidents_table: str  # /api/v1/incidents
+    notify_state_table: str  # the local inbox: /api/v1/notifications
     results_ttl_s: int = Field(24 * 3600, gt=0)
     # Tenants' retention policies cut raw reads (docs/retention.md); a change reaches a warm function within this.
     settings_table: str
@@ -148,3 +151,99 @@ class AdminConfig(_FunctionConfig):
     settings_table: str
     index_table: str
     anomalies_table: str  # users' feedback on anomaly episodes
+    models_bucket: str  # the per-service models' registries, for /api/v1/admin/models
+    alerting_table: str  # rule files, the Alertmanager configuration, silences
+    incidents_table: str  # incident actions (acknowledge, resolve, reopen, comment) ...
+    event_bus: str  # ... which put incident events on the bus
+
+
+class DetectTrainerConfig(_FunctionConfig):
+    """The trainer of per-service models (novacron.detect.trainer), on a schedule.
+
+    The tuning fields are novacron.detect.trainer.TrainerSettings' fields, by name.
+    """
+
+    blocks_table: str
+    index_table: str
+    keys_table: str
+    settings_table: str
+    anomalies_table: str
+    models_bucket: str
+    settings_cache_ttl_s: float = Field(60.0, ge=0)
+    window_s: int = Field(7 * 86_400, ge=3600, le=31 * 86_400)  # history trained on
+    step_s: int = Field(60, ge=10, le=3600)
+    # How long a new model runs in shadow before it is judged: one training period by default.
+    shadow_trial_s: int = Field(6 * 3600, ge=0)
+    min_points: int = Field(120, ge=10)
+    metrics_lookback_s: int = Field(86_400, gt=0)
+    max_features: int = Field(12, ge=1, le=32)
+    max_services: int = Field(200, ge=1)
+    sensitivity: float = Field(0.5, ge=0, le=1)
+
+
+class ServiceDetectConfig(_FunctionConfig):
+    """The per-minute scorer of services with a model (novacron.detect.service_scorer).
+
+    The tuning fields are novacron.detect.service_scorer.ScorerSettings' fields, by name.
+    """
+
+    blocks_table: str
+    index_table: str
+    settings_table: str
+    detector_state_table: str
+    anomalies_table: str
+    event_bus: str
+    models_bucket: str
+    settings_cache_ttl_s: float = Field(60.0, ge=0)
+    sensitivity: float = Field(0.5, ge=0, le=1)
+    delay_s: int = Field(30, ge=0, le=600)
+    max_catchup_minutes: int = Field(15, ge=1, le=120)
+    episode_gap: int = Field(3, ge=0)
+    shadow_stats_every: int = Field(15, ge=1)
+    state_ttl_days: int = Field(14, gt=0)
+    anomaly_ttl_days: int = Field(30, gt=0)
+
+
+class AlertConfig(_FunctionConfig):
+    """The alert function (novacron.alert.service), every minute.
+
+    The tuning fields are novacron.alert.service.AlertSettings' fields, by name.
+    """
+
+    keys_table: str
+    blocks_table: str
+    index_table: str
+    settings_table: str
+    metrics_stream: str
+    anomalies_table: str
+    incidents_table: str
+    alerting_table: str
+    event_bus: str
+    notifications_topic: str  # the topic's ARN
+    settings_cache_ttl_s: float = Field(60.0, ge=0)
+    evaluation_interval_s: int = Field(60, ge=10, le=3600)
+    max_catchup: int = Field(3, ge=1, le=60)
+    query_timeout_s: int = Field(10, ge=1, le=50)
+    anomaly_window_s: int = Field(24 * 3600, ge=60)
+    max_anomalies: int = Field(1_000, ge=1)
+    incident_lookback_s: int = Field(7 * 86_400, ge=3600)
+    false_positive_days: int = Field(30, ge=1, le=400)
+    false_positive_refresh_s: int = Field(900, ge=0)
+    call_graph_window_s: int = Field(3600, ge=60)
+    correlation_window_s: int = Field(600, ge=0)
+    max_hops: int = Field(3, ge=0)
+    reopen_window_s: int = Field(1800, ge=0)
+    external_url: str = ""
+
+
+class NotifierConfig(_FunctionConfig):
+    """The notifier (notification requests from the ``notifications`` topic → receivers)."""
+
+    alerting_table: str  # tenants' Alertmanager-style configurations
+    notify_state_table: str
+    notify_failures_queue: str
+    email_topic: str  # an ARN: e-mail integrations publish to it
+    max_attempts: int = Field(5, ge=1, le=10)
+    # Per receiver and notification: well below the function's 60 s timeout.
+    deadline_s: float = Field(40.0, gt=0, le=50)
+    http_timeout_s: float = Field(10.0, gt=0, le=30)

@@ -44,7 +44,10 @@ BATCH_QUEUES = ("orders", "emails", "invoices")
 FRESHNESS = "time() - max(timestamp(up))"
 ANOMALIES_READ = 200  # the newest episodes read per summary; the strongest few are shown
 ANOMALIES_SHOWN = 4
+SERVICE_ANOMALIES_SHOWN = 2
 REQUEST_RATE = "sum(rate(http_requests_total[5m]))"
+# Minutes of history a per-service model may be trained on in the demo (the backfilled half hour).
+DEMO_MIN_TRAINING_POINTS = 20
 
 
 def register(commands: Any) -> None:
@@ -202,7 +205,10 @@ def anomaly_lines(anomalies: list[dict[str, Any]]) -> list[str]:
         return ["  anomalies   none detected yet (the detector scores every series as it arrives)"]
     open_now = sum(1 for a in anomalies if a["status"] == "open")
     lines = [f"  anomalies   {len(anomalies)} episodes in the last 24h, {open_now} open; the strongest:"]
-    strongest = sorted(anomalies, key=lambda a: (-a["score"], -_band_multiples(a), -a["peak_ms"]))[:ANOMALIES_SHOWN]
+    ranked = sorted(anomalies, key=lambda a: (-a["score"], -_band_multiples(a), -a["peak_ms"]))
+    # Service-level (Isolation Forest) episodes have no band to rank by: the strongest two get their own lines.
+    services = [a for a in ranked if a["scored_as"] == "service"][:SERVICE_ANOMALIES_SHOWN]
+    strongest = services + [a for a in ranked if a not in services][: ANOMALIES_SHOWN - len(services)]
     for a in strongest:
         labels = a["labels"]
         where = labels.get("service") or labels.get("job") or labels.get("instance", "")
@@ -213,6 +219,12 @@ def anomaly_lines(anomalies: list[dict[str, Any]]) -> list[str]:
             if a["expected"] is not None
             else "no baseline yet"
         )
+        if a.get("drivers"):  # a service-level (Isolation Forest) anomaly: the features that drove it
+            what = "service anomaly score"
+            band = "drivers " + ", ".join(
+                f"{d['feature']} {d['value']:.4g} (usual {d['expected']:.4g}, {d['contribution']:.0%})"
+                for d in a["drivers"][:3]
+            )
         lines.append(
             f"    {time.strftime('%H:%M:%S', time.localtime(a['peak_ms'] / 1000))}  {where} {what}: "
             f"{a['value']:.4g}, {band}; {', '.join(a['methods']) or 'score'}; "
@@ -236,7 +248,10 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     admin_key = args.api_key or generate_key()
     stop = threading.Event()
-    with LocalRuntime(port=args.port) as runtime:
+    # The local trainer's first run (wiring: soon after start) has only the backfilled history to learn
+    # from: let it train per-service models on that much (a real deployment asks for 2 h at least).
+    handler_env = {"NOVACRON_MIN_POINTS": str(DEMO_MIN_TRAINING_POINTS)}
+    with LocalRuntime(port=args.port, environment=handler_env) as runtime:
         table = physical_name(KEYS_TABLE)
         register_key(admin_key, "default", "admin", table, "bootstrap admin (demo)")
         store = DynamoKeyStore(table)

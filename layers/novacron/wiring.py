@@ -135,6 +135,10 @@ class Schedule:
     name: str
     function: str
     every_s: int
+    # The local runtime's period and first run, when they differ from AWS's (None: ``every_s``, and one
+    # period after start): a job a laptop should see soon, such as training on a demo's backfilled history.
+    local_every_s: int | None = None
+    local_first_run_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -239,8 +243,24 @@ DETECTOR_STATE_TABLE = "detector-state"
 ANOMALIES_TABLE = "anomalies"
 EVENT_BUS = "events"
 DETECT_DLQ = "detector-failures"
+# Per-service multivariate models (novacron.detect.registry): versioned objects under models/.
+MODELS_BUCKET = "models"
+MODELS_PREFIX = "models/"
+# The trainer's period is also how long a new model runs in shadow before it is judged.
+TRAINING_EVERY_S = 6 * 3600
+SERVICE_SCORING_EVERY_S = 60
 # Incidents: correlated alerts with their timeline, origin and priority (novacron.alert.incidents).
 INCIDENTS_TABLE = "incidents"
+# Alerting: rule files, rule groups' states, the Alertmanager-style configuration, silences (novacron.alert.state).
+ALERTING_TABLE = "alerting"
+# What the alert function asks the notifier to tell receivers (novacron.alert.state.NotificationRequest).
+NOTIFICATIONS_TOPIC = "notifications"
+# The notifier's state (delivery log, Slack message refs, rate limits, receivers told, the local inbox),
+# its dead letters, and the topic e-mail integrations publish to (addresses subscribe with filter policies).
+NOTIFY_STATE_TABLE = "notify-state"
+NOTIFY_DLQ = "notify-failures"
+EMAIL_TOPIC = "email"
+ALERT_EVERY_S = 60
 
 INGEST = "ingest"
 WRITER = "metrics-writer"
@@ -252,6 +272,10 @@ SPANS_ARCHIVER = "spans-archiver"
 ARCHIVER = "parquet-archiver"
 COMPACTOR = "compactor"
 DETECT = "detect"
+DETECT_TRAINER = "detect-trainer"
+SERVICE_DETECT = "service-detect"
+ALERT = "alert"
+NOTIFIER = "notifier"
 
 R, W, RW = Access.READ, Access.WRITE, Access.READ_WRITE
 
@@ -304,9 +328,11 @@ WIRING = Wiring(
         Table(DETECTOR_STATE_TABLE, partition_key="pk", ttl_attribute="expires_at"),
         Table(ANOMALIES_TABLE, partition_key="pk", sort_key="sk", ttl_attribute="expires_at"),
         Table(INCIDENTS_TABLE, partition_key="pk", sort_key="sk", ttl_attribute="expires_at"),
+        Table(ALERTING_TABLE, partition_key="pk", sort_key="sk"),
+        Table(NOTIFY_STATE_TABLE, partition_key="pk", sort_key="sk", ttl_attribute="expires_at"),
     ),
-    buckets=(Bucket(ARCHIVE_BUCKET, retention_classes=True),),
-    queues=(Queue(WRITER_DLQ), Queue(SPANS_DLQ), Queue(DETECT_DLQ)),
+    buckets=(Bucket(ARCHIVE_BUCKET, retention_classes=True), Bucket(MODELS_BUCKET)),
+    queues=(Queue(WRITER_DLQ), Queue(SPANS_DLQ), Queue(DETECT_DLQ), Queue(NOTIFY_DLQ)),
     functions=(
         _ingest_function(INGEST, "functions/ingest"),
         # OpenTelemetry OTLP/HTTP: metrics onto the metrics stream, spans onto the spans stream.
@@ -360,6 +386,9 @@ WIRING = Wiring(
                 # Raw samples older than the hot tier keeps come from the Parquet archive.
                 Grant(ARCHIVE_BUCKET, R, prefixes=("parquet/",)),
                 Grant(ANOMALIES_TABLE, R),  # /api/v1/anomalies
+                Grant(ALERTING_TABLE, R),  # /api/v1/rules, /api/v1/alerts, /api/v2/silences
+                Grant(INCIDENTS_TABLE, R),  # /api/v1/incidents
+                Grant(NOTIFY_STATE_TABLE, R),  # the local inbox: /api/v1/notifications
             ),
             environment={
                 **_AUTH_ENV,
@@ -369,6 +398,9 @@ WIRING = Wiring(
                 "NOVACRON_SETTINGS_TABLE": SETTINGS_TABLE,
                 "NOVACRON_ARCHIVE_BUCKET": ARCHIVE_BUCKET,
                 "NOVACRON_ANOMALIES_TABLE": ANOMALIES_TABLE,
+                "NOVACRON_ALERTING_TABLE": ALERTING_TABLE,
+                "NOVACRON_INCIDENTS_TABLE": INCIDENTS_TABLE,
+                "NOVACRON_NOTIFY_STATE_TABLE": NOTIFY_STATE_TABLE,
             },
             # pyarrow (the arrow layer) is imported only when a query reaches back into the archive.
             layers=("arrow", "core", "science"),
@@ -385,12 +417,20 @@ WIRING = Wiring(
                 Grant(SETTINGS_TABLE, RW),
                 Grant(INDEX_TABLE, R),
                 Grant(ANOMALIES_TABLE, RW),  # feedback: the episode must exist (R), the verdict is stored (W)
+                Grant(MODELS_BUCKET, R, prefixes=(MODELS_PREFIX,)),  # /api/v1/admin/models
+                Grant(ALERTING_TABLE, RW),  # rule files, the Alertmanager configuration, silences
+                Grant(INCIDENTS_TABLE, RW),  # incident actions (acknowledge, resolve, ...)
+                Grant(EVENT_BUS, W),  # ... which put incident events on the bus
             ),
             environment={
                 **_AUTH_ENV,
                 "NOVACRON_SETTINGS_TABLE": SETTINGS_TABLE,
                 "NOVACRON_INDEX_TABLE": INDEX_TABLE,
                 "NOVACRON_ANOMALIES_TABLE": ANOMALIES_TABLE,
+                "NOVACRON_MODELS_BUCKET": MODELS_BUCKET,
+                "NOVACRON_ALERTING_TABLE": ALERTING_TABLE,
+                "NOVACRON_INCIDENTS_TABLE": INCIDENTS_TABLE,
+                "NOVACRON_EVENT_BUS": EVENT_BUS,
             },
             # Retention overrides match series with PromQL selectors: validating them needs the parser.
             layers=("core", "science"),
@@ -451,6 +491,116 @@ WIRING = Wiring(
             },
             # Detection policies match series with PromQL selectors: reading them needs the parser.
             layers=("core", "science"),
+        ),
+        # Per-service Isolation Forests (novacron.detect.trainer): history through the query engine, users'
+        # feedback from the anomalies table, models and their registries in the models bucket.
+        Function(
+            DETECT_TRAINER,
+            code="functions/detect_trainer",
+            handler="handler.lambda_handler",
+            memory_mb=1769,  # one full vCPU: numpy over a week of minutes per service
+            timeout_s=900,
+            grants=(
+                Grant(BLOCKS_TABLE, R),
+                Grant(INDEX_TABLE, R),
+                Grant(KEYS_TABLE, R),  # the tenants
+                Grant(SETTINGS_TABLE, R),  # retention (raw reads) and detection policies (sensitivity)
+                Grant(ANOMALIES_TABLE, R),  # episodes and users' feedback on them
+                Grant(MODELS_BUCKET, RW, prefixes=(MODELS_PREFIX,)),
+            ),
+            environment={
+                **_AUTH_ENV,
+                "NOVACRON_BLOCKS_TABLE": BLOCKS_TABLE,
+                "NOVACRON_INDEX_TABLE": INDEX_TABLE,
+                "NOVACRON_SETTINGS_TABLE": SETTINGS_TABLE,
+                "NOVACRON_ANOMALIES_TABLE": ANOMALIES_TABLE,
+                "NOVACRON_MODELS_BUCKET": MODELS_BUCKET,
+            },
+            layers=("core", "science"),  # the PromQL parser
+        ),
+        # Every minute, each service with a model (novacron.detect.service_scorer): service-level episodes
+        # and events; the shadow model's record goes into the registry (models bucket, W). The tenants
+        # are those with models (the bucket's listing), not the keys table's.
+        Function(
+            SERVICE_DETECT,
+            code="functions/service_detect",
+            handler="handler.lambda_handler",
+            memory_mb=1024,
+            timeout_s=55,  # less than the period: runs do not pile up
+            grants=(
+                Grant(BLOCKS_TABLE, R),
+                Grant(INDEX_TABLE, R),
+                Grant(SETTINGS_TABLE, R),
+                Grant(DETECTOR_STATE_TABLE, RW),
+                Grant(ANOMALIES_TABLE, W),
+                Grant(EVENT_BUS, W),
+                Grant(MODELS_BUCKET, RW, prefixes=(MODELS_PREFIX,)),
+            ),
+            environment={
+                "NOVACRON_BLOCKS_TABLE": BLOCKS_TABLE,
+                "NOVACRON_INDEX_TABLE": INDEX_TABLE,
+                "NOVACRON_SETTINGS_TABLE": SETTINGS_TABLE,
+                "NOVACRON_DETECTOR_STATE_TABLE": DETECTOR_STATE_TABLE,
+                "NOVACRON_ANOMALIES_TABLE": ANOMALIES_TABLE,
+                "NOVACRON_EVENT_BUS": EVENT_BUS,
+                "NOVACRON_MODELS_BUCKET": MODELS_BUCKET,
+            },
+            layers=("core", "science"),
+        ),
+        # Every minute (novacron.alert.service): rule groups evaluated, rule alerts and anomaly episodes
+        # correlated into incidents, incidents routed into notification requests.
+        Function(
+            ALERT,
+            code="functions/alert",
+            handler="handler.lambda_handler",
+            memory_mb=1024,
+            timeout_s=60,
+            grants=(
+                Grant(BLOCKS_TABLE, R),
+                Grant(INDEX_TABLE, R),
+                Grant(KEYS_TABLE, R),  # the tenants
+                Grant(SETTINGS_TABLE, R),  # retention (raw reads)
+                Grant(METRICS_STREAM, W),  # recording rules' series, ALERTS and ALERTS_FOR_STATE
+                Grant(ANOMALIES_TABLE, R),
+                Grant(INCIDENTS_TABLE, RW),
+                Grant(ALERTING_TABLE, RW),  # rule groups' and the dispatcher's states
+                Grant(EVENT_BUS, W),
+                Grant(NOTIFICATIONS_TOPIC, W),
+            ),
+            environment={
+                **_AUTH_ENV,
+                "NOVACRON_BLOCKS_TABLE": BLOCKS_TABLE,
+                "NOVACRON_INDEX_TABLE": INDEX_TABLE,
+                "NOVACRON_SETTINGS_TABLE": SETTINGS_TABLE,
+                "NOVACRON_METRICS_STREAM": METRICS_STREAM,
+                "NOVACRON_ANOMALIES_TABLE": ANOMALIES_TABLE,
+                "NOVACRON_INCIDENTS_TABLE": INCIDENTS_TABLE,
+                "NOVACRON_ALERTING_TABLE": ALERTING_TABLE,
+                "NOVACRON_EVENT_BUS": EVENT_BUS,
+                "NOVACRON_NOTIFICATIONS_TOPIC": NOTIFICATIONS_TOPIC,
+            },
+            layers=("core", "science"),  # the PromQL engine
+        ),
+        # Notification requests (the notifications topic) → the tenant's receivers (novacron.notify.service):
+        # Slack, PagerDuty, Opsgenie, signed webhooks, e-mail through the email topic, the local inbox.
+        Function(
+            NOTIFIER,
+            code="functions/notifier",
+            handler="handler.lambda_handler",
+            memory_mb=512,
+            timeout_s=60,  # above the per-receiver delivery deadline (NotifierConfig.deadline_s)
+            grants=(
+                Grant(ALERTING_TABLE, R),  # tenants' Alertmanager-style configurations
+                Grant(NOTIFY_STATE_TABLE, RW),
+                Grant(NOTIFY_DLQ, W),
+                Grant(EMAIL_TOPIC, W),
+            ),
+            environment={
+                "NOVACRON_ALERTING_TABLE": ALERTING_TABLE,
+                "NOVACRON_NOTIFY_STATE_TABLE": NOTIFY_STATE_TABLE,
+                "NOVACRON_NOTIFY_FAILURES_QUEUE": NOTIFY_DLQ,
+                "NOVACRON_EMAIL_TOPIC": EMAIL_TOPIC,
+            },
         ),
     ),
     consumers=(
@@ -536,10 +686,39 @@ WIRING = Wiring(
         Route("PUT", "/api/v1/admin/detection", ADMIN),
         Route("GET", "/api/v1/admin/detection/history", ADMIN),
         Route("POST", "/api/v1/anomalies/{id}/feedback", ADMIN),
+        Route("GET", "/api/v1/admin/models", ADMIN),
+        # Alerting (docs/alerting.md): reads by the query function, changes by the admin function.
+        Route("GET", "/api/v1/incidents", QUERY),
+        Route("GET", "/api/v1/incidents/{id}", QUERY),
+        Route("GET", "/api/v1/notifications", QUERY),  # the local inbox
+        Route("POST", "/api/v1/incidents/{id}/acknowledge", ADMIN),
+        Route("POST", "/api/v1/incidents/{id}/resolve", ADMIN),
+        Route("POST", "/api/v1/incidents/{id}/reopen", ADMIN),
+        Route("POST", "/api/v1/incidents/{id}/comment", ADMIN),
+        Route("GET", "/api/v1/rules/files", ADMIN),
+        Route("GET", "/api/v1/rules/files/{name}", ADMIN),
+        Route("PUT", "/api/v1/rules/files/{name}", ADMIN),
+        Route("DELETE", "/api/v1/rules/files/{name}", ADMIN),
+        Route("GET", "/api/v1/admin/alertmanager", ADMIN),
+        Route("PUT", "/api/v1/admin/alertmanager", ADMIN),
+        Route("GET", "/api/v2/silences", QUERY),
+        Route("GET", "/api/v2/silence/{id}", QUERY),
+        Route("POST", "/api/v2/silences", ADMIN),
+        Route("DELETE", "/api/v2/silence/{id}", ADMIN),
     ),
-    schedules=(Schedule("parquet-archive", ARCHIVER, every_s=900), Schedule("compaction", COMPACTOR, every_s=900)),
+    schedules=(
+        Schedule("parquet-archive", ARCHIVER, every_s=900),
+        Schedule("compaction", COMPACTOR, every_s=900),
+        # Locally: a first model soon after start (on the history a demo backfills), then every half hour.
+        Schedule("model-training", DETECT_TRAINER, every_s=TRAINING_EVERY_S, local_every_s=1800, local_first_run_s=90),
+        Schedule("service-scoring", SERVICE_DETECT, every_s=SERVICE_SCORING_EVERY_S),
+        Schedule("alert-evaluation", ALERT, every_s=ALERT_EVERY_S),
+    ),
     secrets=(Secret(PII_SECRET, "NovaCron: the key per-tenant PII-scrubbing HMAC keys are derived from"),),
     # Every sample the writer stores is also written to Timestream when a deployment turns this on.
     timestream=TimestreamSink(WRITER, database="timestream", table="metrics"),
     buses=(EventBus(EVENT_BUS),),
+    topics=(Topic(NOTIFICATIONS_TOPIC), Topic(EMAIL_TOPIC)),
+    # SNS invokes the notifier asynchronously; a message whose retries run out lands in notify-failures.
+    subscriptions=(TopicSubscription(NOTIFIER, NOTIFICATIONS_TOPIC, on_failure=NOTIFY_DLQ),),
 )

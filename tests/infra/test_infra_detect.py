@@ -7,11 +7,14 @@ from typing import Any
 import pytest
 
 from novacron.wiring import (
+    ADMIN,
+    ALERT,
     ANOMALIES_TABLE,
     DETECT,
     DETECTOR_STATE_TABLE,
     EVENT_BUS,
     METRICS_STREAM,
+    SERVICE_DETECT,
     SETTINGS_TABLE,
     WIRING,
 )
@@ -70,11 +73,13 @@ def test_only_the_detector_may_put_events_and_only_on_its_bus(synthesized):
         for statement in _role_statements(synthesized, decl.name):
             if any(a.startswith("events:") for a in _actions(statement)):
                 putters.setdefault(decl.name, []).append(statement)
-    # Then only the detector puts events, with exactly PutEvents, on exactly that bus
-    assert set(putters) == {DETECT}
-    [statement] = putters[DETECT]
-    assert _actions(statement) == ["events:PutEvents"]
-    assert statement["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
+    # Then only the detectors (per series, per service), the alert function and the admin function (incident
+    # actions) put events, with exactly PutEvents, on exactly that bus
+    assert set(putters) == {DETECT, SERVICE_DETECT, ALERT, ADMIN}
+    for detector in (DETECT, SERVICE_DETECT, ALERT, ADMIN):
+        [statement] = putters[detector]
+        assert _actions(statement) == ["events:PutEvents"]
+        assert statement["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
 
 
 def test_the_detector_reads_and_writes_its_state_and_only_writes_anomalies(synthesized):

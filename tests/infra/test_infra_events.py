@@ -83,7 +83,7 @@ def _function_dimension(synthesized, name: str) -> list[dict]:
 
 
 def test_alarms_on_iterator_age_errors_throttles_dlq_and_5xx(synthesized):
-    topic_id = next(iter(synthesized.of_type("AWS::SNS::Topic")))
+    topic_id = synthesized.logical_id(synthesized.stack.alarms.topic)  # not the declared topics
     for alarm in synthesized.of_type("AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
     iterator_age = _alarms_on(synthesized, "IteratorAge")

@@ -56,7 +56,7 @@ def _granted(synthesized, function: str) -> dict[str, set[str]]:
 
 def _logical(synthesized, name: str) -> str:
     res = synthesized.stack.resources
-    for group in (res.streams, res.tables, res.buckets, res.queues, res.secrets, res.buses):
+    for group in (res.streams, res.tables, res.buckets, res.queues, res.secrets, res.buses, res.topics):
         if name in group:
             return synthesized.logical_id(group[name])
     raise KeyError(name)

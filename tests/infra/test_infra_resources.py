@@ -125,14 +125,17 @@ def test_functions_match_wiring(synthesized):
         assert env["POWERTOOLS_METRICS_NAMESPACE"] == "NovaCron"
         for var, resource in decl.environment.items():
             construct = _construct_of(synthesized, resource)
-            assert env[var] == {"Ref": synthesized.logical_id(construct)}, var
+            logical_id = synthesized.logical_id(construct)
+            # A queue's Ref is its URL: functions get its name (and look the URL up).
+            is_queue = resource in synthesized.stack.resources.queues
+            assert env[var] == ({"Fn::GetAtt": [logical_id, "QueueName"]} if is_queue else {"Ref": logical_id}), var
         assert set(env) == {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", *decl.environment}
         assert "ReservedConcurrentExecutions" not in props
 
 
 def _construct_of(synthesized, name: str) -> Any:
     res = synthesized.stack.resources
-    for group in (res.streams, res.tables, res.buckets, res.queues, res.secrets, res.buses):
+    for group in (res.streams, res.tables, res.buckets, res.queues, res.secrets, res.buses, res.topics):
         if name in group:
             return group[name]
     raise KeyError(name)

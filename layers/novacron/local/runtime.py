@@ -42,7 +42,8 @@ class LocalRuntime:
     ``handlers`` replaces the handler of the named functions (for tests and benchmarks);
     ``allow_missing_handlers`` skips functions whose handler file does not exist yet instead of
     failing, together with their routes, consumers and schedules; ``timestream`` turns the wiring's
-    optional Timestream sink on (its database and table are created in moto).
+    optional Timestream sink on (its database and table are created in moto); ``environment`` adds
+    variables the handlers see while the runtime runs (restored afterwards, like the rest).
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class LocalRuntime:
         schedule_time_scale: float = 1.0,
         allow_missing_handlers: bool = False,
         timestream: bool = False,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         self.wiring = wiring
         self.prefix = prefix
@@ -70,6 +72,7 @@ class LocalRuntime:
         self._schedule_time_scale = schedule_time_scale
         self._allow_missing = allow_missing_handlers
         self._timestream = timestream
+        self._environment = dict(environment or {})
         self.moto = MotoServer(port=moto_port, host=host)
         self.resources: LocalResources | None = None
         self.functions: dict[str, LocalFunction] = {}
@@ -106,6 +109,7 @@ class LocalRuntime:
         # Environment before resources and handlers: handler modules may read it at import time.
         self._env.apply(runtime_environment(self.moto.endpoint_url))
         self._env.apply(wiring_environment(self.wiring, self.prefix))
+        self._env.apply(self._environment)
         _reset_shared_clients()
         self.resources = create_resources(self.moto, self.wiring, self.prefix)
         if self._timestream and self.wiring.timestream is not None:

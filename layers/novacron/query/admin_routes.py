@@ -11,9 +11,14 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote
 
+from novacron.alert import alertmanager_api, incidents_api, rules_api, silences_api
+from novacron.alert.incidents_api import IncidentEvents, IncidentStore
+from novacron.alert.state import AlertingStore
 from novacron.auth import KeyStore, Principal
-from novacron.query import detection_api, keys_api, policy_api, retention_api
+from novacron.detect.registry import ModelRegistry
+from novacron.query import detection_api, keys_api, models_api, policy_api, retention_api
 from novacron.query.detection_api import DetectionStore, FeedbackStore
+from novacron.query.keys_api import managed_tenant
 from novacron.query.policy_api import CardinalitySummary, Params, PolicyStore, Response
 from novacron.query.retention_api import RetentionStore
 
@@ -43,7 +48,14 @@ Endpoints = dict[tuple[str, str], Endpoint]
 
 
 def admin_endpoints(
-    keys: KeyStore, settings: SettingsStore, index: CardinalitySummary, anomalies: FeedbackStore
+    keys: KeyStore,
+    settings: SettingsStore,
+    index: CardinalitySummary,
+    anomalies: FeedbackStore,
+    models: ModelRegistry,
+    alerting: AlertingStore,
+    incidents: IncidentStore,
+    events: IncidentEvents,
 ) -> dict[tuple[str, str], Endpoint]:
     """The endpoint of every admin route, by (method, path as declared in the wiring)."""
 
@@ -93,4 +105,44 @@ def admin_endpoints(
         ("POST", "/api/v1/anomalies/{id}/feedback"): lambda r: detection_api.post_feedback(
             anomalies, r.principal, r.path["id"], r.params, r.json_body(), r.now
         ),
+        ("GET", "/api/v1/admin/models"): lambda r: models_api.get_models(models, r.principal, r.params),
+        **_alerting_endpoints(alerting, incidents, events),
     }
+
+
+def _alerting_endpoints(alerting: AlertingStore, incidents: IncidentStore, events: IncidentEvents) -> Endpoints:
+    """Rule files, the Alertmanager configuration, silences and incident actions (docs/alerting.md)."""
+    files = "/api/v1/rules/files/{name}"
+    endpoints: Endpoints = {
+        ("GET", "/api/v1/rules/files"): lambda r: rules_api.list_rule_files(alerting, r.principal, r.params),
+        ("GET", files): lambda r: rules_api.get_rule_file(alerting, r.principal, r.path["name"], r.params),
+        ("PUT", files): lambda r: rules_api.put_rule_file(
+            alerting, r.principal, r.path["name"], r.params, r.body, r.content_type, r.now
+        ),
+        ("DELETE", files): lambda r: rules_api.delete_rule_file(alerting, r.principal, r.path["name"], r.params),
+        ("GET", "/api/v1/admin/alertmanager"): lambda r: alertmanager_api.get_config(alerting, r.principal, r.params),
+        ("PUT", "/api/v1/admin/alertmanager"): lambda r: alertmanager_api.put_config(
+            alerting, r.principal, r.params, r.body, r.content_type, r.now
+        ),
+        ("POST", "/api/v2/silences"): lambda r: silences_api.post_silence(
+            alerting, r.principal, r.params, r.body, r.now
+        ),
+        ("DELETE", "/api/v2/silence/{id}"): lambda r: silences_api.expire_silence(
+            alerting, r.principal, r.path["id"], r.params, r.now
+        ),
+    }
+    for action in incidents_api.ACTIONS:
+        endpoints[("POST", f"/api/v1/incidents/{{id}}/{action}")] = _incident_action(incidents, events, action)
+    return endpoints
+
+
+def _incident_action(incidents: IncidentStore, events: IncidentEvents, action: str) -> Endpoint:
+    def endpoint(r: AdminRequest) -> Response:
+        tenant = managed_tenant(r.principal, r.params)
+        if not isinstance(tenant, str):
+            return tenant
+        return incidents_api.act(
+            incidents, events, tenant, r.path["id"], action, r.principal.key_id, r.json_body(), r.now * 1000
+        )
+
+    return endpoint

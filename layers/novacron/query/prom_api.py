@@ -523,26 +523,3 @@ def _bool_param(params: Params, name: str) -> bool:
     if text in ("1", "t", "T", "true", "TRUE", "True"):
         return True
     raise BadData(f'invalid parameter "{name}": strconv.ParseBool: parsing "{text}": invalid syntax')
-
-
-def rules(params: Params) -> Response:
-    """``/api/v1/rules``: ``type``, ``rule_name[]``, ``rule_group[]``, ``file[]``, ``match[]``, ``exclude_alerts``.
-
-    NovaCron evaluates no rules yet (the alerting issue adds them), so every valid request answers
-    Prometheus's empty state: no groups.
-    """
-
-    def run() -> Response:
-        kind = _param(params, "type").lower()
-        if kind not in ("", "alert", "record"):
-            raise BadData(f'invalid parameter "type": not supported value "{kind}"')
-        _bool_param(params, "exclude_alerts")
-        _matcher_sets(params)
-        return success({"groups": []})
-
-    return _run(run)
-
-
-def alerts(params: Params) -> Response:
-    """``/api/v1/alerts``: the active alerts; none until the alerting issue evaluates rules."""
-    return success({"alerts": []})

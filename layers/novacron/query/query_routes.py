@@ -10,15 +10,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from novacron.alert import incidents_api, rules_api, silences_api
+from novacron.alert.incidents_api import IncidentStore
+from novacron.alert.state import AlertingStore
 from novacron.detect import api as anomalies_api
 from novacron.forecast import api as forecast_api
+from novacron.notify import inbox_api
 from novacron.promql import Engine
 from novacron.query import prom_api, status
 from novacron.query.results_cache import ResultsCache, ResultsStore
 from novacron.storage.reader import HotTierReader
 
 Params = dict[str, list[str]]
-Endpoint = Callable[[HotTierReader, Params, Mapping[str, str], int], tuple[int, dict[str, Any]]]
+# The body is an object, except the Alertmanager v2 routes' (lists, and strings for errors).
+Endpoint = Callable[[HotTierReader, Params, Mapping[str, str], int], tuple[int, Any]]
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,14 @@ class AnomalyStore(anomalies_api.AnomalyReader, anomalies_api.FeedbackReader, Pr
     """The anomalies table: episodes and users' feedback on them."""
 
 
-def query_endpoints(limits: QueryLimits, results: ResultsStore, anomalies: AnomalyStore) -> dict[str, Endpoint]:
+def query_endpoints(
+    limits: QueryLimits,
+    results: ResultsStore,
+    anomalies: AnomalyStore,
+    alerting: AlertingStore,
+    incidents: IncidentStore,
+    inbox: inbox_api.InboxReader,
+) -> dict[str, Endpoint]:
     """Every query route's endpoint: (reader, parameters, path parameters, now in ms) → (status, body)."""
 
     def engine(reader: HotTierReader) -> Engine:
@@ -67,10 +79,17 @@ def query_endpoints(limits: QueryLimits, results: ResultsStore, anomalies: Anoma
         "/api/v1/metadata": lambda r, p, _, __: prom_api.metadata(r, p),
         "/api/v1/query_exemplars": lambda r, p, _, __: prom_api.query_exemplars(r, p),
         "/api/v1/format_query": lambda _r, p, _, __: prom_api.format_query(p),
-        "/api/v1/rules": lambda _r, p, _, __: prom_api.rules(p),
-        "/api/v1/alerts": lambda _r, p, _, __: prom_api.alerts(p),
+        "/api/v1/rules": lambda r, p, _, __: rules_api.rules(alerting, r.tenant, p),
+        "/api/v1/alerts": lambda r, _p, _, __: rules_api.alerts(alerting, r.tenant),
         "/api/v1/status/buildinfo": lambda _r, _p, _, __: prom_api.buildinfo(),
         "/api/v1/status/tsdb": lambda r, p, _, now: status.tsdb_status(r, p, now),
         "/api/v1/forecast": forecast,
         "/api/v1/anomalies": lambda r, p, _, now: anomalies_api.list_anomalies(anomalies, r.tenant, p, now, anomalies),
+        "/api/v1/incidents": lambda r, p, _, now: incidents_api.list_incidents(incidents, r.tenant, p, now),
+        "/api/v1/incidents/{id}": lambda r, _p, path, _: incidents_api.get_incident(incidents, r.tenant, path["id"]),
+        "/api/v1/notifications": lambda r, p, _, __: inbox_api.list_notifications(inbox, r.tenant, p),
+        "/api/v2/silences": lambda r, p, _, now: silences_api.list_silences(alerting, r.tenant, p, now / 1000),
+        "/api/v2/silence/{id}": lambda r, _p, path, now: silences_api.get_silence(
+            alerting, r.tenant, path["id"], now / 1000
+        ),
     }

@@ -13,7 +13,17 @@ from novacron.wiring import ADMIN, QUERY, WIRING
 SPEC = Path(__file__).resolve().parents[3] / "docs" / "openapi.yaml"
 METHODS = {"get", "post", "put", "delete", "patch"}
 # Admin routes described so far (docs/retention.md); the rest of the admin API is in its docs pages.
-DOCUMENTED_ADMIN_PREFIXES = ("/api/v1/admin/retention", "/api/v1/admin/detection", "/api/v1/anomalies/")
+DOCUMENTED_ADMIN_PREFIXES = (
+    "/api/v1/admin/retention",
+    "/api/v1/admin/detection",
+    "/api/v1/admin/models",
+    "/api/v1/anomalies/",
+    # Alerting (docs/alerting.md)
+    "/api/v1/incidents/",
+    "/api/v1/rules/files",
+    "/api/v1/admin/alertmanager",
+    "/api/v2/silence",
+)
 
 
 @pytest.fixture(scope="module")

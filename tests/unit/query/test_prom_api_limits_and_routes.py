@@ -208,38 +208,3 @@ def test_format_query_of_a_bad_expression_is_bad_data(params):
     status, body = prom_api.format_query(params)
     assert (status, body["errorType"]) == (400, "bad_data")
     assert body["error"].startswith('invalid parameter "query": ')
-
-
-# --- rules and alerts ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "params",
-    [
-        {},
-        {"type": "alert"},
-        {"type": "RECORD"},
-        {"rule_name[]": ["a", "b"], "match[]": ['{job="x"}']},
-        {"exclude_alerts": "true"},
-    ],
-)
-def test_rules_answer_the_empty_state(params):
-    assert prom_api.rules(params) == (200, {"status": "success", "data": {"groups": []}})
-
-
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        ({"type": "recording"}, 'invalid parameter "type": not supported value "recording"'),
-        ({"exclude_alerts": "maybe"}, 'invalid parameter "exclude_alerts": strconv.ParseBool'),
-        ({"match[]": ["sum("]}, "parse error"),
-    ],
-)
-def test_rules_validate_params(params, message):
-    status, body = prom_api.rules(params)
-    assert (status, body["errorType"]) == (400, "bad_data")
-    assert message in body["error"]
-
-
-def test_alerts_answer_the_empty_state():
-    assert prom_api.alerts({}) == (200, {"status": "success", "data": {"alerts": []}})
