@@ -44,6 +44,9 @@ BATCH_QUEUES = ("orders", "emails", "invoices")
 FRESHNESS = "time() - max(timestamp(up))"
 ANOMALIES_READ = 200  # the newest episodes read per summary; the strongest few are shown
 ANOMALIES_SHOWN = 4
+INCIDENTS_SHOWN = 3
+INBOX_SHOWN = 4
+RULES_FILE = "shop"  # the shop's alerting rules (novacron.simulate.alerting), pushed at start
 SERVICE_ANOMALIES_SHOWN = 2
 REQUEST_RATE = "sum(rate(http_requests_total[5m]))"
 # Minutes of history a per-service model may be trained on in the demo (the backfilled half hour).
@@ -86,6 +89,8 @@ class Summary:
     sources: list[tuple[str, float]] | None = None
     rejected: float | None = None
     anomalies: list[dict[str, Any]] | None = None  # the detector's episodes, newest first
+    incidents: list[dict[str, Any]] | None = None  # correlated alerts, newest first
+    inbox: list[dict[str, Any]] | None = None  # the local inbox's notifications, newest first
 
 
 class QueryClient:
@@ -140,6 +145,8 @@ class QueryClient:
             sources,
             first(REJECTED),
             self.get("/api/v1/anomalies", limit=str(ANOMALIES_READ)),
+            self.get("/api/v1/incidents", limit=str(INCIDENTS_SHOWN))["incidents"],
+            self.get("/api/v1/notifications", limit=str(INBOX_SHOWN))["notifications"],
         )
 
 
@@ -169,6 +176,8 @@ def render(summary: Summary, stats: Any, ingest_rate: float, url: str, read_key:
         f"  sources     {pairs(summary.sources or [], '{:,.0f} series')} (labels the ingest policy requires; "
         f"{maybe(summary.rejected, '{:,.0f}')} series rejected in 5m)",
         *anomaly_lines(summary.anomalies or []),
+        *incident_lines(summary.incidents or []),
+        *inbox_summary(summary.inbox or []),
         "  try:",
         f"    curl -s -H 'Authorization: Bearer {read_key}' '{url}/api/v1/query' "
         f"--data-urlencode 'query={ERROR_RATIO}'",
@@ -233,6 +242,45 @@ def anomaly_lines(anomalies: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def incident_lines(incidents: list[dict[str, Any]]) -> list[str]:
+    """The newest incidents: correlated alerts with their suspected origin and priority."""
+    if not incidents:
+        return ["  incidents   none yet (the shop's alerting rules are evaluated every minute)"]
+    lines = [f"  incidents   the newest {len(incidents)} (alerts correlated over the call graph):"]
+    for i in incidents:
+        opened = time.strftime("%H:%M:%S", time.localtime(i["opened_at_ms"] / 1000))
+        lines.append(
+            f"    {opened}  {i['priority_label']} {i['status']:12} {i['title']}  "
+            f"[{i['alerts_firing']}/{i['alerts_total']} firing; origin {i['origin'] or '?'}: {i['origin_reason']}]"
+        )
+    return lines
+
+
+def inbox_summary(entries: list[dict[str, Any]]) -> list[str]:
+    """The local inbox: where notifications land when no Slack/PagerDuty/... endpoint is configured."""
+    from novacron.notify.inbox_api import inbox_lines  # the query API's modules: only once the demo runs
+
+    if not entries:
+        return ["  inbox       no notifications yet (incidents notify the local inbox after a 30 s group wait)"]
+    return ["  inbox       the newest notifications (no real endpoint configured):"] + [
+        f"    {line}" for line in inbox_lines(entries)
+    ]
+
+
+def push_rules(url: str, admin_key: str) -> None:
+    """Upload the shop's alerting rules (what a team would keep in git and push with ``novacron rules push``)."""
+    from novacron.simulate.alerting import SHOP_RULES
+
+    request = urllib.request.Request(  # noqa: S310 (always our own http:// URL)
+        f"{url.rstrip('/')}/api/v1/rules/files/{RULES_FILE}",
+        data=SHOP_RULES.encode(),
+        method="PUT",
+        headers={"Authorization": f"Bearer {admin_key}", "Content-Type": "application/yaml"},
+    )
+    with urllib.request.urlopen(request, timeout=30):  # noqa: S310 (our own local URL)
+        pass
+
+
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Run the demo until Ctrl-C (or ``--duration``)."""
     from novacron.adapters.keys_table import DynamoKeyStore
@@ -258,6 +306,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         ingest_key, _ = issue_key(store, "default", "ingest", int(time.time()), "demo simulator", SIMULATOR_LABELS)
         agent_key, _ = issue_key(store, "default", "ingest", int(time.time()), "demo agent", AGENT_LABELS)
         read_key, _ = issue_key(store, "default", "read", int(time.time()), "demo summary")
+        push_rules(runtime.url, admin_key)
         print(f"NovaCron local stack at {runtime.url}", file=out)
         print(f"  admin key (tenant 'default'): {admin_key}", file=out)
         print(f"  read key  (tenant 'default'): {read_key}", file=out)

@@ -712,7 +712,8 @@ WIRING = Wiring(
         # Locally: a first model soon after start (on the history a demo backfills), then every half hour.
         Schedule("model-training", DETECT_TRAINER, every_s=TRAINING_EVERY_S, local_every_s=1800, local_first_run_s=90),
         Schedule("service-scoring", SERVICE_DETECT, every_s=SERVICE_SCORING_EVERY_S),
-        Schedule("alert-evaluation", ALERT, every_s=ALERT_EVERY_S),
+        # Locally every 15 s (rule groups still evaluate at their own interval): alerts show within a minute.
+        Schedule("alert-evaluation", ALERT, every_s=ALERT_EVERY_S, local_every_s=15, local_first_run_s=10),
     ),
     secrets=(Secret(PII_SECRET, "NovaCron: the key per-tenant PII-scrubbing HMAC keys are derived from"),),
     # Every sample the writer stores is also written to Timestream when a deployment turns this on.

@@ -17,7 +17,7 @@ def free_port() -> int:
 
 
 def test_demo_shows_data_read_back_through_promql() -> None:
-    # Given a short demo: five minutes of history with an error fault, then a few seconds live
+    # Given a short demo: five minutes of history with an error fault, then two and a half minutes live
     args = argparse.Namespace(
         port=free_port(),
         api_key="demo-admin-key-for-tests",
@@ -25,7 +25,7 @@ def test_demo_shows_data_read_back_through_promql() -> None:
         interval=15.0,
         fault=["errors:product-catalog:60%@+3m/10m"],
         refresh=4.0,
-        duration=30.0,
+        duration=150.0,
     )
     out = io.StringIO()
     # When it runs
@@ -54,3 +54,10 @@ def test_demo_shows_data_read_back_through_promql() -> None:
     assert explained
     # ... the strongest of them at the injected fault: product-catalog's errors, or its callers' errors calling it
     assert any("product-catalog" in line for line in explained[-4:]), explained[-4:]
+    # And the shop's alerting rules fired on the fault: an incident at product-catalog (its callers' alerts
+    # correlated into it), notified to the local inbox
+    incidents = re.findall(r"^    \d\d:\d\d:\d\d  P\d (open|acknowledged|resolved)\s+(.*)$", text, re.MULTILINE)
+    assert incidents, text[-3000:]
+    assert any("product-catalog" in title for _, title in incidents), incidents
+    notified = re.findall(r"^    \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ  \S+  #\d+\s+(.*)$", text, re.MULTILINE)
+    assert notified, text[-3000:]
