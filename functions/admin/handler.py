@@ -22,7 +22,9 @@ from novacron.adapters.event_bus import EventBridgeSink
 from novacron.adapters.incidents import DynamoIncidentStore
 from novacron.adapters.keys_table import DynamoKeyStore
 from novacron.adapters.model_store import S3ModelStore
+from novacron.adapters.notification_topic import NotificationTopic
 from novacron.adapters.settings_table import SettingsTable
+from novacron.alert.incidents_api import Announcer
 from novacron.auth import Role
 from novacron.config import AdminConfig
 from novacron.detect.registry import ModelRegistry
@@ -47,7 +49,7 @@ ENDPOINTS = admin_endpoints(
     ModelRegistry(S3ModelStore(config.models_bucket)),
     DynamoAlertingStore(config.alerting_table),
     DynamoIncidentStore(config.incidents_table),
-    EventBridgeSink(config.event_bus),
+    Announcer(EventBridgeSink(config.event_bus), NotificationTopic(config.notifications_topic)),
 )
 
 

@@ -155,6 +155,7 @@ class AdminConfig(_FunctionConfig):
     alerting_table: str  # rule files, the Alertmanager configuration, silences
     incidents_table: str  # incident actions (acknowledge, resolve, reopen, comment) ...
     event_bus: str  # ... which put incident events on the bus
+    notifications_topic: str  # ... and notification requests for the receivers already told
 
 
 class DetectTrainerConfig(_FunctionConfig):

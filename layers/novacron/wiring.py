@@ -421,6 +421,7 @@ WIRING = Wiring(
                 Grant(ALERTING_TABLE, RW),  # rule files, the Alertmanager configuration, silences
                 Grant(INCIDENTS_TABLE, RW),  # incident actions (acknowledge, resolve, ...)
                 Grant(EVENT_BUS, W),  # ... which put incident events on the bus
+                Grant(NOTIFICATIONS_TOPIC, W),  # ... and tell the receivers already notified
             ),
             environment={
                 **_AUTH_ENV,
@@ -431,6 +432,7 @@ WIRING = Wiring(
                 "NOVACRON_ALERTING_TABLE": ALERTING_TABLE,
                 "NOVACRON_INCIDENTS_TABLE": INCIDENTS_TABLE,
                 "NOVACRON_EVENT_BUS": EVENT_BUS,
+                "NOVACRON_NOTIFICATIONS_TOPIC": NOTIFICATIONS_TOPIC,
             },
             # Retention overrides match series with PromQL selectors: validating them needs the parser.
             layers=("core", "science"),

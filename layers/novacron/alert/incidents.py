@@ -42,6 +42,7 @@ DEFAULT_SEVERITY_WEIGHT = 0.3  # info, none, anything else
 TIER_WEIGHTS = {1: 1.0, 2: 0.75, 3: 0.5}
 UNTIERED_WEIGHT = 0.6
 PRIORITY_BANDS = ((60.0, "P1"), (40.0, "P2"), (25.0, "P3"), (10.0, "P4"))
+FALSE_POSITIVE = "false_positive"  # the timeline entry kind of an incident resolved as noise
 
 
 class IncidentStatus(StrEnum):

@@ -11,7 +11,8 @@ comment).
   (the alerts were noise: it lowers the priority of their rules' future incidents). 404 for an unknown
   incident, 409 when the incident is not in a state the action applies to. Each action goes on the
   incident's timeline with the API key id that took it, and acknowledge/resolve/reopen put an event on
-  the bus, so that notifications update (the Slack message in place, PagerDuty's incident by its dedup key).
+  the bus and a notification request on the notifications topic, so that notifications update (the
+  Slack message in place, PagerDuty's incident by its dedup key).
 
 Answers use the Prometheus envelope and error types, like the rest of the query API.
 """
@@ -20,9 +21,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from novacron.alert.incidents import (
+    FALSE_POSITIVE,
     INCIDENT_REOPENED,
     INCIDENT_RESOLVED,
     Incident,
@@ -31,6 +34,9 @@ from novacron.alert.incidents import (
     IncidentStatus,
     valid_incident_id,
 )
+from novacron.alert.notifications import incident_notification
+from novacron.alert.state import NotificationRequest
+from novacron.notify.model import Action
 from novacron.promql import BadData
 from novacron.query.prom_api import Params, Response, _param, _run, error, listing_limit, success, window_params
 
@@ -41,7 +47,6 @@ FILTER_READ_FACTOR = 10  # filters apply after the read: read more so that a fil
 MAX_COMMENT = 2_000
 INCIDENT_TTL_DAYS = 400  # incidents and their history outlive the data: postmortems read them
 INCIDENT_ACKNOWLEDGED = "IncidentAcknowledged"
-FALSE_POSITIVE = "false_positive"  # the timeline entry kind of an incident resolved as noise
 ACTIONS = ("acknowledge", "resolve", "reopen", "comment")
 _STATUSES = (*(str(s) for s in IncidentStatus), "active")
 
@@ -70,6 +75,37 @@ class IncidentEvents(Protocol):
     def put_events(self, events: Sequence[IncidentEvent]) -> None:
         """Deliver every event, or raise."""
         ...
+
+
+class NotificationPublisher(Protocol):
+    """The notifications topic (``novacron.adapters.notification_topic.NotificationTopic``)."""
+
+    def publish(self, requests: Sequence[NotificationRequest]) -> None:
+        """Publish every request, or raise."""
+        ...
+
+
+@dataclass(frozen=True)
+class Announcer:
+    """What hears of a person's action on an incident: the bus (an ``Incident*`` event) and the receivers
+    already told about the incident (a notification request without a receiver), so that a Slack message
+    is updated in place and PagerDuty's incident is acknowledged or resolved by its dedup key."""
+
+    events: IncidentEvents
+    notifications: NotificationPublisher
+
+    def announce(self, incident: Incident, action: str) -> None:
+        """Tell both of ``action`` (acknowledge, resolve or reopen) on the saved ``incident``."""
+        detail_type, told = _ANNOUNCED[action]
+        self.events.put_events([IncidentEvent(detail_type, incident)])
+        self.notifications.publish([NotificationRequest(incident_notification(incident, told))])
+
+
+_ANNOUNCED = {
+    "acknowledge": (INCIDENT_ACKNOWLEDGED, Action.ACKNOWLEDGED),
+    "resolve": (INCIDENT_RESOLVED, Action.RESOLVED),
+    "reopen": (INCIDENT_REOPENED, Action.REOPENED),
+}
 
 
 def summary(incident: Incident) -> dict[str, Any]:
@@ -117,7 +153,7 @@ def get_incident(store: IncidentStore, tenant: str, incident_id: str) -> Respons
 
 def act(
     store: IncidentStore,
-    events: IncidentEvents | None,
+    announcer: Announcer | None,
     tenant: str,
     incident_id: str,
     action: str,
@@ -157,9 +193,8 @@ def act(
             if attempt:
                 return error("conflict", f"incident {incident_id} is changing; try again")
             continue
-        kind = {"acknowledge": INCIDENT_ACKNOWLEDGED, "resolve": INCIDENT_RESOLVED, "reopen": INCIDENT_REOPENED}
-        if events is not None and action in kind:
-            events.put_events([IncidentEvent(kind[action], saved)])
+        if announcer is not None and action in _ANNOUNCED:
+            announcer.announce(saved, action)
         return success(saved.to_json())
     raise AssertionError("unreachable")
 

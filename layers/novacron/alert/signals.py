@@ -16,8 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from novacron.alert.evaluate import Alert, GroupState, fingerprint
-from novacron.alert.incidents import SERVICE_LABELS, AlertSignal, Incident, Source
-from novacron.alert.incidents_api import FALSE_POSITIVE
+from novacron.alert.incidents import FALSE_POSITIVE, SERVICE_LABELS, AlertSignal, Incident, Source
 from novacron.detect.events import Anomaly, Status
 from novacron.series import METRIC_NAME
 

@@ -12,7 +12,7 @@ from typing import Protocol
 from urllib.parse import unquote
 
 from novacron.alert import alertmanager_api, incidents_api, rules_api, silences_api
-from novacron.alert.incidents_api import IncidentEvents, IncidentStore
+from novacron.alert.incidents_api import Announcer, IncidentStore
 from novacron.alert.state import AlertingStore
 from novacron.auth import KeyStore, Principal
 from novacron.detect.registry import ModelRegistry
@@ -55,7 +55,7 @@ def admin_endpoints(
     models: ModelRegistry,
     alerting: AlertingStore,
     incidents: IncidentStore,
-    events: IncidentEvents,
+    announcer: Announcer,
 ) -> dict[tuple[str, str], Endpoint]:
     """The endpoint of every admin route, by (method, path as declared in the wiring)."""
 
@@ -106,11 +106,11 @@ def admin_endpoints(
             anomalies, r.principal, r.path["id"], r.params, r.json_body(), r.now
         ),
         ("GET", "/api/v1/admin/models"): lambda r: models_api.get_models(models, r.principal, r.params),
-        **_alerting_endpoints(alerting, incidents, events),
+        **_alerting_endpoints(alerting, incidents, announcer),
     }
 
 
-def _alerting_endpoints(alerting: AlertingStore, incidents: IncidentStore, events: IncidentEvents) -> Endpoints:
+def _alerting_endpoints(alerting: AlertingStore, incidents: IncidentStore, announcer: Announcer) -> Endpoints:
     """Rule files, the Alertmanager configuration, silences and incident actions (docs/alerting.md)."""
     files = "/api/v1/rules/files/{name}"
     endpoints: Endpoints = {
@@ -132,17 +132,17 @@ def _alerting_endpoints(alerting: AlertingStore, incidents: IncidentStore, event
         ),
     }
     for action in incidents_api.ACTIONS:
-        endpoints[("POST", f"/api/v1/incidents/{{id}}/{action}")] = _incident_action(incidents, events, action)
+        endpoints[("POST", f"/api/v1/incidents/{{id}}/{action}")] = _incident_action(incidents, announcer, action)
     return endpoints
 
 
-def _incident_action(incidents: IncidentStore, events: IncidentEvents, action: str) -> Endpoint:
+def _incident_action(incidents: IncidentStore, announcer: Announcer, action: str) -> Endpoint:
     def endpoint(r: AdminRequest) -> Response:
         tenant = managed_tenant(r.principal, r.params)
         if not isinstance(tenant, str):
             return tenant
         return incidents_api.act(
-            incidents, events, tenant, r.path["id"], action, r.principal.key_id, r.json_body(), r.now * 1000
+            incidents, announcer, tenant, r.path["id"], action, r.principal.key_id, r.json_body(), r.now * 1000
         )
 
     return endpoint

@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from novacron.alert.incidents import AlertSignal, Correlator, IncidentEvent
+from novacron.alert.incidents_api import Announcer
+from novacron.alert.state import NotificationRequest
 from novacron.alert.topology import Topology
 from novacron.auth import Principal, Role
 from novacron.cli import main
@@ -38,9 +40,13 @@ class FakeNovaCron:
     alerting: MemoryAlertingStore = field(default_factory=MemoryAlertingStore)
     incidents: MemoryIncidentStore = field(default_factory=MemoryIncidentStore)
     events: list[IncidentEvent] = field(default_factory=list)
+    requests: list[NotificationRequest] = field(default_factory=list)
 
     def put_events(self, events: Sequence[IncidentEvent]) -> None:
         self.events.extend(events)
+
+    def publish(self, requests: Sequence[NotificationRequest]) -> None:
+        self.requests.extend(requests)
 
     def answer(self, method: str, url: str, headers: Any, body: bytes) -> tuple[int, Any]:
         principal = KEYS.get(headers.get("Authorization", "").removeprefix("Bearer "))
@@ -65,7 +71,7 @@ class FakeNovaCron:
 
     def __post_init__(self) -> None:
         none: Any = None
-        self.admin = admin_endpoints(none, none, none, none, none, self.alerting, self.incidents, self)
+        self.admin = admin_endpoints(none, none, none, none, none, self.alerting, self.incidents, Announcer(self, self))
         limits = QueryLimits(300_000, 1000, 1000)
         self.query = query_endpoints(limits, none, none, self.alerting, self.incidents, none)
 

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import pytest
 
 from novacron.alert.incidents import AlertSignal, Correlator, Incident, IncidentEvent
-from novacron.alert.incidents_api import act, get_incident, list_incidents
+from novacron.alert.incidents_api import Announcer, act, get_incident, list_incidents
+from novacron.alert.state import NotificationRequest
 from novacron.alert.topology import Topology
 from tests.fakes import MemoryIncidentStore
 
@@ -16,12 +17,18 @@ MIN = 60_000
 NOW = 1_800_000_000_000
 
 
-class EventList:
+class Heard:
+    """The bus and the notifications topic, as lists."""
+
     def __init__(self) -> None:
         self.events: list[IncidentEvent] = []
+        self.requests: list[NotificationRequest] = []
 
     def put_events(self, events: Sequence[IncidentEvent]) -> None:
         self.events.extend(events)
+
+    def publish(self, requests: Sequence[NotificationRequest]) -> None:
+        self.requests.extend(requests)
 
 
 def signal(service: str, at_ms: int, name: str = "Errors") -> AlertSignal:
@@ -108,8 +115,8 @@ def test_one_incident_is_read_whole_and_other_tenants_incidents_are_not_found(st
 
 
 def test_actions_go_on_the_timeline_with_who_and_put_events(store: MemoryIncidentStore) -> None:
-    # Given an open incident and an event sink
-    incident_id, events = ids(store)[0], EventList()
+    # Given an open incident, the bus and the notifications topic
+    incident_id, heard = ids(store)[0], Heard()
 
     # When it is acknowledged with a comment, commented on, and resolved
     for action, body in (
@@ -117,10 +124,11 @@ def test_actions_go_on_the_timeline_with_who_and_put_events(store: MemoryInciden
         ("comment", b'{"comment": "search index rebuilt"}'),
         ("resolve", b""),
     ):
-        status, answer = act(store, events, "acme", incident_id, action, "key-ops", body, NOW)
+        status, answer = act(store, Announcer(heard, heard), "acme", incident_id, action, "key-ops", body, NOW)
         assert status == 200, answer
 
-    # Then the timeline records each, by the key id, and acknowledge/resolve announced themselves
+    # Then the timeline records each, by the key id, and acknowledge/resolve announced themselves on the bus
+    # and to the receivers already told (no receiver named), each newer than the last
     incident = store.incident("acme", incident_id)
     assert incident is not None
     assert [(e.kind, e.text, e.by) for e in incident.timeline[1:]] == [
@@ -129,8 +137,11 @@ def test_actions_go_on_the_timeline_with_who_and_put_events(store: MemoryInciden
         ("comment", "search index rebuilt", "key-ops"),
         ("resolved", "resolved by key-ops", "key-ops"),
     ]
-    assert [e.detail_type for e in events.events] == ["IncidentAcknowledged", "IncidentResolved"]
-    assert events.events[-1].detail()["status"] == "resolved"
+    assert [e.detail_type for e in heard.events] == ["IncidentAcknowledged", "IncidentResolved"]
+    assert heard.events[-1].detail()["status"] == "resolved"
+    told = [(r.receiver, r.notification.action.value, r.notification.status.value) for r in heard.requests]
+    assert told == [(None, "acknowledged", "acknowledged"), (None, "resolved", "resolved")]
+    assert heard.requests[0].notification.sequence < heard.requests[1].notification.sequence
 
 
 @pytest.mark.parametrize(
