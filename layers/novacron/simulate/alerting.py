@@ -3,8 +3,8 @@
 ``SHOP_RULES`` is a Prometheus rule file over the metrics the estate exports (``estate.py``): request
 errors and latency per service and route and per pod, failing dependency calls, targets down and
 memory growth.
-Latency is judged against the same route half an hour earlier, since the shop's routes differ by two
-orders of magnitude in normal latency. ``make demo`` pushes these rules; ``bench/noise.py`` evaluates
+Latency is judged against the same route's ten minutes half an hour earlier, since the shop's routes
+differ by two orders of magnitude in normal latency. ``make demo`` pushes these rules; ``bench/noise.py`` evaluates
 them over fault scenarios.
 
 ``SHOP_ALERTMANAGER`` routes every alert to the local inbox, grouped by incident: an alert storm is
@@ -34,7 +34,7 @@ groups:
         expr: |
           histogram_quantile(0.99, sum by (service, route, le) (rate(http_request_duration_seconds_bucket[2m])))
             > 3 * histogram_quantile(0.99,
-                    sum by (service, route, le) (rate(http_request_duration_seconds_bucket[30m] offset 30m)))
+                    sum by (service, route, le) (rate(http_request_duration_seconds_bucket[10m] offset 30m)))
         for: 1m
         labels:
           severity: warning
@@ -56,7 +56,7 @@ groups:
         expr: |
           histogram_quantile(0.99, sum by (service, pod, le) (rate(http_request_duration_seconds_bucket[2m])))
             > 3 * histogram_quantile(0.99,
-                    sum by (service, pod, le) (rate(http_request_duration_seconds_bucket[30m] offset 30m)))
+                    sum by (service, pod, le) (rate(http_request_duration_seconds_bucket[10m] offset 30m)))
         for: 1m
         labels:
           severity: warning
