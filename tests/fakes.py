@@ -235,6 +235,7 @@ class MemoryAlertingStore:
         self.files: dict[str, dict[str, StoredText]] = {}
         self.states: dict[str, dict[str, GroupState]] = {}
         self.configs: dict[str, StoredText] = {}
+        self.correlations: dict[str, StoredText] = {}
         self.silence_items: dict[str, dict[str, Silence]] = {}
         self.dispatchers: dict[str, dict[str, Any]] = {}
 
@@ -274,6 +275,16 @@ class MemoryAlertingStore:
         if (stored.version if stored else 0) != expected_version:
             return False
         self.configs[tenant] = StoredText(text, expected_version + 1, at, by)
+        return True
+
+    def correlation_config(self, tenant: str) -> StoredText | None:
+        return self.correlations.get(tenant)
+
+    def put_correlation_config(self, tenant: str, text: str, by: str, at: int, expected_version: int) -> bool:
+        stored = self.correlations.get(tenant)
+        if (stored.version if stored else 0) != expected_version:
+            return False
+        self.correlations[tenant] = StoredText(text, expected_version + 1, at, by)
         return True
 
     def silences(self, tenant: str) -> list[Silence]:

@@ -74,9 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     from novacron.forecast.cli import register as register_forecast
 
     register_forecast(commands)
-    from novacron.alert import alertmanager_cli, incidents_cli, rules_cli, silences_cli
+    from novacron.alert import alertmanager_cli, correlation_cli, incidents_cli, rules_cli, silences_cli
 
-    for alerting in (rules_cli, silences_cli, alertmanager_cli, incidents_cli):
+    for alerting in (rules_cli, silences_cli, alertmanager_cli, correlation_cli, incidents_cli):
         alerting.register(commands)
     from novacron.notify.inbox_cli import register as register_notifications
 

@@ -603,6 +603,9 @@ WIRING = Wiring(
                 "NOVACRON_NOTIFY_FAILURES_QUEUE": NOTIFY_DLQ,
                 "NOVACRON_EMAIL_TOPIC": EMAIL_TOPIC,
             },
+            # The Alertmanager configuration is read through the alerting store, whose rule-group states
+            # come with the rule evaluator and so the PromQL parser.
+            layers=("core", "science"),
         ),
     ),
     consumers=(
@@ -703,6 +706,8 @@ WIRING = Wiring(
         Route("DELETE", "/api/v1/rules/files/{name}", ADMIN),
         Route("GET", "/api/v1/admin/alertmanager", ADMIN),
         Route("PUT", "/api/v1/admin/alertmanager", ADMIN),
+        Route("GET", "/api/v1/admin/correlation", ADMIN),
+        Route("PUT", "/api/v1/admin/correlation", ADMIN),
         Route("GET", "/api/v2/silences", QUERY),
         Route("GET", "/api/v2/silence/{id}", QUERY),
         Route("POST", "/api/v2/silences", ADMIN),

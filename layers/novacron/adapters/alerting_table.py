@@ -5,6 +5,7 @@ One partition per tenant (``pk`` = ``<tenant>``); the sort key says what an item
 - ``rules#<file name>``: a rule file: ``text``, ``version``, ``updated_at``, ``updated_by``;
 - ``group#<file name>/<group name>``: a rule group's evaluation state (``data``: zlib-compressed JSON);
 - ``amconfig``: the Alertmanager-style configuration (``text``, ``version``, ``updated_at``, ``updated_by``);
+- ``correlation``: the correlation settings document (the same attributes);
 - ``silence#<id>``: a silence (``data``: its v2 API JSON, compressed like the others);
 - ``dispatcher``: the dispatcher's state (``data``).
 
@@ -34,6 +35,7 @@ RULES_PREFIX = "rules#"
 GROUP_PREFIX = "group#"
 SILENCE_PREFIX = "silence#"
 AMCONFIG_KEY = "amconfig"
+CORRELATION_KEY = "correlation"
 DISPATCHER_KEY = "dispatcher"
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
@@ -108,6 +110,15 @@ class DynamoAlertingStore:
     def put_alertmanager_config(self, tenant: str, text: str, by: str, at: int, expected_version: int) -> bool:
         """Store the configuration if its stored version is ``expected_version`` (0: none yet)."""
         return self._put_text(tenant, AMCONFIG_KEY, text, by, at, expected_version)
+
+    def correlation_config(self, tenant: str) -> StoredText | None:
+        """The tenant's correlation settings document, or None (the defaults apply)."""
+        item = self._get(tenant, CORRELATION_KEY)
+        return None if item is None else _stored_text(item)
+
+    def put_correlation_config(self, tenant: str, text: str, by: str, at: int, expected_version: int) -> bool:
+        """Store the correlation document if its stored version is ``expected_version`` (0: none yet)."""
+        return self._put_text(tenant, CORRELATION_KEY, text, by, at, expected_version)
 
     # --- states ---
 

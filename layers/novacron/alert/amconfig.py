@@ -27,9 +27,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from novacron.alert.durations import parse_duration_ms
 from novacron.alert.inhibit import InhibitRule
 from novacron.alert.matchers import AlertMatcher, MatcherError, new_matcher, parse_matchers
-from novacron.alert.rules import parse_duration_ms
 
 # Prometheus's legacy label names, which Alertmanager 0.25 requires in match/group_by/equal.
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")

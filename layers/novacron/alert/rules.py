@@ -15,42 +15,17 @@ from typing import Any
 
 import yaml
 
+from novacron.alert.durations import parse_duration_ms
 from novacron.alert.templating import check_alert_template
 from novacron.promql import BadData, parse
 from novacron.promql.pretty import pretty
 
 METRIC_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_DURATION_RE = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
-_DURATION_UNITS_MS = (365 * 86_400_000, 7 * 86_400_000, 86_400_000, 3_600_000, 60_000, 1000, 1)
 _GROUP_KEYS = ("name", "interval", "limit", "query_offset", "labels", "rules")
 _RULE_KEYS = ("record", "alert", "expr", "for", "keep_firing_for", "labels", "annotations")
 # What Prometheus's API reports for a rule that has never been evaluated.
 NEVER = "0001-01-01T00:00:00Z"
-
-
-def parse_duration_ms(text: str) -> int:
-    """Prometheus's ``model.ParseDuration`` (``1h30m``, ``90s``, ``0``) in milliseconds."""
-    if text == "0":
-        return 0
-    if text == "":
-        raise ValueError("empty duration string")
-    m = _DURATION_RE.fullmatch(text)
-    if m is None:
-        raise ValueError(f'not a valid duration string: "{text}"')
-    return sum(int(part) * unit for part, unit in zip(m.groups(), _DURATION_UNITS_MS, strict=True) if part)
-
-
-def format_duration(ms: int) -> str:
-    """A duration as Prometheus prints one (``1h30m``, ``5m``, ``0s``)."""
-    if ms == 0:
-        return "0s"
-    out = []
-    for suffix, unit in zip(("y", "w", "d", "h", "m", "s", "ms"), _DURATION_UNITS_MS, strict=True):
-        if ms >= unit:
-            out.append(f"{ms // unit}{suffix}")
-            ms %= unit
-    return "".join(out)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,11 @@ For each tenant:
 2. **Signals.** Firing and recently resolved rule alerts, and the detector's recent anomaly episodes
    (``novacron.alert.signals``). Alerts silenced or inhibited (the dispatcher's ``muted_by``, over the
    current alerts) do not join incidents.
-3. **Correlation** over the tenant's call graph (its RPC client series of the last hour) into the active
-   incidents, with each alert name's false-positive rate from the incidents users resolved as noise.
+3. **Correlation** over the tenant's call graph (the topology its correlation document declares, plus its
+   RPC client series of the last hour) into the active incidents, with the document's window, hops,
+   identifying labels and business tiers (``novacron.alert.correlation``; the function's settings for
+   what it leaves out, and for everything when it has none or it no longer parses), and each alert
+   name's false-positive rate from the incidents users resolved as noise.
    Signals are the whole current picture on every run, so a run that changes nothing writes nothing.
    Changed incidents are saved with optimistic locking (a conflict is logged and skipped: the next run
    redoes it); the opened, reopened and resolved ones go on the event bus.
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol
 
 from novacron.alert.amconfig import DEFAULT_CONFIG_TEXT, AlertmanagerConfig, ConfigError, parse_config
+from novacron.alert.correlation import CorrelationConfig, CorrelationError, parse_correlation
 from novacron.alert.grouping import NFLOG_RETENTION_S, Dispatcher
 from novacron.alert.incidents import (
     AlertSignal,
@@ -129,6 +133,7 @@ class AlertSettings:
     false_positive_days: int = 30
     false_positive_refresh_s: int = 900
     call_graph_window_s: int = 3600
+    # The correlation defaults: a tenant's correlation document may set each of these its own way.
     correlation_window_s: int = 600
     max_hops: int = 3
     reopen_window_s: int = 1800
@@ -323,8 +328,9 @@ class AlertingService:
     ) -> dict[str, Incident]:
         """Fold the signals into the tenant's incidents; every incident known after it, by id."""
         s = self.settings
+        correlation = self._correlation_config(tenant)
         active = self.incidents.active_incidents(
-            tenant, now_ms - s.incident_lookback_s * 1000, now_ms - s.reopen_window_s * 1000
+            tenant, now_ms - s.incident_lookback_s * 1000, now_ms - correlation.settings.reopen_window_s * 1000
         )
         known = {i.id: i for i in active}
         if not signals:
@@ -332,10 +338,8 @@ class AlertingService:
         calls = reader.series([[Matcher(METRIC_NAME, "=", CALL_METRIC)]], now_ms - s.call_graph_window_s * 1000, now_ms)
         correlator = Correlator(
             tenant,
-            Topology.from_call_series(calls),
-            CorrelationSettings(
-                window_s=s.correlation_window_s, max_hops=s.max_hops, reopen_window_s=s.reopen_window_s
-            ),
+            correlation.topology.merged(Topology.from_call_series(calls)),
+            correlation.settings,
             self._false_positive_rates(tenant, now_ms),
         )
         result = correlator.apply(active, signals, now_ms)
@@ -362,6 +366,26 @@ class AlertingService:
         report.incidents_opened, report.incidents_resolved = len(saved.opened), len(saved.resolved)
         report.incidents_reopened = len(saved.reopened)
         return known
+
+    def _correlation_config(self, tenant: str) -> CorrelationConfig:
+        """The tenant's correlation document over the function's defaults (just those without one)."""
+        s = self.settings
+        defaults = CorrelationSettings(
+            window_s=s.correlation_window_s, max_hops=s.max_hops, reopen_window_s=s.reopen_window_s
+        )
+        stored = self.store.correlation_config(tenant)
+        if stored is not None:
+            try:
+                return parse_correlation(stored.text, defaults)
+            except CorrelationError as exc:  # validated on upload: only a newer, stricter parser can refuse it
+                problems = "; ".join(str(p) for p in exc.problems[:3])
+                log.warning(
+                    "correlation settings of %s (version %d) do not parse (%s); the defaults are used",
+                    tenant,
+                    stored.version,
+                    problems,
+                )
+        return CorrelationConfig(defaults)
 
     def _false_positive_rates(self, tenant: str, now_ms: int) -> dict[str, float]:
         """Each alert name's false-positive rate over the last ``false_positive_days``, read again every

@@ -6,6 +6,8 @@ One store (the ``alerting`` table; ``novacron.adapters.alerting_table``) holds p
   a version and who changed them last;
 - each rule group's evaluation state (``novacron.alert.evaluate.GroupState``), keyed ``<file>/<group>``;
 - the Alertmanager-style configuration (routes, receivers, inhibit rules) as YAML text;
+- the correlation settings (``novacron.alert.correlation``: window, declared topology, business tiers) as
+  YAML or JSON text;
 - silences (``novacron.alert.silences.Silence``);
 - the dispatcher's state (``novacron.alert.grouping.Dispatcher.to_dict``).
 
@@ -70,6 +72,14 @@ class AlertingStore(Protocol):
 
     def put_alertmanager_config(self, tenant: str, text: str, by: str, at: int, expected_version: int) -> bool:
         """Store the configuration if its stored version is ``expected_version`` (0: none yet)."""
+        ...
+
+    def correlation_config(self, tenant: str) -> StoredText | None:
+        """The tenant's correlation settings document, or None (the defaults apply)."""
+        ...
+
+    def put_correlation_config(self, tenant: str, text: str, by: str, at: int, expected_version: int) -> bool:
+        """Store the correlation document if its stored version is ``expected_version`` (0: none yet)."""
         ...
 
     def silences(self, tenant: str) -> list[Silence]:

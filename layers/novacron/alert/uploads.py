@@ -27,14 +27,20 @@ def api_error(status: int, error_type: str, message: str, details: Sequence[str]
     return status, body
 
 
-def yaml_text(body: bytes, content_type: str) -> str | Response:
-    """The uploaded YAML document, or the 4xx answer: 415 for another media type, 413 when too large,
-    400 when it is not UTF-8 or empty."""
-    if content_type not in YAML_CONTENT_TYPES:
-        accepted = ", ".join(t for t in YAML_CONTENT_TYPES if t)
-        return api_error(415, "bad_data", f"Content-Type {content_type!r} is not accepted; send YAML as {accepted}")
-    if len(body) > MAX_DOCUMENT_BYTES:
-        return api_error(413, "bad_data", f"the document is {len(body)} bytes; at most {MAX_DOCUMENT_BYTES} allowed")
+def yaml_text(
+    body: bytes,
+    content_type: str,
+    *,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
+    content_types: Sequence[str] = YAML_CONTENT_TYPES,
+) -> str | Response:
+    """The uploaded YAML document, or the 4xx answer: 415 for a media type not in ``content_types``, 413
+    when larger than ``max_bytes``, 400 when it is not UTF-8 or empty."""
+    if content_type not in content_types:
+        accepted = ", ".join(t for t in content_types if t)
+        return api_error(415, "bad_data", f"Content-Type {content_type!r} is not accepted; send one of {accepted}")
+    if len(body) > max_bytes:
+        return api_error(413, "bad_data", f"the document is {len(body)} bytes; at most {max_bytes} allowed")
     try:
         text = body.decode()
     except UnicodeDecodeError as exc:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote
 
-from novacron.alert import alertmanager_api, incidents_api, rules_api, silences_api
+from novacron.alert import alertmanager_api, correlation_api, incidents_api, rules_api, silences_api
 from novacron.alert.incidents_api import Announcer, IncidentStore
 from novacron.alert.state import AlertingStore
 from novacron.auth import KeyStore, Principal
@@ -111,7 +111,8 @@ def admin_endpoints(
 
 
 def _alerting_endpoints(alerting: AlertingStore, incidents: IncidentStore, announcer: Announcer) -> Endpoints:
-    """Rule files, the Alertmanager configuration, silences and incident actions (docs/alerting.md)."""
+    """Rule files, the Alertmanager configuration, correlation settings, silences and incident actions
+    (docs/alerting.md)."""
     files = "/api/v1/rules/files/{name}"
     endpoints: Endpoints = {
         ("GET", "/api/v1/rules/files"): lambda r: rules_api.list_rule_files(alerting, r.principal, r.params),
@@ -122,6 +123,12 @@ def _alerting_endpoints(alerting: AlertingStore, incidents: IncidentStore, annou
         ("DELETE", files): lambda r: rules_api.delete_rule_file(alerting, r.principal, r.path["name"], r.params),
         ("GET", "/api/v1/admin/alertmanager"): lambda r: alertmanager_api.get_config(alerting, r.principal, r.params),
         ("PUT", "/api/v1/admin/alertmanager"): lambda r: alertmanager_api.put_config(
+            alerting, r.principal, r.params, r.body, r.content_type, r.now
+        ),
+        ("GET", "/api/v1/admin/correlation"): lambda r: correlation_api.get_correlation(
+            alerting, r.principal, r.params
+        ),
+        ("PUT", "/api/v1/admin/correlation"): lambda r: correlation_api.put_correlation(
             alerting, r.principal, r.params, r.body, r.content_type, r.now
         ),
         ("POST", "/api/v2/silences"): lambda r: silences_api.post_silence(

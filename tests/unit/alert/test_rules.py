@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from novacron.alert.rules import (
-    AlertingRule,
-    RecordingRule,
-    RuleFileError,
-    format_duration,
-    parse_duration_ms,
-    parse_rule_file,
-)
+from novacron.alert.durations import format_duration, parse_duration_ms
+from novacron.alert.rules import AlertingRule, RecordingRule, RuleFileError, parse_rule_file
 
 GOOD = """\
 groups:

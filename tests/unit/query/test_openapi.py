@@ -22,6 +22,7 @@ DOCUMENTED_ADMIN_PREFIXES = (
     "/api/v1/incidents/",
     "/api/v1/rules/files",
     "/api/v1/admin/alertmanager",
+    "/api/v1/admin/correlation",
     "/api/v2/silence",
 )
 
