@@ -19,7 +19,7 @@ import yaml
 
 from novacron.alert.amconfig import DEFAULT_CONFIG_TEXT, ConfigError, parse_config
 from novacron.alert.state import AlertingStore
-from novacron.alert.uploads import api_error, changed_meanwhile, expected_version, yaml_text
+from novacron.alert.uploads import api_error, write_versioned, yaml_text
 from novacron.auth import Principal
 from novacron.query.keys_api import managed_tenant
 from novacron.query.prom_api import Params, Response, success
@@ -125,15 +125,17 @@ def put_config(
         config = parse_config(text)
     except ConfigError as exc:
         return api_error(400, "bad_data", f"invalid Alertmanager configuration: {exc}", [str(exc)])
-    stored = store.alertmanager_config(tenant)
-    version = expected_version(params, stored.version if stored else 0)
+    version = write_versioned(
+        params,
+        store.alertmanager_config(tenant),
+        lambda expected: store.put_alertmanager_config(tenant, text, principal.key_id, now, expected),
+        "the Alertmanager configuration",
+    )
     if not isinstance(version, int):
         return version
-    if not store.put_alertmanager_config(tenant, text, principal.key_id, now, version):
-        return changed_meanwhile("the Alertmanager configuration")
     return success(
         {
-            "version": version + 1,
+            "version": version,
             "default": False,
             "updated_at": now,
             "updated_by": principal.key_id,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from novacron.alert.correlation import DEFAULT_TEXT, MAX_DOCUMENT_BYTES, CorrelationError, parse_correlation
 from novacron.alert.state import AlertingStore
-from novacron.alert.uploads import YAML_CONTENT_TYPES, api_error, changed_meanwhile, expected_version, yaml_text
+from novacron.alert.uploads import YAML_CONTENT_TYPES, api_error, write_versioned, yaml_text
 from novacron.auth import Principal
 from novacron.query.keys_api import managed_tenant
 from novacron.query.prom_api import Params, Response, success
@@ -74,15 +74,17 @@ def put_correlation(
         if len(problems) > 1:
             message += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
         return api_error(400, "bad_data", message, problems)
-    stored = store.correlation_config(tenant)
-    version = expected_version(params, stored.version if stored else 0)
+    version = write_versioned(
+        params,
+        store.correlation_config(tenant),
+        lambda expected: store.put_correlation_config(tenant, text, principal.key_id, now, expected),
+        "the correlation settings",
+    )
     if not isinstance(version, int):
         return version
-    if not store.put_correlation_config(tenant, text, principal.key_id, now, version):
-        return changed_meanwhile("the correlation settings")
     return success(
         {
-            "version": version + 1,
+            "version": version,
             "default": False,
             "updated_at": now,
             "updated_by": principal.key_id,

@@ -30,7 +30,7 @@ import yaml
 from novacron.alert.evaluate import GroupState, alerts_json, rules_json
 from novacron.alert.rules import RuleFile, RuleFileError, parse_rule_file
 from novacron.alert.state import AlertingStore, StoredText
-from novacron.alert.uploads import api_error, changed_meanwhile, expected_version, yaml_text
+from novacron.alert.uploads import api_error, write_versioned, yaml_text
 from novacron.auth import Principal
 from novacron.promql import BadData
 from novacron.query.keys_api import managed_tenant
@@ -133,16 +133,18 @@ def put_rule_file(
         message = f"{name}: {problems} problem{'s' if problems != 1 else ''}"
         return api_error(400, "bad_data", message, [str(issue) for issue in exc.issues])
     files = store.rule_files(tenant)
-    stored = files.get(name)
-    version = expected_version(params, stored.version if stored else 0)
-    if not isinstance(version, int):
-        return version
     refused = _over_limit(files, name, parsed, limits)
     if refused is not None:
         return refused
-    if not store.put_rule_file(tenant, name, text, principal.key_id, now, version):
-        return changed_meanwhile(f"rule file {name!r}")
-    return success(_summary(name, StoredText(text, version + 1, now, principal.key_id)))
+    version = write_versioned(
+        params,
+        files.get(name),
+        lambda expected: store.put_rule_file(tenant, name, text, principal.key_id, now, expected),
+        f"rule file {name!r}",
+    )
+    if not isinstance(version, int):
+        return version
+    return success(_summary(name, StoredText(text, version, now, principal.key_id)))
 
 
 def list_rule_files(store: AlertingStore, principal: Principal, params: Params) -> Response:

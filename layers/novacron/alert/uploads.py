@@ -9,9 +9,10 @@ several problems, ``details``: one ``line:column: message`` per problem.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from novacron.alert.state import StoredText
 from novacron.query.prom_api import Params, Response, _param
 
 MAX_DOCUMENT_BYTES = 1024 * 1024
@@ -64,6 +65,14 @@ def expected_version(params: Params, stored: int) -> int | Response:
     return stored
 
 
-def changed_meanwhile(what: str) -> Response:
-    """The 409 of a write that lost a race with another write."""
-    return api_error(409, "conflict", f"{what} changed while this change was made: read it again and reapply it")
+def write_versioned(
+    params: Params, stored: StoredText | None, write: Callable[[int], bool], what: str
+) -> int | Response:
+    """Write a document over the version the request names (``?version=N``; default the stored one) with
+    ``write(expected_version)``, which is False when another write won; the new version, or the 4xx."""
+    version = expected_version(params, stored.version if stored else 0)
+    if not isinstance(version, int):
+        return version
+    if not write(version):
+        return api_error(409, "conflict", f"{what} changed while this change was made: read it again and reapply it")
+    return version + 1
