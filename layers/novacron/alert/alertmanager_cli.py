@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from novacron.alert.amconfig import parse_config
-from novacron.alert.rules_cli import _read, check_files
-from novacron.cli import _api, _call
+from novacron.alert.rules_cli import REJECTED, check_files, upload
+from novacron.cli import _api
 from novacron.policy_cli import _target
 
 CONFIG_PATH = "/api/v1/admin/alertmanager"
@@ -52,8 +52,9 @@ def _get(args: argparse.Namespace) -> int:
 
 
 def _set(args: argparse.Namespace) -> int:
-    params = {} if args.version is None else {"version": str(args.version)}
-    data = _call(args, "PUT", CONFIG_PATH, params, _read(args.file).encode(), "text/yaml")["data"]
+    data = upload(args, CONFIG_PATH, str(args.file), separator=": ")
+    if data is None:
+        return REJECTED
     for warning in data["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"stored version {data['version']}: receivers {', '.join(data['receivers'])}")

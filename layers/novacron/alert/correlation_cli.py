@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from novacron.alert.correlation import CorrelationError, parse_correlation
-from novacron.alert.rules_cli import REJECTED, _read, check_files
-from novacron.cli import ApiError, _api, _call
+from novacron.alert.rules_cli import REJECTED, check_files, upload
+from novacron.cli import _api
 from novacron.policy_cli import _target
 
 CORRELATION_PATH = "/api/v1/admin/correlation"
@@ -54,18 +54,10 @@ def _get(args: argparse.Namespace) -> int:
 
 
 def _set(args: argparse.Namespace) -> int:
-    params = {} if args.version is None else {"version": str(args.version)}
     content_type = "application/json" if args.file.suffix.lower() == ".json" else "text/yaml"
-    try:
-        answer = _call(args, "PUT", CORRELATION_PATH, params, _read(args.file).encode(), content_type)
-    except ApiError as exc:
-        if exc.status != 400 or not exc.details:
-            raise
-        for problem in exc.details:
-            print(f"{args.file}: {problem}", file=sys.stderr)
-        print(f"novacron: {args.file} rejected: {len(exc.details)} problem(s)", file=sys.stderr)
+    data = upload(args, CORRELATION_PATH, str(args.file), content_type, separator=": ")
+    if data is None:
         return REJECTED
-    data = answer["data"]
     print(
         f"stored version {data['version']}: {data['services']} services, {data['calls']} calls, {data['tiers']} tiers"
     )

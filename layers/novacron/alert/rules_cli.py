@@ -70,19 +70,31 @@ def _file_path(name: str) -> str:
     return f"{FILES_PATH}/{urllib.parse.quote(name, safe='')}"
 
 
-def _push(args: argparse.Namespace) -> int:
-    name = args.name or args.file.name
+def upload(
+    args: argparse.Namespace, path: str, what: str, content_type: str = "text/yaml", separator: str = ":"
+) -> dict[str, Any] | None:
+    """PUT ``args.file`` at ``path`` (conditional on ``args.version`` when given); the answer's data, or None
+    when the server rejected the document: then each problem is printed after the file's name (joined by
+    ``separator``), as compilers and promtool print them, and a last line names ``what`` was rejected."""
     params = {} if args.version is None else {"version": str(args.version)}
     try:
-        answer = _call(args, "PUT", _file_path(name), params, _read(args.file).encode(), "text/yaml")
+        answer = _call(args, "PUT", path, params, _read(args.file).encode(), content_type)
     except ApiError as exc:
         if exc.status != 400 or not exc.details:
             raise
         for problem in exc.details:
-            print(f"{args.file}:{problem}", file=sys.stderr)
-        print(f"novacron: {name} rejected: {len(exc.details)} problem(s)", file=sys.stderr)
+            print(f"{args.file}{separator}{problem}", file=sys.stderr)
+        print(f"novacron: {what} rejected: {len(exc.details)} problem(s)", file=sys.stderr)
+        return None
+    data: dict[str, Any] = answer["data"]
+    return data
+
+
+def _push(args: argparse.Namespace) -> int:
+    name = args.name or args.file.name
+    stored = upload(args, _file_path(name), name)
+    if stored is None:
         return REJECTED
-    stored = answer["data"]
     print(f"{stored['name']}: version {stored['version']}, {len(stored['groups'])} groups, {stored['rules']} rules")
     return 0
 
