@@ -33,13 +33,16 @@ then rank: the same metric set always gives the same features in the same order.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from novacron.promql import Engine
+from novacron.promql import Engine, PromQLError
+
+log = logging.getLogger(__name__)
 
 KINDS = ("requests", "errors", "latency", "resource")
 RATE_WINDOW = "5m"
@@ -170,18 +173,36 @@ def feature_names(features: tuple[ServiceFeature, ...]) -> tuple[str, ...]:
 
 
 def feature_matrix(
-    engine: Engine, features: Sequence[ServiceFeature], start_ms: int, end_ms: int, step_ms: int
+    engine: Engine,
+    features: Sequence[ServiceFeature],
+    start_ms: int,
+    end_ms: int,
+    step_ms: int,
+    cache: dict[str, npt.NDArray[np.float64]] | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """The step times from ``start_ms`` to ``end_ms`` and one column per feature, evaluated as range queries.
+    """Evaluation times ``start_ms, start_ms + step_ms, … <= end_ms`` and one column per feature (NaN where
+    the expression has no value, or is not finite: a 0/0 ratio at an idle minute).
 
-    A step where a feature's expression has no value (no data, a division by zero) is NaN; an
-    expression that returns several series (it should not) keeps the first, in label order.
+    A feature whose expression fails or returns more than one series is all NaN (logged). ``cache`` (by
+    expression) lets several matrices over the same range share the queries.
     """
     times = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
     matrix = np.full((times.size, len(features)), np.nan)
-    for column, feature in enumerate(features):
-        result = engine.range(feature.expr, start_ms, end_ms, step_ms)
-        if result.series:
-            series = result.series[0]
-            matrix[(series.timestamps - start_ms) // step_ms, column] = series.values
+    cache = {} if cache is None else cache
+    for j, feature in enumerate(features):
+        if feature.expr not in cache:
+            column = np.full(times.size, np.nan)
+            try:
+                result = engine.range(feature.expr, start_ms, end_ms, step_ms)
+            except PromQLError as exc:
+                log.warning("feature %r not evaluated: %s", feature.name, exc)
+                result = None
+            if result is not None and len(result.series) > 1:
+                log.warning("feature %r returns %d series, not one: left out", feature.name, len(result.series))
+            elif result is not None and result.series:
+                series = result.series[0]
+                column[(series.timestamps - start_ms) // step_ms] = series.values
+            column[~np.isfinite(column)] = np.nan
+            cache[feature.expr] = column
+        matrix[:, j] = cache[feature.expr]
     return times, matrix

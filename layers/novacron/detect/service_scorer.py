@@ -43,11 +43,12 @@ import numpy as np
 import numpy.typing as npt
 
 from novacron.detect.events import DETECTED, RESOLVED, Anomaly, AnomalyEvent, Status, episode_id, severity_of
+from novacron.detect.features import feature_matrix
 from novacron.detect.policy import DetectionPolicy, Settings
 from novacron.detect.registry import ModelRegistry, RegistryConflict, RegistryState
 from novacron.detect.service import AnomalyStore, DetectionPolicies, Episode, EventSink, StateStore, StoredState
 from novacron.detect.service_model import ServiceModel
-from novacron.detect.trainer import MINUTE_MS, feature_matrix, service_snapshot
+from novacron.detect.trainer import MINUTE_MS, service_snapshot
 from novacron.promql import Engine
 from novacron.series import Labels, SeriesReader
 

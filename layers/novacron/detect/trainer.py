@@ -34,11 +34,11 @@ import numpy as np
 import numpy.typing as npt
 
 from novacron.detect.events import Anomaly, Feedback
-from novacron.detect.features import ServiceFeature, service_features
+from novacron.detect.features import ServiceFeature, feature_matrix, service_features
 from novacron.detect.policy import DetectionPolicy
 from novacron.detect.registry import LogEntry, ModelRegistry, ModelSummary, RegistryConflict, RegistryState
 from novacron.detect.service_model import ServiceModel, TrainingError, compare_models, labels_from_feedback, train_model
-from novacron.promql import Engine, PromQLError
+from novacron.promql import Engine
 from novacron.query.memory_reader import InMemorySeriesReader
 from novacron.series import METRIC_NAME, Matcher, SeriesReader
 
@@ -175,42 +175,6 @@ def service_snapshot(
     for series in reader.select(matchers, start_ms - SNAPSHOT_MARGIN_MS, end_ms):
         snapshot.add(dict(series.labels), series.timestamps, series.values)
     return snapshot
-
-
-def feature_matrix(
-    engine: Engine,
-    features: Sequence[ServiceFeature],
-    start_ms: int,
-    end_ms: int,
-    step_ms: int,
-    cache: dict[str, npt.NDArray[np.float64]] | None = None,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """Evaluation times ``start_ms, start_ms + step_ms, … <= end_ms`` and one column per feature (NaN where
-    the expression has no value, or is not finite: a 0/0 ratio at an idle minute).
-
-    A feature whose expression fails or returns more than one series is all NaN (logged). ``cache`` (by
-    expression) lets several matrices over the same range share the queries.
-    """
-    times = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
-    matrix = np.full((times.size, len(features)), np.nan)
-    cache = {} if cache is None else cache
-    for j, feature in enumerate(features):
-        if feature.expr not in cache:
-            column = np.full(times.size, np.nan)
-            try:
-                result = engine.range(feature.expr, start_ms, end_ms, step_ms)
-            except PromQLError as exc:
-                log.warning("feature %r not evaluated: %s", feature.name, exc)
-                result = None
-            if result is not None and len(result.series) > 1:
-                log.warning("feature %r returns %d series, not one: left out", feature.name, len(result.series))
-            elif result is not None and result.series:
-                series = result.series[0]
-                column[(series.timestamps - start_ms) // step_ms] = series.values
-            column[~np.isfinite(column)] = np.nan
-            cache[feature.expr] = column
-        matrix[:, j] = cache[feature.expr]
-    return times, matrix
 
 
 def install(

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 
 from novacron.detect.events import Anomaly, Feedback, FeedbackVerdict, Severity, Status
-from novacron.detect.features import ServiceFeature, service_features
+from novacron.detect.features import ServiceFeature, feature_matrix, service_features
 from novacron.detect.registry import ModelRegistry, ModelSummary, RegistryState
 from novacron.detect.service_model import ServiceModel, train_model
 from novacron.detect.trainer import (
     Trainer,
     TrainerSettings,
-    feature_matrix,
     first_days_seen,
     install,
     service_metrics,
