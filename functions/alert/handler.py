@@ -21,6 +21,7 @@ from novacron.alert.rule_runs import RuleSampleWriter
 from novacron.alert.service import AlertingService, AlertSettings
 from novacron.config import AlertConfig
 from novacron.ingest.service import IngestService
+from novacron.scheduled import out_of_time
 from novacron.storage.reader import HotTierReader
 from novacron.telemetry import add_metrics
 
@@ -51,11 +52,8 @@ service = AlertingService(
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    def out_of_time() -> bool:
-        return context.get_remaining_time_in_millis() < RESERVE_MS
-
     # Every tenant with a key: tenants with anomalies but no rules get incidents too.
-    report = service.run(keys.tenants(), int(time.time() * 1000), out_of_time)
+    report = service.run(keys.tenants(), int(time.time() * 1000), out_of_time(context, RESERVE_MS))
     counts = report.counts()
     add_metrics(metrics, counts)
     summary = {**counts, "failed": report.failed, "skipped": report.skipped}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import asdict
 from typing import Any
 
@@ -14,6 +13,7 @@ from novacron.adapters.dynamo_tier import DynamoBlockStore
 from novacron.adapters.keys_table import DynamoKeyStore
 from novacron.adapters.settings_table import SettingsTable
 from novacron.config import CompactorConfig
+from novacron.scheduled import out_of_time, tenants_in_turn
 from novacron.storage.compaction import CompactionStats, Compactor
 from novacron.telemetry import add_metrics
 
@@ -33,16 +33,13 @@ compactor = Compactor(
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    def out_of_time() -> bool:
-        return context.get_remaining_time_in_millis() < RESERVE_MS
-
-    tenants = keys.tenants()
-    random.shuffle(tenants)  # a run cut short by time does not always leave the same tenants for later
+    stop = out_of_time(context, RESERVE_MS)
+    tenants = tenants_in_turn(keys)
     stats = CompactionStats()
     for tenant in tenants:
-        if out_of_time():
+        if stop():
             break
-        stats.add(compactor.compact_tenant(tenant, out_of_time))
+        stats.add(compactor.compact_tenant(tenant, stop))
     add_metrics(metrics, {"CompactedWindows": stats.windows, "CompactedSamples": stats.samples})
     add_metrics(metrics, {"CompactedBytes": stats.compacted_bytes, "RollupBytes": stats.rollup_bytes}, MetricUnit.Bytes)
     summary = {"tenants": len(tenants), **asdict(stats)}

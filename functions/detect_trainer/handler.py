@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import fields
 from typing import Any
 
@@ -17,6 +16,7 @@ from novacron.adapters.settings_table import SettingsTable
 from novacron.config import DetectTrainerConfig
 from novacron.detect.registry import ModelRegistry
 from novacron.detect.trainer import Trainer, TrainerSettings, TrainingReport
+from novacron.scheduled import out_of_time, tenants_in_turn
 from novacron.storage.reader import HotTierReader
 from novacron.telemetry import add_metrics
 
@@ -42,17 +42,14 @@ trainer = Trainer(
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    def out_of_time() -> bool:
-        return context.get_remaining_time_in_millis() < RESERVE_MS
-
-    tenants = keys.tenants()
-    random.shuffle(tenants)  # a run cut short by time does not always leave the same tenants for later
+    stop = out_of_time(context, RESERVE_MS)
+    tenants = tenants_in_turn(keys)
     report = TrainingReport()
     for tenant in tenants:
-        if out_of_time():
+        if stop():
             break
         reader = HotTierReader(tenant, blocks, index, retention=settings.retention(tenant))
-        report.outcomes.extend(trainer.train_tenant(tenant, reader, out_of_time).outcomes)
+        report.outcomes.extend(trainer.train_tenant(tenant, reader, stop).outcomes)
     add_metrics(metrics, report.counts())
     summary = {"tenants": len(tenants), **report.counts()}
     logger.info("model training run", extra=summary)
