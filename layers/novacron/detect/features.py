@@ -24,6 +24,12 @@ Rules, per metric name:
 * gauges -> ``avg(m)``: ``memory`` for ``process_resident_memory_bytes``, ``instances up`` for ``up``,
   the metric name otherwise (kind ``resource``).
 
+Some features only matter upwards (:func:`high_only`): a process's resident memory (``memory``) drops
+by a quarter on every restart -- random ones, an instance coming back after being down, an OOM kill --
+and refills over the next 15-30 minutes as caches warm; a low value is the aftermath of a restart
+(which ``instances up`` and the error features see when it hurts), while a fault shows as growth
+(a leak, pressure). Service models count values below such a feature's usual level as usual.
+
 At most ``max_features`` are kept. Candidates are ranked within their kind (the well-known ones above
 first, then by name), and taken round-robin over the kinds in the order requests, errors, latency,
 resource -- the first of each kind, then the second of each kind, and so on -- so that a service with
@@ -53,6 +59,8 @@ KNOWN_COUNTER_PREFIXES = ("pg_stat_database_xact_", "pg_stat_database_tup_", "pg
 NEVER_SUFFIXES = ("_bucket", "_created", "_info", "_start_time_seconds", "_timestamp_seconds")
 ERROR_WORDS = ("error", "fail", "rollback")
 WELL_KNOWN_NAMES = ("request rate", "error ratio", "cpu", "memory", "instances up")
+# Features for which only values above usual can be a fault sign (module docstring).
+HIGH_ONLY_NAMES = frozenset({"memory"})
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,12 @@ class ServiceFeature:
     def from_json(cls, data: Mapping[str, str]) -> ServiceFeature:
         """The inverse of :meth:`to_json`."""
         return cls(name=data["name"], kind=data["kind"], expr=data["expr"])
+
+
+def high_only(feature: ServiceFeature) -> bool:
+    """Whether only values above ``feature``'s usual level can be a fault sign (``memory``: see the module
+    docstring); a model counts lower values as usual."""
+    return feature.name in HIGH_ONLY_NAMES
 
 
 def escape_label_value(value: str) -> str:

@@ -7,7 +7,10 @@ Training (:func:`train_model`), from one row per step of the service's features:
 2. Each feature is standardised by a robust center (the median) and scale (1.4826 x MAD, else IQR / 1.349),
    floored at 1 % of the center and at an absolute floor per kind (:data:`ABSOLUTE_FLOOR`), so that a
    constant or near-constant feature (an error ratio that was always 0) still has a unit. Remaining
-   NaNs are imputed with the center.
+   NaNs are imputed with the center. Features where only growth is a fault sign
+   (:func:`novacron.detect.features.high_only`: memory, which drops after every restart) have their
+   standard values below 0 raised to 0, in training and scoring alike, so that a restart's
+   aftermath is usual.
 3. Features whose spread is below their floor get standard-normal jitter (seeded) in standard units
    before the fit, so that the trees learn "about the center, give or take a floor" for them; a later
    value far beyond is then cut off by the forest's out-of-range rule (see ``forest.py``) instead of
@@ -57,7 +60,7 @@ import numpy as np
 import numpy.typing as npt
 
 from novacron.detect.events import Anomaly, Driver, Feedback, FeedbackVerdict
-from novacron.detect.features import ServiceFeature
+from novacron.detect.features import ServiceFeature, high_only
 from novacron.detect.forest import IsolationForest, pack_arrays, unpack_arrays
 
 Floats = npt.NDArray[np.float64]
@@ -146,10 +149,10 @@ class ServiceModel:
         return matrix
 
     def standardise(self, X: Floats) -> Floats:  # noqa: N803
-        """Rows in standard units, missing values imputed with the center (0)."""
+        """Rows in standard units, missing values imputed with the center (0), high-only features'
+        values below their center raised to it."""
         z = (self._rows(X) - self.center) / self.scale
-        standard: Floats = np.where(np.isfinite(z), z, 0.0)
-        return standard
+        return standard_units(z, self.features)
 
     def confidence(self, X: Floats) -> Floats:  # noqa: N803
         """The share of each row's features that are present (finite)."""
@@ -240,6 +243,14 @@ def _int(value: object) -> int:
     return value
 
 
+def standard_units(z: Floats, features: Sequence[ServiceFeature]) -> Floats:
+    """``z`` (rows minus center, over scale) with non-finite values set to 0 and high-only features' negative
+    values too."""
+    lower = np.where([high_only(f) for f in features], 0.0, -np.inf)
+    standard: Floats = np.maximum(np.where(np.isfinite(z), z, 0.0), lower)
+    return standard
+
+
 def robust_center_scale(rows: Floats, kinds: Sequence[str]) -> tuple[Floats, Floats, npt.NDArray[np.bool_]]:
     """Per column: the median, the floored robust scale, and whether the floor was used (NaNs ignored)."""
     center = np.nanmedian(rows, axis=0)
@@ -297,8 +308,7 @@ def train_model(
         raise TrainingError(f"service {service!r}: features with no value in the training rows: {', '.join(missing)}")
     if np.all(np.nanmax(train, axis=0) == np.nanmin(train, axis=0)):
         raise TrainingError(f"service {service!r}: every feature is constant over the training rows; nothing to learn")
-    z = (train - center) / scale
-    z = np.where(np.isnan(z), 0.0, z)
+    z = standard_units((train - center) / scale, features)
     rng = np.random.default_rng(seed)
     fit_rows = z + rng.standard_normal(z.shape) * floored  # jitter only the floored columns
     fit_rows = np.concatenate([fit_rows] + [fit_rows[train_labels == 0]] * (NORMAL_WEIGHT - 1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from novacron.detect.features import ServiceFeature, feature_matrix, service_features
+from novacron.detect.features import ServiceFeature, feature_matrix, high_only, service_features
 from novacron.promql import Engine, parse
 from novacron.query.memory_reader import InMemorySeriesReader
 from novacron.series import METRIC_NAME
@@ -110,3 +110,12 @@ def test_feature_matrix_evaluates_each_expression_per_step() -> None:
     assert steps[1] == 60_000
     assert matrix[0, 0] == 2.0
     assert np.isnan(matrix[-1, 0])
+
+
+def test_only_memory_is_high_only() -> None:
+    # Given the features of the simulated checkout service
+    features = service_features("checkout", simulated_metrics("checkout"))
+    # When each is asked whether only its high values matter
+    flagged = [f.name for f in features if high_only(f)]
+    # Then memory alone is (it drops after every restart; only growth is a fault sign)
+    assert flagged == ["memory"]

@@ -258,3 +258,45 @@ def test_compare_handles_different_feature_sets(model: ServiceModel) -> None:
     result = compare_models(model, candidate, rows_x, np.full(600, -1, dtype=np.int8))
     assert result.current["alarm_rate"] < 0.05
     assert result.candidate["alarm_rate"] < 0.05
+
+
+MEMORY_FEATURES = (*FEATURES, ServiceFeature("memory", "resource", "avg(process_resident_memory_bytes)"))
+
+
+@pytest.fixture(scope="module")
+def memory_model() -> ServiceModel:
+    """A model of two days of normal rows plus a memory column (about 160 MB, 2 % noise)."""
+    rows_x = service_rows(2880)
+    memory = 160e6 * (1 + 0.02 * np.random.default_rng(1).standard_normal(len(rows_x)))
+    return train_model(
+        "acme",
+        "api",
+        MEMORY_FEATURES,
+        times(len(rows_x)),
+        np.column_stack([rows_x, memory]),
+        version=1,
+        now_ms=T0_MS,
+        step_s=STEP_S,
+    )
+
+
+def test_memory_below_usual_after_a_restart_is_not_an_anomaly(memory_model: ServiceModel) -> None:
+    # Given a normal row whose memory is three quarters of usual (caches empty after a restart),
+    # and one whose memory grew by half (a leak)
+    restarted = np.array([*NORMAL, 120e6])
+    leaking = np.array([*NORMAL, 240e6])
+    # When both are scored
+    scores = memory_model.score(np.vstack([restarted, leaking]))
+    # Then the restart's aftermath is usual and the growth is an anomaly
+    assert scores[0] < 0.5
+    assert scores[1] >= 0.95
+
+
+def test_only_high_only_features_are_floored_at_their_center(memory_model: ServiceModel) -> None:
+    # Given a row with CPU and memory both far below usual
+    row = np.array([100.0, 0.0, 0.05, 0.0, 10e6])
+    # When it is standardised
+    z = memory_model.standardise(row)[0]
+    # Then memory counts as usual (0) while low CPU keeps its negative value
+    assert z[4] == 0.0
+    assert z[3] < -1
