@@ -42,3 +42,19 @@ def client(service: str) -> Any:
 def reset_clients() -> None:
     """Forget cached clients (tests that switch endpoints call this)."""
     _cached_client.cache_clear()
+
+
+class AdapterClient:
+    """An adapter's client attribute: the one handed to the adapter (tests pass a stub as ``client=``), else
+    this module's client for ``service``, looked up at use, so an adapter can be built before the endpoint
+    is set (the cache above makes the lookup cheap)."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.given = f"_{name}"
+
+    def __get__(self, adapter: object, owner: type | None = None) -> Any:
+        given = getattr(adapter, self.given, None)
+        return given if given is not None else client(self.service)

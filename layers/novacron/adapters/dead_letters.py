@@ -24,17 +24,12 @@ MAX_MALFORMED = 200_000  # SQS takes 256 KiB per message: keep the start of a hu
 class SqsDeadLetters:
     """DeadLetters over one queue, by name (its URL is looked up on first use)."""
 
+    client = aws.AdapterClient("sqs")
+
     def __init__(self, queue_name: str, client: Any | None = None) -> None:
         self.queue_name = queue_name
         self._client = client
         self._url: str | None = None
-
-    @property
-    def client(self) -> Any:
-        """The SQS client (created on first use, so the adapter can be built before the endpoint is set)."""
-        if self._client is None:
-            self._client = aws.client("sqs")
-        return self._client
 
     def put(self, letter: DeadLetter) -> None:
         """Send a failed delivery (raises if SQS does not take it: the invocation is then retried)."""

@@ -37,15 +37,10 @@ RETRIED_ERRORS = frozenset(
 class SnsEmailPublisher:
     """Publisher over SNS Publish."""
 
+    client = aws.AdapterClient("sns")
+
     def __init__(self, client: Any | None = None) -> None:
         self._client = client
-
-    @property
-    def client(self) -> Any:
-        """The SNS client (created on first use)."""
-        if self._client is None:
-            self._client = aws.client("sns")
-        return self._client
 
     def publish(self, topic_arn: str, subject: str, message: str, attributes: Mapping[str, str]) -> str:
         """Publish one e-mail; its message id. AttemptFailed (retryable or not) when SNS does not take it."""

@@ -44,6 +44,8 @@ class EventDeliveryError(RuntimeError):
 class EventBridgeSink:
     """EventSink over one EventBridge bus (its name or ARN)."""
 
+    client = aws.AdapterClient("events")
+
     def __init__(
         self,
         bus: str,
@@ -55,13 +57,6 @@ class EventBridgeSink:
         self._client = client
         self._attempts = attempts
         self._sleep = sleep
-
-    @property
-    def client(self) -> Any:
-        """The events client (created on first use, so the sink can be built before the endpoint is set)."""
-        if self._client is None:
-            self._client = aws.client("events")
-        return self._client
 
     def entry(self, event: BusEvent) -> dict[str, Any]:
         """The PutEvents entry of ``event``."""

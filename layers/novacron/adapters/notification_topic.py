@@ -34,6 +34,8 @@ class NotificationPublishError(RuntimeError):
 class NotificationTopic:
     """Publishes NotificationRequests to one SNS topic (by ARN)."""
 
+    client = aws.AdapterClient("sns")
+
     def __init__(
         self,
         topic_arn: str,
@@ -45,13 +47,6 @@ class NotificationTopic:
         self._client = client
         self._attempts = attempts
         self._sleep = sleep
-
-    @property
-    def client(self) -> Any:
-        """The SNS client (created on first use, so the topic can be built before the endpoint is set)."""
-        if self._client is None:
-            self._client = aws.client("sns")
-        return self._client
 
     def publish(self, requests: Sequence[NotificationRequest]) -> None:
         """Publish every request; NotificationPublishError naming what failed if some never go through."""
