@@ -16,8 +16,8 @@ Services that only share a caller are *not* related: two faults on ``payment`` a
 stay two incidents even though ``frontend`` calls both. An alert related to several incidents joins the
 closest (then the oldest); nothing ever merges two incidents.
 
-The suspected *origin* is the alerting service the others depend on: among the incident's services, the
-one that calls none of the others (the most downstream), earliest alert first on a tie.
+The suspected *origin* is the alerting service the others depend on: among the incident's services that
+call none of the others (the most downstream), the one most of them depend on, earliest alert first on a tie.
 The *priority* (0 to 100, P1 to P5) combines the worst severity, the blast radius (the incident's services and
 every service depending on the origin, as a share of the estate), the tenant's business tier of the most
 important service touched, and the historical false-positive rate of the alerts' rules.
@@ -424,8 +424,11 @@ class Correlator:
         if not first_alert:
             return None, "no alert names a service"
         services = set(first_alert)
-        origin = min(self._roots(incident) or services, key=lambda s: (first_alert[s], s))
-        affected = self.topology.dependants(origin) & services
+        # Of the roots, the one most of the incident's other services depend on explains the most; then
+        # the first to alert.
+        explained = {s: self.topology.dependants(s) & services for s in self._roots(incident) or services}
+        origin = min(explained, key=lambda s: (-len(explained[s]), first_alert[s], s))
+        affected = explained[origin]
         if affected:
             reason = f"{len(affected)} other alerting service(s) depend on it ({', '.join(sorted(affected))})"
         elif len(services) > 1:
