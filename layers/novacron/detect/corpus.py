@@ -13,8 +13,11 @@ apart at least) and ``variance_change`` (noise x4-6 for
 
 Each anomaly also records its *onset*: the first sample at which the injected change is as large as the
 detector's band at the default sensitivity, ``BAND_SIGMAS`` noise standard deviations. It is the start
-for every kind but ``trend_change``, whose ramp starts below the noise and reaches the band only after
-7-14 samples; detection delays of trend changes are also measured from there.
+for every kind but two. A ``trend_change``'s ramp starts below the noise and reaches the band only after
+7-14 samples. A ``variance_change`` adds noise 4-6 times as wide: each sample reaches the band with a
+chance of about one in four, so its first such sample is a few samples in (before it, only a test over
+several samples can tell, which the detector's variance method is). Detection delays of these two kinds
+are also measured from the onset.
 
 Normal events, which must not alarm, are listed as benign events: each day's ``daily_peak`` (10:00-16:00),
 ``weekend_dip`` (Saturdays and Sundays) and ``deploy_restart``: a rolling restart briefly costs 2-3.5 sigma
@@ -202,8 +205,11 @@ def _inject(
         return first, end, None
     if kind == "variance_change":
         end = _end_after(seconds, start, rng.uniform(2, 6) * 3600)
-        values[start : end + 1] += rng.normal(0.0, sigma * rng.uniform(4, 6), end + 1 - start)
-        return start, end, None
+        added = rng.normal(0.0, sigma * rng.uniform(4, 6), end + 1 - start)
+        values[start : end + 1] += added
+        # the wider noise is as large as the band only at some samples: the first of them is the onset
+        visible = np.flatnonzero(np.abs(added) >= BAND_SIGMAS * sigma)
+        return start, end, start + int(visible[0]) if visible.size and visible[0] > 0 else None
     raise ValueError(kind)
 
 

@@ -30,8 +30,10 @@ Per sample, in this order:
      to it than the reference window, on the same side): a return to the usual level for the time
      of day is not a fault (after a quiet Sunday, before a weekly pattern is known, Monday's traffic
      would otherwise read as a shift);
-   - ``variance_change``: the spread (MAD) of the last 12 residuals against the usual scale, x1.6, on
-     the samples at least 2.5 scales off;
+   - ``variance_change``: the spread (MAD) of the last 12 residuals around their own robust trend
+     against the usual scale, x1.6, on the samples at least 2.5 scales off. Around their trend, so that
+     residuals that drift together (a restarted process refilling its caches, a level that moves on)
+     are not read as wider noise: only a wider scatter is;
    - ``seasonal`` is added to the methods when the value lies within the series' normal range of the
      last day but not at this time of day (only with a seasonal baseline).
 4. The score is a logistic of the strongest evidence (less the warm-up margin): 0.5 at 5.5 robust
@@ -416,7 +418,9 @@ class SeriesDetector:
         if steps.max() <= GAP_STEPS * max(median(steps), 1.0):  # the two windows are not compared across a gap
             evidence.update(self._shift_evidence(times, levels, timestamp_ms, deseasoned, scale))
         recent = np.append(recent_residuals, residual)
-        spread = 1.4826 * median(np.abs(recent - median(recent)))
+        order = np.arange(recent.size, dtype=np.float64)
+        detrended = recent - robust_slope(order, recent) * order
+        spread = 1.4826 * median(np.abs(detrended - median(detrended)))
         if abs(residual) >= VARIANCE_MIN_Z * scale:  # flag the samples that show the wider spread
             evidence["variance_change"] = VARIANCE_WEIGHT * spread / scale
         return evidence

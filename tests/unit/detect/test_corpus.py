@@ -81,6 +81,25 @@ def test_a_trend_change_records_when_its_ramp_reaches_the_band():
     assert all(e.onset is None for e in labelled_series("spike", 5).events)
 
 
+def test_a_variance_change_records_its_first_sample_as_wide_as_the_band():
+    for seed in (5, 6):
+        # Given series with variance changes, and the same series without anomalies (same seed: the
+        # anomalies are drawn last, so the difference is the added noise)
+        series = labelled_series("variance_change", seed)
+        added = series.values - labelled_series(None, seed).values
+        events = [e for e in series.events if not e.benign]
+
+        # Then each onset is inside its event, and the added noise there is wider than at every sample
+        # of the event before it (those stay within the band, the onset reaches it)
+        assert events
+        for event in events:
+            onset = event.start if event.onset is None else event.onset
+            assert event.start <= onset <= event.end
+            assert np.all(np.abs(added[event.start : onset]) < abs(added[onset]))
+        # ...and some events widen visibly only a few samples in
+        assert any(e.onset is not None and e.onset > e.start for e in events)
+
+
 @pytest.fixture(scope="module")
 def simulated():
     # a short run: half a day scraped every 5 minutes, two faults after two hours

@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 
-from novacron.detect.stream import SeriesDetector, median, robust_scale
+from novacron.detect.stream import SeriesDetector, Verdict, median, robust_scale
 from tests.unit.detect.conftest import DAY_MS, NOISE, START_MS, STEP_MS, daily_rate, replay, seasonal_series
 
 
@@ -523,3 +523,44 @@ def test_monday_morning_after_the_first_weekend_is_not_an_anomaly():
     assert [v.timestamp_ms for v in verdicts if v.anomaly] == []
     t = times[-1] + STEP_MS
     assert detector.observe(t, 0.5 * _weekly_shop(t)).anomaly
+
+
+def _after_warm_up(detector: SeriesDetector, last_ms: int, offsets: list[float], seed: int) -> list[Verdict]:
+    """The verdicts on the samples after ``last_ms``: the daily curve plus ``offsets`` (in noise deviations)
+    plus the usual noise."""
+    rng = np.random.default_rng(seed)
+    times = [last_ms + (i + 1) * STEP_MS for i in range(len(offsets))]
+    return [
+        detector.observe(t, daily_rate(t) + (offset + float(rng.normal(0.0, 1.0))) * NOISE)
+        for t, offset in zip(times, offsets, strict=True)
+    ]
+
+
+def test_residuals_that_drift_together_are_not_a_variance_change(warm_detector):
+    # Given a warm detector
+    detector, times, _ = warm_detector
+    state = detector.to_bytes()
+
+    # When the series sinks by 8 noise deviations and climbs back over 16 samples (a restarted process
+    # refilling its caches), with ten draws of the noise
+    vee = [-8.0 + abs(i - 8) for i in range(17)]
+    named = [
+        any("variance_change" in v.methods for v in _after_warm_up(SeriesDetector.from_bytes(state), times[-1], vee, s))
+        for s in range(10)
+    ]
+
+    # Then at most two of them call any sample a variance change: the scatter around the drift is the
+    # usual one (measured around the residuals' median instead of their trend, all ten did)
+    assert sum(named) <= 2
+
+
+def test_a_wider_scatter_is_a_variance_change(warm_detector):
+    # Given a warm detector
+    detector, times, _ = warm_detector
+
+    # When the noise becomes six times as wide (centred on the curve) for two hours
+    rng = np.random.default_rng(8)
+    verdicts = _after_warm_up(detector, times[-1], [float(x) for x in rng.normal(0.0, 6.0, 24)], 9)
+
+    # Then the variance change is named
+    assert [v for v in verdicts if "variance_change" in v.methods]
