@@ -30,6 +30,16 @@ and refills over the next 15-30 minutes as caches warm; a low value is the after
 (which ``instances up`` and the error features see when it hurts), while a fault shows as growth
 (a leak, pressure). Service models count values below such a feature's usual level as usual.
 
+A plain rate (``sum(rate(m{..}[5m]))``: request, CPU and other counter rates) is not a measurement over a
+window in which an instance restarted: what that instance counted between its last scrape and the restart
+is lost with its counter, so the sum dips by up to its share for the five minutes the window holds the
+reset -- on every rate feature at once, which a model reads as a drop in traffic -- and for one step more
+(a window whose first sample follows the reset is capped by Prometheus's rule of not extrapolating a
+counter below zero). :func:`feature_matrix` therefore leaves such a feature missing (NaN) at the steps
+where ``sum(resets(m{..}[6m]))`` is positive (:func:`reset_guard`); the model imputes it with its usual
+value. Ratios (error ratio, latency mean)
+lose counts in numerator and denominator alike and are kept.
+
 At most ``max_features`` are kept. Candidates are ranked within their kind (the well-known ones above
 first, then by name), and taken round-robin over the kinds in the order requests, errors, latency,
 resource -- the first of each kind, then the second of each kind, and so on -- so that a service with
@@ -40,6 +50,7 @@ then rank: the same metric set always gives the same features in the same order.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -49,6 +60,8 @@ import numpy.typing as npt
 from novacron.promql import Engine, PromQLError
 
 log = logging.getLogger(__name__)
+
+Floats = npt.NDArray[np.float64]
 
 KINDS = ("requests", "errors", "latency", "resource")
 RATE_WINDOW = "5m"
@@ -61,6 +74,11 @@ ERROR_WORDS = ("error", "fail", "rollback")
 WELL_KNOWN_NAMES = ("request rate", "error ratio", "cpu", "memory", "instances up")
 # Features for which only values above usual can be a fault sign (module docstring).
 HIGH_ONLY_NAMES = frozenset({"memory"})
+# ``sum(rate(<selector>[<range>]))`` alone (no parentheses inside: a ratio of two rates is no plain rate).
+_PLAIN_RATE = re.compile(r"sum\(rate\((?P<selector>[^()]+)\[(?P<range>[^\]]+)\]\)\)")
+# The reset guard's window: the rate window and a scrape more, since a rate whose first sample follows a
+# reset is capped too (Prometheus does not extrapolate a counter below zero).
+RESET_WINDOW = {RATE_WINDOW: "6m"}
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,15 @@ def high_only(feature: ServiceFeature) -> bool:
     """Whether only values above ``feature``'s usual level can be a fault sign (``memory``: see the module
     docstring); a model counts lower values as usual."""
     return feature.name in HIGH_ONLY_NAMES
+
+
+def reset_guard(feature: ServiceFeature) -> str | None:
+    """For a plain rate feature, the PromQL counting the counter resets in its window (a restart there makes
+    the rate unknown, see the module docstring); None for other features."""
+    match = _PLAIN_RATE.fullmatch(feature.expr)
+    if match is None:
+        return None
+    return f"sum(resets({match['selector']}[{RESET_WINDOW.get(match['range'], match['range'])}]))"
 
 
 def escape_label_value(value: str) -> str:
@@ -195,7 +222,8 @@ def feature_matrix(
     cache: dict[str, npt.NDArray[np.float64]] | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     """Evaluation times ``start_ms, start_ms + step_ms, … <= end_ms`` and one column per feature (NaN where
-    the expression has no value, or is not finite: a 0/0 ratio at an idle minute).
+    the expression has no value, or is not finite: a 0/0 ratio at an idle minute; and where a plain rate's
+    window holds a counter reset, see :func:`reset_guard`).
 
     A feature whose expression fails or returns more than one series is all NaN (logged). ``cache`` (by
     expression) lets several matrices over the same range share the queries.
@@ -205,18 +233,29 @@ def feature_matrix(
     cache = {} if cache is None else cache
     for j, feature in enumerate(features):
         if feature.expr not in cache:
-            column = np.full(times.size, np.nan)
-            try:
-                result = engine.range(feature.expr, start_ms, end_ms, step_ms)
-            except PromQLError as exc:
-                log.warning("feature %r not evaluated: %s", feature.name, exc)
-                result = None
-            if result is not None and len(result.series) > 1:
-                log.warning("feature %r returns %d series, not one: left out", feature.name, len(result.series))
-            elif result is not None and result.series:
-                series = result.series[0]
-                column[(series.timestamps - start_ms) // step_ms] = series.values
-            column[~np.isfinite(column)] = np.nan
+            column = _evaluate(engine, feature.name, feature.expr, start_ms, end_ms, step_ms)
+            guard = reset_guard(feature)
+            if guard is not None:
+                resets = _evaluate(engine, f"{feature.name} resets", guard, start_ms, end_ms, step_ms)
+                column[resets > 0] = np.nan  # a restart in the window: the rate is not known
             cache[feature.expr] = column
         matrix[:, j] = cache[feature.expr]
     return times, matrix
+
+
+def _evaluate(engine: Engine, name: str, expr: str, start_ms: int, end_ms: int, step_ms: int) -> Floats:
+    """One expression's single series at the steps (NaN where it has no finite value; all NaN, logged, when
+    it fails or returns more than one series)."""
+    column = np.full((end_ms - start_ms) // step_ms + 1, np.nan)
+    try:
+        result = engine.range(expr, start_ms, end_ms, step_ms)
+    except PromQLError as exc:
+        log.warning("feature %r not evaluated: %s", name, exc)
+        return column
+    if len(result.series) > 1:
+        log.warning("feature %r returns %d series, not one: left out", name, len(result.series))
+    elif result.series:
+        series = result.series[0]
+        column[(series.timestamps - start_ms) // step_ms] = series.values
+    column[~np.isfinite(column)] = np.nan
+    return column

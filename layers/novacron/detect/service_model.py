@@ -6,7 +6,16 @@ Training (:func:`train_model`), from one row per step of the service's features:
    features missing (NaN) are dropped; the rest must number at least ``min_points``.
 2. Each feature is standardised by a robust center (the median) and scale (1.4826 x MAD, else IQR / 1.349),
    floored at 1 % of the center and at an absolute floor per kind (:data:`ABSOLUTE_FLOOR`), so that a
-   constant or near-constant feature (an error ratio that was always 0) still has a unit. Remaining
+   constant or near-constant feature (an error ratio that was always 0) still has a unit. Center and
+   scale follow the time of day (:func:`learn_profile`): one per 30-minute slot of the (UTC) day where
+   the slot has :data:`MIN_SLOT_ROWS` values from :data:`MIN_SLOT_DAYS` days, the global ones elsewhere,
+   interpolated between slot centres, so that the daily peak (high request rate, higher latency) is
+   usual at peak time and unusual at night, and noise that grows with the level (a busier rate, a
+   quieter error ratio) has its own scale. Scoring therefore needs each row's time. The slots pool
+   every training day: over a week, weekdays and weekends share a slot's median, a compromise (the
+   quieter weekend sits below its profile, in the tail the forest learns from its training rows); a
+   weekday/weekend split would need two weeks of history to learn each slot twice. A version-1 model
+   (no profile) standardises with the global center and scale at any time. Remaining
    NaNs are imputed with the center. Features where only growth is a fault sign
    (:func:`novacron.detect.features.high_only`: memory, which drops after every restart) have their
    standard values below 0 raised to 0, in training and scoring alike, so that a restart's
@@ -66,7 +75,8 @@ from novacron.detect.forest import IsolationForest, pack_arrays, unpack_arrays
 Floats = npt.NDArray[np.float64]
 
 MAGIC = b"NCSM"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the time-of-day profile; version 1 (no profile) is still read
+READABLE_VERSIONS = (1, 2)
 MAX_MISSING_SHARE = 0.5  # training rows missing more than this share of features are dropped
 RELATIVE_FLOOR = 0.01
 ABSOLUTE_FLOOR = {"requests": 0.01, "errors": 0.002, "latency": 1e-4, "resource": 1e-6}
@@ -81,6 +91,11 @@ MIN_TAIL_SCALE = 0.005  # raw-score units: the tail never falls steeper than thi
 MIDPOINT_LEVEL = 2.7  # tail level (-log10 of the share of training rows) scored 0.5
 LEVEL_STEEPNESS = 1.0 / math.log(9.0)  # 0.9 one level above the midpoint
 MIN_LABELLED = 10
+DAY_MS = 86_400_000
+PROFILE_SLOT_MS = 30 * 60 * 1000
+PROFILE_SLOTS = DAY_MS // PROFILE_SLOT_MS
+MIN_SLOT_ROWS = 20  # a slot's own center and scale need this many values of the feature ...
+MIN_SLOT_DAYS = 2  # ... from this many days: one day's values are that day, not a habit
 ALARM_RATE_TOLERANCE = 0.002  # two alarmed minutes in a thousand
 
 
@@ -124,6 +139,10 @@ class ServiceModel:
     step_s: int
     # Sorted training values of the per-feature guard (the largest |standard value| of a row), same grid.
     guard_calibration: Floats = field(default_factory=lambda: np.zeros(0))
+    # The time-of-day profile: center and scale per slot of the day (PROFILE_SLOTS x features); empty in a
+    # version-1 model, which standardises with the global center and scale at any time.
+    profile_center: Floats = field(default_factory=lambda: np.zeros((0, 0)))
+    profile_scale: Floats = field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -148,25 +167,40 @@ class ServiceModel:
             raise ValueError(f"expected rows of {len(self.features)} features, got shape {np.shape(rows)}")
         return matrix
 
-    def standardise(self, X: Floats) -> Floats:  # noqa: N803
-        """Rows in standard units, missing values imputed with the center (0), high-only features'
-        values below their center raised to it."""
-        z = (self._rows(X) - self.center) / self.scale
-        return standard_units(z, self.features)
+    def baseline(self, times_ms: npt.ArrayLike) -> tuple[Floats, Floats]:
+        """The usual value (center) and scale of each feature at each of ``times_ms``: the time-of-day
+        profile, interpolated between slot centres; the global ones for a model without a profile."""
+        times = np.atleast_1d(np.asarray(times_ms, dtype=np.int64))
+        if times.ndim != 1:
+            raise ValueError(f"times_ms must be one time per row, got shape {np.shape(times_ms)}")
+        if self.profile_center.size == 0:
+            shape = (times.size, len(self.features))
+            return np.broadcast_to(self.center, shape), np.broadcast_to(self.scale, shape)
+        return profile_at(self.profile_center, times), profile_at(self.profile_scale, times)
+
+    def standardise(self, X: Floats, times_ms: npt.ArrayLike) -> Floats:  # noqa: N803
+        """Rows (at ``times_ms``, one per row) in standard units against the usual value at that time of day,
+        missing values imputed with it (0), high-only features' values below it raised to it."""
+        rows = self._rows(X)
+        center, scale = self.baseline(times_ms)
+        if center.shape[0] != rows.shape[0]:
+            raise ValueError(f"{rows.shape[0]} rows but {center.shape[0]} times")
+        return standard_units((rows - center) / scale, self.features)
 
     def confidence(self, X: Floats) -> Floats:  # noqa: N803
         """The share of each row's features that are present (finite)."""
         present: Floats = np.isfinite(self._rows(X)).mean(axis=1)
         return present
 
-    def raw_scores(self, X: Floats) -> Floats:  # noqa: N803
-        """The forest's uncalibrated scores of the rows."""
-        return self.forest.score(self.standardise(X))
+    def raw_scores(self, X: Floats, times_ms: npt.ArrayLike) -> Floats:  # noqa: N803
+        """The forest's uncalibrated scores of the rows (at ``times_ms``)."""
+        return self.forest.score(self.standardise(X, times_ms))
 
-    def score(self, X: Floats) -> Floats:  # noqa: N803
-        """Calibrated scores in [0, 1] (0.5 alarms at the default sensitivity); rows with no value score 0."""
+    def score(self, X: Floats, times_ms: npt.ArrayLike) -> Floats:  # noqa: N803
+        """Calibrated scores in [0, 1] of the rows at ``times_ms`` (one per row; 0.5 alarms at the default
+        sensitivity); rows with no value score 0."""
         rows = self._rows(X)
-        z = self.standardise(rows)
+        z = self.standardise(rows, times_ms)
         scores = calibrated(self.forest.score(z), self.calibration)
         if self.guard_calibration.size:
             scores = np.maximum(scores, calibrated(np.abs(z).max(axis=1), self.guard_calibration))
@@ -174,13 +208,15 @@ class ServiceModel:
         result: Floats = np.where(empty, 0.0, scores)
         return result
 
-    def explain(self, x: Floats, top: int = 5) -> tuple[Driver, ...]:
-        """The features that drove the score of row ``x``, strongest first (missing features are left out)."""
+    def explain(self, x: Floats, time_ms: int, top: int = 5) -> tuple[Driver, ...]:
+        """The features that drove the score of row ``x`` at ``time_ms``, strongest first, each with the usual
+        value at that time of day (missing features are left out)."""
         row = self._rows(x)[0]
-        shares = self.forest.contributions(self.standardise(row)[0])
+        center, _ = self.baseline([time_ms])
+        shares = self.forest.contributions(self.standardise(row, [time_ms])[0])
         order = np.argsort(-shares, kind="stable")
         drivers = [
-            Driver(self.features[j].name, float(row[j]), float(self.center[j]), round(float(shares[j]), 4))
+            Driver(self.features[j].name, float(row[j]), float(center[0, j]), round(float(shares[j]), 4))
             for j in order
             if shares[j] > 0 and math.isfinite(row[j])
         ]
@@ -204,6 +240,8 @@ class ServiceModel:
             "scale": self.scale,
             "calibration": self.calibration,
             "guard_calibration": self.guard_calibration,
+            "profile_center": self.profile_center,
+            "profile_scale": self.profile_scale,
             "forest": np.frombuffer(self.forest.to_bytes(), dtype=np.uint8),
         }
         meta["arrays"] = list(arrays)
@@ -214,11 +252,12 @@ class ServiceModel:
         """The inverse of :meth:`to_bytes`; ``ValueError`` on anything else or a newer format."""
         if len(data) < 5 or data[:4] != MAGIC:
             raise ValueError("not a serialised ServiceModel")
-        if data[4] != FORMAT_VERSION:
-            raise ValueError(f"unsupported ServiceModel format version {data[4]} (this code reads {FORMAT_VERSION})")
+        if data[4] not in READABLE_VERSIONS:
+            raise ValueError(f"unsupported ServiceModel format version {data[4]} (this code reads {READABLE_VERSIONS})")
         meta, arrays = unpack_arrays(zlib.decompress(data[5:]))
         features = meta["features"]
         assert isinstance(features, list)
+        no_profile = np.zeros((0, len(features)))  # a version-1 model: global center and scale
         return cls(
             tenant=str(meta["tenant"]),
             service=str(meta["service"]),
@@ -234,6 +273,8 @@ class ServiceModel:
             points=_int(meta["points"]),
             step_s=_int(meta["step_s"]),
             guard_calibration=arrays["guard_calibration"].astype(np.float64),
+            profile_center=arrays.get("profile_center", no_profile).astype(np.float64),
+            profile_scale=arrays.get("profile_scale", no_profile).astype(np.float64),
         )
 
 
@@ -251,15 +292,82 @@ def standard_units(z: Floats, features: Sequence[ServiceFeature]) -> Floats:
     return standard
 
 
+def robust_spread(rows: Floats, center: Floats) -> Floats:
+    """Per column: 1.4826 x the median absolute deviation from ``center``, else IQR / 1.349 (NaNs ignored)."""
+    mad = 1.4826 * np.nanmedian(np.abs(rows - center), axis=0)
+    q25, q75 = np.nanpercentile(rows, [25, 75], axis=0)
+    spread: Floats = np.where(mad > 0, mad, (q75 - q25) / 1.349)
+    return spread
+
+
+def floored_scale(spread: Floats, center: Floats, kinds: Sequence[str]) -> tuple[Floats, npt.NDArray[np.bool_]]:
+    """``spread`` floored at 1 % of ``center`` and at the kind's absolute floor, and whether the floor was used."""
+    floor = np.maximum(RELATIVE_FLOOR * np.abs(center), [ABSOLUTE_FLOOR.get(k, 1e-6) for k in kinds])
+    floored = ~(spread >= floor)
+    return np.where(floored, floor, spread), floored
+
+
 def robust_center_scale(rows: Floats, kinds: Sequence[str]) -> tuple[Floats, Floats, npt.NDArray[np.bool_]]:
     """Per column: the median, the floored robust scale, and whether the floor was used (NaNs ignored)."""
     center = np.nanmedian(rows, axis=0)
-    mad = 1.4826 * np.nanmedian(np.abs(rows - center), axis=0)
-    q25, q75 = np.nanpercentile(rows, [25, 75], axis=0)
-    spread = np.where(mad > 0, mad, (q75 - q25) / 1.349)
-    floor = np.maximum(RELATIVE_FLOOR * np.abs(center), [ABSOLUTE_FLOOR.get(k, 1e-6) for k in kinds])
-    floored = ~(spread >= floor)
-    return center, np.where(floored, floor, spread), floored
+    scale, floored = floored_scale(robust_spread(rows, center), center, kinds)
+    return center, scale, floored
+
+
+def profile_slots(times_ms: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """The slot of the day (UTC) of each time."""
+    slots: npt.NDArray[np.int64] = (np.asarray(times_ms, dtype=np.int64) % DAY_MS) // PROFILE_SLOT_MS
+    return slots
+
+
+def profile_at(profile: Floats, times_ms: npt.ArrayLike) -> Floats:
+    """A profile's values (one row per slot of the day) at ``times_ms``, linear between the slots' centres
+    and across midnight, so that a ramp (traffic rising to its peak) has no steps at slot boundaries."""
+    position = (np.asarray(times_ms, dtype=np.int64) % DAY_MS) / PROFILE_SLOT_MS - 0.5
+    lower = np.floor(position)
+    weight = (position - lower)[:, None]
+    first = lower.astype(np.int64) % profile.shape[0]
+    values: Floats = profile[first] * (1.0 - weight) + profile[(first + 1) % profile.shape[0]] * weight
+    return values
+
+
+def learn_profile(
+    rows: Floats, times_ms: npt.NDArray[np.int64], kinds: Sequence[str]
+) -> tuple[Floats, Floats, npt.NDArray[np.bool_]]:
+    """The time-of-day profile of the training rows: per slot of the day and feature, the center, the
+    floored scale, and whether the floor was used.
+
+    A slot's center is the median of its values where it has :data:`MIN_SLOT_ROWS` of them from
+    :data:`MIN_SLOT_DAYS` days, the global median otherwise. Its scale is the robust spread of the
+    rows' residuals from the *interpolated* center (see :func:`profile_at`), so that a ramp within a
+    slot is not counted as noise, floored as the global scale is (1 % of the slot's center, the
+    kind's absolute floor); unlearnt slots keep the global scale.
+    """
+    center, scale, floored = robust_center_scale(rows, kinds)
+    n_features = rows.shape[1]
+    slot_center = np.tile(center, (PROFILE_SLOTS, 1))
+    slot_scale = np.tile(scale, (PROFILE_SLOTS, 1))
+    slot_floored = np.tile(floored, (PROFILE_SLOTS, 1))
+    slots, days = profile_slots(times_ms), np.asarray(times_ms, dtype=np.int64) // DAY_MS
+    members = [np.flatnonzero(slots == slot) for slot in range(PROFILE_SLOTS)]
+    learnt = np.zeros((PROFILE_SLOTS, n_features), dtype=bool)
+    for slot, index in enumerate(members):
+        present = np.isfinite(rows[index])
+        day_counts = [np.unique(days[index][present[:, j]]).size for j in range(n_features)]
+        learnt[slot] = (present.sum(axis=0) >= MIN_SLOT_ROWS) & (np.asarray(day_counts) >= MIN_SLOT_DAYS)
+        if learnt[slot].any():
+            slot_center[slot, learnt[slot]] = np.nanmedian(rows[index][:, learnt[slot]], axis=0)
+    residuals = rows - profile_at(slot_center, times_ms)
+    kind_array = np.asarray(kinds)
+    for slot, index in enumerate(members):
+        columns = learnt[slot]
+        if columns.any():
+            residual = residuals[index][:, columns]
+            spread = robust_spread(residual, np.nanmedian(residual, axis=0))
+            slot_scale[slot, columns], slot_floored[slot, columns] = floored_scale(
+                spread, slot_center[slot, columns], list(kind_array[columns])
+            )
+    return slot_center, slot_scale, slot_floored
 
 
 def train_model(
@@ -302,19 +410,22 @@ def train_model(
         )
     train, train_labels = matrix[usable], row_labels[usable]
     kinds = [f.kind for f in features]
-    center, scale, floored = robust_center_scale(train, kinds)
+    center, scale, _ = robust_center_scale(train, kinds)
     if np.isnan(center).any():
         missing = [f.name for f, c in zip(features, center, strict=True) if math.isnan(c)]
         raise TrainingError(f"service {service!r}: features with no value in the training rows: {', '.join(missing)}")
     if np.all(np.nanmax(train, axis=0) == np.nanmin(train, axis=0)):
         raise TrainingError(f"service {service!r}: every feature is constant over the training rows; nothing to learn")
-    z = standard_units((train - center) / scale, features)
+    kept_times = times[usable]
+    profile_center, profile_scale, profile_floored = learn_profile(train, kept_times, kinds)
+    usual, spread = profile_at(profile_center, kept_times), profile_at(profile_scale, kept_times)
+    z = standard_units((train - usual) / spread, features)
     rng = np.random.default_rng(seed)
-    fit_rows = z + rng.standard_normal(z.shape) * floored  # jitter only the floored columns
+    # Jitter only where the row's slot floored the feature's scale.
+    fit_rows = z + rng.standard_normal(z.shape) * profile_floored[profile_slots(kept_times)]
     fit_rows = np.concatenate([fit_rows] + [fit_rows[train_labels == 0]] * (NORMAL_WEIGHT - 1))
     forest = IsolationForest.fit(fit_rows, n_trees=N_TREES, sample_size=SAMPLE_SIZE, seed=seed)
     train_scores = forest.score(z)
-    kept_times = times[usable]
     return ServiceModel(
         tenant=tenant,
         service=service,
@@ -330,6 +441,8 @@ def train_model(
         points=int(usable.sum()),
         step_s=step_s,
         guard_calibration=np.quantile(np.abs(z).max(axis=1), CALIBRATION_PROBS).astype(np.float64),
+        profile_center=profile_center,
+        profile_scale=profile_scale,
     )
 
 
@@ -406,12 +519,14 @@ def compare_models(
     current: ServiceModel,
     candidate: ServiceModel,
     X: Floats,  # noqa: N803
+    times_ms: npt.NDArray[np.int64],
     labels: npt.NDArray[np.int8],
     sensitivity: float = 0.5,
 ) -> Comparison:
     """Whether ``candidate`` should replace ``current`` (rule in the module docstring).
 
-    ``X`` has the columns of ``candidate.features``; ``labels`` one entry per row (1, 0, -1).
+    ``X`` has the columns of ``candidate.features``, one row per time in ``times_ms``; ``labels`` one
+    entry per row (1, 0, -1).
     """
     if not 0.0 <= sensitivity <= 1.0:
         raise ValueError(f"sensitivity must be within [0, 1], got {sensitivity}")
@@ -421,8 +536,8 @@ def compare_models(
         raise ValueError(f"labels must have one entry per row ({matrix.shape[0]}), got shape {row_labels.shape}")
     threshold = 1.0 - sensitivity
     names = candidate.feature_names
-    now = evaluate(current.score(current.columns_from(matrix, names)) >= threshold, row_labels)
-    new = evaluate(candidate.score(matrix) >= threshold, row_labels)
+    now = evaluate(current.score(current.columns_from(matrix, names), times_ms) >= threshold, row_labels)
+    new = evaluate(candidate.score(matrix, times_ms) >= threshold, row_labels)
     labelled = int(new["labelled"])
     fewer_false = new["false_alarms"] <= now["false_alarms"]
     rate_ok = new["alarm_rate"] <= now["alarm_rate"] + ALARM_RATE_TOLERANCE

@@ -42,7 +42,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from novacron.detect.events import DETECTED, RESOLVED, Anomaly, AnomalyEvent, Status, episode_id, severity_of
+from novacron.detect.events import (
+    CRITICAL_SCORE,
+    DETECTED,
+    RESOLVED,
+    Anomaly,
+    AnomalyEvent,
+    Status,
+    episode_id,
+    severity_of,
+)
 from novacron.detect.features import feature_matrix
 from novacron.detect.policy import DetectionPolicy, Settings
 from novacron.detect.registry import ModelRegistry, RegistryConflict, RegistryState
@@ -107,6 +116,7 @@ class ServiceState:
     last_ms: int | None = None  # the last minute scored
     episode: Episode | None = None
     shadow: ShadowRecord | None = None
+    pending: Anomaly | None = None  # a single anomalous minute, not (yet) an episode: see opens_episode
 
     def encode(self) -> StoredState:
         """The stored form."""
@@ -118,7 +128,8 @@ class ServiceState:
                 "quiet": self.episode.quiet,
             }
         shadow = None if self.shadow is None else self.shadow.__dict__
-        meta = {"last_ms": self.last_ms, "episode": episode, "shadow": shadow}
+        pending = None if self.pending is None else self.pending.to_json()
+        meta = {"last_ms": self.last_ms, "episode": episode, "shadow": shadow, "pending": pending}
         return StoredState(STATE_FORMAT, json.dumps(meta, separators=(",", ":")))
 
     @classmethod
@@ -132,7 +143,8 @@ class ServiceState:
             raw = meta["episode"]
             episode = Episode(Anomaly.from_json(raw["anomaly"]), int(raw["last_anomalous_ms"]), int(raw["quiet"]))
         shadow = ShadowRecord(**meta["shadow"]) if meta.get("shadow") is not None else None
-        return cls(meta.get("last_ms"), episode, shadow)
+        pending = Anomaly.from_json(meta["pending"]) if meta.get("pending") is not None else None
+        return cls(meta.get("last_ms"), episode, shadow, pending)
 
 
 @dataclass
@@ -164,6 +176,34 @@ class ScoringReport:
             "ServiceAnomaliesSuppressed": self.anomalies_suppressed,
             "ServiceScoringFailures": self.failures,
         }
+
+
+def opens_episode(score: float, threshold: float, previous_anomalous: bool) -> bool:
+    """Whether a minute opens an episode (when none is open): it is anomalous (``score >= threshold``) and
+    either critical (:data:`~novacron.detect.events.CRITICAL_SCORE`) or the second anomalous minute in a
+    row. A single non-critical minute is left out: at the calibrated rate normal minutes reach the
+    threshold (a few in a thousand, see novacron.detect.service_model) most of them are alone, while a
+    fault holds for minutes."""
+    return score >= threshold and (score >= CRITICAL_SCORE or previous_anomalous)
+
+
+def episode_minutes(scores: npt.NDArray[np.float64], threshold: float, gap: int) -> npt.NDArray[np.bool_]:
+    """The minutes (consecutive scores) at which an episode is known, under the scorer's rule: from the
+    minute :func:`opens_episode` opens it (the first of two anomalous minutes is not flagged: no one has
+    heard of it yet), every anomalous minute until more than ``gap`` normal ones in a row close it."""
+    flags = np.zeros(len(scores), dtype=bool)
+    is_open, quiet, previous = False, 0, False
+    for i, score in enumerate(np.asarray(scores, dtype=np.float64).tolist()):
+        anomalous = score >= threshold
+        if is_open and anomalous:
+            flags[i], quiet = True, 0
+        elif is_open:
+            quiet += 1
+            is_open = quiet <= gap
+        elif opens_episode(score, threshold, previous):
+            flags[i], is_open, quiet = True, True, 0
+        previous = anomalous
+    return flags
 
 
 def service_series_id(service: str) -> str:
@@ -247,11 +287,11 @@ class ServiceScorer:
         threshold = 1.0 - settings.sensitivity
         scores = np.zeros(times.size)
         if rows.any():
-            scores[rows] = current.score(current_x[rows])
+            scores[rows] = current.score(current_x[rows], times[rows])
         shadow_scores = None
         if shadow is not None and rows.any():
             shadow_scores = np.zeros(times.size)
-            shadow_scores[rows] = shadow.score(shadow.columns_from(matrix, names)[rows])
+            shadow_scores[rows] = shadow.score(shadow.columns_from(matrix, names)[rows], times[rows])
             if state.shadow is None or state.shadow.version != shadow.version:
                 state.shadow = ShadowRecord(shadow.version)
         elif shadow is None:
@@ -262,7 +302,7 @@ class ServiceScorer:
             ts, score = int(times[i]), float(scores[i])
             anomalous = score >= threshold
             self._track(
-                tenant, service, labels, current, state, ts, score, current_x[i], present[i], anomalous,
+                tenant, service, labels, current, state, ts, score, current_x[i], present[i], threshold,
                 policy.suppressed(labels, ts), touched, events, report,
             )  # fmt: skip
             if shadow_scores is not None and state.shadow is not None:
@@ -310,14 +350,15 @@ class ServiceScorer:
         score: float,
         row: npt.NDArray[np.float64],
         present: npt.NDArray[np.bool_],
-        anomalous: bool,
+        threshold: float,
         suppressed: bool,
         touched: dict[str, Anomaly],
         events: list[AnomalyEvent],
         report: ScoringReport,
     ) -> None:
-        """Open, extend or close the service's episode after one minute's score."""
+        """Open, extend or close the service's episode after one minute's score (opening: opens_episode)."""
         episode = state.episode
+        anomalous = score >= threshold
         if anomalous:
 
             def explained() -> dict[str, Any]:  # the peak's explanation (explain() runs only for a new peak)
@@ -328,29 +369,39 @@ class ServiceScorer:
                     "confidence": round(float(present.mean()), 3),
                     "severity": severity_of(score),
                     "detector_version": f"isolation-forest-v{model.version}",
-                    "drivers": model.explain(row),
+                    "drivers": model.explain(row, ts),
                 }
 
             if episode is None:
-                sid = service_series_id(service)
-                anomaly = Anomaly(
-                    id=episode_id(tenant, sid, ts),
-                    tenant=tenant,
-                    series_id=sid,
-                    labels=labels,
-                    metric=SERVICE_METRIC,
-                    status=Status.OPEN,
-                    start_ms=ts,
-                    end_ms=None,
-                    expected=None,
-                    lower=None,
-                    upper=None,
-                    methods=METHODS,
-                    warming_up=False,
-                    scored_as=SCORED_AS,
-                    suppressed=suppressed,
-                    **explained(),
-                )
+                pending = state.pending
+                previous = pending is not None and pending.start_ms == ts - MINUTE_MS
+                state.pending = None
+                if previous and pending is not None:  # the episode started at the pending minute
+                    anomaly = pending if score <= pending.score else replace(pending, **explained())
+                    anomaly = replace(anomaly, samples=anomaly.samples + 1, suppressed=suppressed)
+                else:
+                    sid = service_series_id(service)
+                    anomaly = Anomaly(
+                        id=episode_id(tenant, sid, ts),
+                        tenant=tenant,
+                        series_id=sid,
+                        labels=labels,
+                        metric=SERVICE_METRIC,
+                        status=Status.OPEN,
+                        start_ms=ts,
+                        end_ms=None,
+                        expected=None,
+                        lower=None,
+                        upper=None,
+                        methods=METHODS,
+                        warming_up=False,
+                        scored_as=SCORED_AS,
+                        suppressed=suppressed,
+                        **explained(),
+                    )
+                if not opens_episode(score, threshold, previous):
+                    state.pending = anomaly  # one minute: an episode only if the next one is anomalous too
+                    return
                 state.episode = Episode(anomaly, ts)
                 report.anomalies_opened += 1
                 if suppressed:
@@ -368,7 +419,9 @@ class ServiceScorer:
                     events.append(AnomalyEvent(DETECTED, episode.anomaly))
             assert state.episode is not None
             touched[state.episode.anomaly.id] = state.episode.anomaly
-        elif episode is not None:
+            return
+        state.pending = None
+        if episode is not None:
             episode.quiet += 1
             if episode.quiet > self.settings.episode_gap:
                 resolved = replace(episode.anomaly, status=Status.RESOLVED, end_ms=episode.last_anomalous_ms)

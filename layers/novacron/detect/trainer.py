@@ -384,7 +384,12 @@ class Trainer:
         trial = times >= since
         _, matrix = feature_matrix(engine, shadow_model.features, int(times[0]), int(times[-1]), step_ms, cache)
         comparison = compare_models(
-            current_model, shadow_model, matrix[trial], labels[trial], sensitivity=self._sensitivity(tenant, service)
+            current_model,
+            shadow_model,
+            matrix[trial],
+            times[trial],
+            labels[trial],
+            sensitivity=self._sensitivity(tenant, service),
         )
         figures = {**comparison.to_json(), "trial_rows": int(trial.sum()), "shadow_stats": state.shadow_stats}
         return comparison.promote, comparison.reason, figures

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from novacron.detect.features import ServiceFeature, feature_matrix, high_only, service_features
+from novacron.detect.features import ServiceFeature, feature_matrix, high_only, reset_guard, service_features
 from novacron.promql import Engine, parse
 from novacron.query.memory_reader import InMemorySeriesReader
 from novacron.series import METRIC_NAME
@@ -119,3 +119,32 @@ def test_only_memory_is_high_only() -> None:
     flagged = [f.name for f in features if high_only(f)]
     # Then memory alone is (it drops after every restart; only growth is a fault sign)
     assert flagged == ["memory"]
+
+
+def test_a_plain_rate_has_a_reset_guard_and_ratios_and_gauges_none() -> None:
+    # Given a plain rate, a ratio of rates and a gauge
+    rate = ServiceFeature("request rate", "requests", 'sum(rate(http_requests_total{service="a"}[5m]))')
+    ratio = ServiceFeature("error ratio", "errors", 'sum(rate(e{service="a"}[5m])) / sum(rate(r{service="a"}[5m]))')
+    gauge = ServiceFeature("instances up", "resource", 'avg(up{service="a"})')
+    # When asked for their reset guards / Then only the rate has one, over the rate window and a scrape more
+    assert reset_guard(rate) == 'sum(resets(http_requests_total{service="a"}[6m]))'
+    assert reset_guard(ratio) is None
+    assert reset_guard(gauge) is None
+
+
+def test_a_rate_whose_window_holds_a_restart_is_missing() -> None:
+    # Given two pods counting 60 requests a minute, one of which restarts at minute 20 (its counter from 0)
+    reader = InMemorySeriesReader()
+    times = np.arange(0, 40 * 60_000, 60_000, dtype=np.int64)
+    steady = 60.0 * np.arange(times.size)
+    restarted = np.where(np.arange(times.size) < 20, steady + 5000, 60.0 * (np.arange(times.size) - 20) + 10)
+    for pod, values in (("a", steady), ("b", restarted)):
+        reader.add({METRIC_NAME: "http_requests_total", "service": "svc", "pod": pod}, times, values)
+    features = service_features("svc", {"http_requests_total": frozenset({"pod"})})
+    # When the request rate is evaluated per minute
+    steps, matrix = feature_matrix(Engine(reader), features, 10 * 60_000, 35 * 60_000, 60_000)
+    rate = matrix[:, 0]
+    # Then the minutes whose window holds the reset, or starts on its first sample, are missing; the rest 2/s
+    missing = steps[np.isnan(rate)] // 60_000
+    assert list(missing) == [20, 21, 22, 23, 24]
+    assert rate[~np.isnan(rate)] == pytest.approx(2.0, rel=0.05)

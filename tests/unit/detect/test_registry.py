@@ -70,7 +70,7 @@ def test_a_saved_state_round_trips_with_its_log(registry, store):
     # ... and the model loads back scoring as it did
     loaded = ModelRegistry(store).model("acme", "api", 1)
     rows = np.array([[50.0, 2e8], [90.0, 3e8]])
-    assert np.allclose(loaded.score(rows), model.score(rows))
+    assert np.allclose(loaded.score(rows, [0, 60_000]), model.score(rows, [0, 60_000]))
 
 
 def test_a_stale_write_is_a_conflict_and_changes_nothing(registry):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import struct
+import zlib
 from dataclasses import replace
 
 import numpy as np
@@ -10,7 +12,10 @@ import pytest
 
 from novacron.detect.events import Feedback, FeedbackVerdict
 from novacron.detect.features import ServiceFeature
+from novacron.detect.forest import pack_arrays
 from novacron.detect.service_model import (
+    MAGIC,
+    PROFILE_SLOTS,
     ServiceModel,
     TrainingError,
     compare_models,
@@ -70,7 +75,7 @@ def test_normal_rows_rarely_alarm_and_a_clear_outlier_is_critical(model: Service
     # Given fresh normal rows and a row with three times the usual CPU
     fresh = service_rows(2880, seed=1)
     # When scored
-    normal_scores, storm_score = model.score(fresh), model.score(CPU_STORM)[0]
+    normal_scores, storm_score = model.score(fresh, times(2880)), model.score(CPU_STORM, [T0_MS])[0]
     # Then few normal rows reach 0.5, the outlier reaches the critical 0.95, all within [0, 1]
     assert (normal_scores >= 0.5).mean() < 0.01
     assert storm_score >= 0.95
@@ -80,7 +85,7 @@ def test_normal_rows_rarely_alarm_and_a_clear_outlier_is_critical(model: Service
 
 def test_training_rows_alarm_at_a_small_documented_rate(model: ServiceModel) -> None:
     # Given the training rows / When scored / Then about 0.1-0.5 % of them reach 0.5
-    share = (model.score(service_rows(2880)) >= 0.5).mean()
+    share = (model.score(service_rows(2880), times(2880)) >= 0.5).mean()
     assert 0.0005 <= share <= 0.006
 
 
@@ -89,13 +94,13 @@ def test_an_error_ratio_never_seen_in_training_alarms(model: ServiceModel) -> No
     row = NORMAL.copy()
     row[1] = 0.05
     # When scored / Then it alarms, and the explanation names the error ratio first
-    assert model.score(row)[0] >= 0.95
-    assert model.explain(row)[0].feature == "error ratio"
+    assert model.score(row, [T0_MS])[0] >= 0.95
+    assert model.explain(row, T0_MS)[0].feature == "error ratio"
 
 
 def test_explain_names_the_drivers_strongest_first(model: ServiceModel) -> None:
     # Given the CPU storm row / When explained
-    drivers = model.explain(CPU_STORM, top=2)
+    drivers = model.explain(CPU_STORM, T0_MS, top=2)
     # Then CPU leads, with its value, the usual value and a share; shares descend
     assert drivers[0].feature == "cpu"
     assert drivers[0].value == pytest.approx(0.6)
@@ -111,7 +116,7 @@ def test_bytes_round_trip_keeps_scores_and_metadata(model: ServiceModel) -> None
     again = ServiceModel.from_bytes(data)
     # Then it scores identically and keeps what it was
     rows = np.vstack([service_rows(100, seed=3), CPU_STORM])
-    np.testing.assert_array_equal(model.score(rows), again.score(rows))
+    np.testing.assert_array_equal(model.score(rows, times(101)), again.score(rows, times(101)))
     assert (again.tenant, again.service, again.version, again.features) == ("acme", "api", 1, FEATURES)
     assert (again.points, again.step_s, again.start_ms) == (model.points, STEP_S, T0_MS)
     assert len(data) < 300_000
@@ -133,13 +138,13 @@ def test_missing_values_are_imputed_and_lower_the_confidence(model: ServiceModel
     storm[2], normal[3] = np.nan, np.nan
     rows = np.vstack([storm, normal, np.full(4, np.nan)])
     # When scored
-    scores, confidence = model.score(rows), model.confidence(rows)
+    scores, confidence = model.score(rows, [T0_MS] * 3), model.confidence(rows)
     # Then the storm still alarms, the imputed normal row does not, the empty row scores 0
     assert scores[0] >= 0.5
     assert scores[1] < 0.5
     assert scores[2] == 0.0
     np.testing.assert_allclose(confidence, [0.75, 0.75, 0.0])
-    assert all(d.feature != "latency mean (h)" for d in model.explain(storm))
+    assert all(d.feature != "latency mean (h)" for d in model.explain(storm, T0_MS))
 
 
 def test_confirmed_anomalies_are_left_out_of_training() -> None:
@@ -150,7 +155,8 @@ def test_confirmed_anomalies_are_left_out_of_training() -> None:
     # When a model is trained with and one without the labels
     learnt, told = train(rows_x), train(rows_x, labels=labels)
     # Then the one told about the storm scores it higher (the other learnt it as normal)
-    assert told.score(rows_x[1050])[0] > learnt.score(rows_x[1050])[0]
+    at = [times(2000)[1050]]
+    assert told.score(rows_x[1050], at)[0] > learnt.score(rows_x[1050], at)[0]
     assert told.points == learnt.points - 100
 
 
@@ -216,8 +222,8 @@ def test_compare_promotes_a_better_candidate_and_rejects_a_worse_one() -> None:
     blind, aware = train(history), train(history, labels=labels)
     rows_x, recent = labelled_day(history[1000:1060])
     # When each is compared as the candidate against the other
-    better = compare_models(blind, aware, rows_x, recent)
-    worse = compare_models(aware, blind, rows_x, recent)
+    better = compare_models(blind, aware, rows_x, times(1440), recent)
+    worse = compare_models(aware, blind, rows_x, times(1440), recent)
     # Then the aware one is promoted and the blind one is not, with readable reasons and figures
     assert better.promote
     assert not worse.promote
@@ -235,8 +241,8 @@ def test_compare_without_labels_judges_the_alarm_rate(model: ServiceModel) -> No
     odd = train(other)
     rows_x, unlabelled = service_rows(1440, seed=5), np.full(1440, -1, dtype=np.int8)
     # When compared both ways
-    rejected = compare_models(model, odd, rows_x, unlabelled)
-    promoted = compare_models(odd, model, rows_x, unlabelled)
+    rejected = compare_models(model, odd, rows_x, times(1440), unlabelled)
+    promoted = compare_models(odd, model, rows_x, times(1440), unlabelled)
     # Then the candidate that alarms on everything is rejected, the sane one promoted
     assert not rejected.promote
     assert promoted.promote
@@ -255,7 +261,7 @@ def test_compare_handles_different_feature_sets(model: ServiceModel) -> None:
     assert np.isnan(picked[:, 1]).all()
     assert np.array_equal(picked[:, 3], rows_x[:, 2])
     # And the comparison runs on both
-    result = compare_models(model, candidate, rows_x, np.full(600, -1, dtype=np.int8))
+    result = compare_models(model, candidate, rows_x, times(600), np.full(600, -1, dtype=np.int8))
     assert result.current["alarm_rate"] < 0.05
     assert result.candidate["alarm_rate"] < 0.05
 
@@ -286,7 +292,7 @@ def test_memory_below_usual_after_a_restart_is_not_an_anomaly(memory_model: Serv
     restarted = np.array([*NORMAL, 120e6])
     leaking = np.array([*NORMAL, 240e6])
     # When both are scored
-    scores = memory_model.score(np.vstack([restarted, leaking]))
+    scores = memory_model.score(np.vstack([restarted, leaking]), [T0_MS] * 2)
     # Then the restart's aftermath is usual and the growth is an anomaly
     assert scores[0] < 0.5
     assert scores[1] >= 0.95
@@ -296,7 +302,104 @@ def test_only_high_only_features_are_floored_at_their_center(memory_model: Servi
     # Given a row with CPU and memory both far below usual
     row = np.array([100.0, 0.0, 0.05, 0.0, 10e6])
     # When it is standardised
-    z = memory_model.standardise(row)[0]
+    z = memory_model.standardise(row, [T0_MS])[0]
     # Then memory counts as usual (0) while low CPU keeps its negative value
     assert z[4] == 0.0
     assert z[3] < -1
+
+
+# --- the time-of-day profile ---------------------------------------------------------------------------
+
+HOUR_MS = 3_600_000
+PEAK_MS = T0_MS + 6 * HOUR_MS  # the synthetic rate peaks (160) six hours into each day
+NIGHT_MS = T0_MS + 18 * HOUR_MS  # ... and is lowest (40) at 18:00
+PEAK_ROW = np.array([160.0, 0.0, 0.05, 0.32])  # a usual row at the peak: high rate, CPU following it
+
+
+def test_a_peak_row_is_usual_at_peak_time_and_anomalous_at_night(model: ServiceModel) -> None:
+    # Given the same busy row at the daily peak and at the quietest time of day
+    rows = np.vstack([PEAK_ROW, PEAK_ROW])
+    # When scored at those times
+    at_peak, at_night = model.score(rows, [PEAK_MS, NIGHT_MS])
+    # Then the peak is usual at peak time and critical at night
+    assert at_peak < 0.5
+    assert at_night >= 0.95
+
+
+def test_the_usual_value_of_a_driver_is_the_profiles_at_that_time(model: ServiceModel) -> None:
+    # Given the busy row at night / When explained
+    drivers = {d.feature: d for d in model.explain(PEAK_ROW, NIGHT_MS)}
+    # Then the request rate leads with the night's usual rate (40), not the day's median (100)
+    assert next(iter(drivers)) in ("request rate", "cpu")
+    assert drivers["request rate"].expected == pytest.approx(40.0, abs=3.0)
+    # ... and at peak time the usual rate is the peak's
+    center, _ = model.baseline([PEAK_MS])
+    assert center[0, 0] == pytest.approx(160.0, abs=3.0)
+
+
+def test_the_profile_scale_follows_noise_that_grows_with_the_level() -> None:
+    # Given two days whose rate is twice as noisy at the peak as at night
+    rows_x = service_rows(2880)
+    hour = (np.arange(2880) % 1440) / 60
+    busy = np.abs(hour - 6) < 3
+    rows_x[:, 0] += np.random.default_rng(2).normal(0, 6, 2880) * busy
+    # When a model is trained
+    noisy = train(rows_x)
+    # Then the rate's scale at the peak is well above the night's
+    _, scale = noisy.baseline([PEAK_MS, NIGHT_MS])
+    assert scale[0, 0] > 1.5 * scale[1, 0]
+
+
+def test_slots_seen_on_fewer_than_two_days_fall_back_to_the_global_center() -> None:
+    # Given a day and a half of rows (the afternoon and night were seen once)
+    half = train(service_rows(2160))
+    # When the profile is read at a twice-seen time and at a once-seen one
+    center, scale = half.baseline([T0_MS + 6 * HOUR_MS, T0_MS + 18 * HOUR_MS])
+    # Then the first is that slot's own median, the second the global one
+    assert center[0, 0] == pytest.approx(160.0, abs=3.0)
+    assert center[1, 0] == pytest.approx(half.center[0])
+    assert scale[1, 0] == pytest.approx(half.scale[0])
+
+
+def test_bytes_round_trip_keeps_the_profile(model: ServiceModel) -> None:
+    # Given a model read back from its bytes / Then its profile is the same
+    again = ServiceModel.from_bytes(model.to_bytes())
+    np.testing.assert_array_equal(again.profile_center, model.profile_center)
+    np.testing.assert_array_equal(again.profile_scale, model.profile_scale)
+    assert model.profile_center.shape == (PROFILE_SLOTS, len(FEATURES))
+
+
+def version_1_bytes(model: ServiceModel) -> bytes:
+    """``model`` serialised as format version 1 wrote it: no profile arrays."""
+    meta: dict[str, object] = {
+        "tenant": model.tenant, "service": model.service, "version": model.version,
+        "features": [f.to_json() for f in model.features], "trained_at_ms": model.trained_at_ms,
+        "start_ms": model.start_ms, "end_ms": model.end_ms, "points": model.points, "step_s": model.step_s,
+    }  # fmt: skip
+    arrays = {
+        "center": model.center,
+        "scale": model.scale,
+        "calibration": model.calibration,
+        "guard_calibration": model.guard_calibration,
+        "forest": np.frombuffer(model.forest.to_bytes(), dtype=np.uint8),
+    }
+    meta["arrays"] = list(arrays)
+    return MAGIC + struct.pack("<B", 1) + zlib.compress(pack_arrays(meta, arrays), 6)
+
+
+def test_a_version_1_model_is_still_read_and_standardises_with_the_global_center(model: ServiceModel) -> None:
+    # Given a model stored by the previous format (no profile)
+    old = ServiceModel.from_bytes(version_1_bytes(model))
+    # When it standardises a row at two times of day
+    z = old.standardise(np.vstack([PEAK_ROW, PEAK_ROW]), [PEAK_MS, NIGHT_MS])
+    # Then it has no profile, and the time of day makes no difference (the global center and scale)
+    assert old.profile_center.size == 0
+    np.testing.assert_array_equal(z[0], z[1])
+    np.testing.assert_allclose(z[0], (PEAK_ROW - model.center) / model.scale)
+    assert old.score(PEAK_ROW, [PEAK_MS]).shape == (1,)
+
+
+def test_scoring_needs_one_time_per_row(model: ServiceModel) -> None:
+    # Given two rows and one time / When scored / Then a ValueError says so
+    with pytest.raises(ValueError, match="2 rows but 1 times"):
+        model.score(np.vstack([NORMAL, NORMAL]), [T0_MS])

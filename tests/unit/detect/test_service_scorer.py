@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from novacron.detect.events import DETECTED, RESOLVED, Anomaly, AnomalyEvent, Severity, Status, episode_id
@@ -15,8 +16,11 @@ from novacron.detect.service_scorer import (
     SCORED_AS,
     SERVICE_METRIC,
     ScorerSettings,
+    ScoringReport,
     ServiceScorer,
     ServiceState,
+    episode_minutes,
+    opens_episode,
     service_series_id,
 )
 from novacron.detect.trainer import Trainer, TrainerSettings
@@ -243,3 +247,78 @@ def test_state_round_trips_with_an_open_episode():
     assert again.last_ms == 5
     assert again.episode is not None
     assert (again.episode.anomaly.id, again.episode.quiet) == ("x", 2)
+
+
+# --- opening an episode: two anomalous minutes in a row, or a critical one --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scores", "flagged"),
+    [
+        ([0.1, 0.7, 0.1, 0.1], []),  # a single non-critical minute raises nothing
+        ([0.1, 0.7, 0.8, 0.1], [2]),  # known from the second anomalous minute in a row
+        ([0.1, 0.97, 0.1, 0.1], [1]),  # a critical minute at once
+        ([0.7, 0.1, 0.7, 0.1], []),  # two minutes that are not consecutive
+        ([0.7, 0.7, 0.1, 0.1, 0.6, 0.1, 0.1, 0.1, 0.1, 0.6], [1, 4]),  # open until more than 3 quiet minutes
+    ],
+)
+def test_episode_minutes_apply_the_opening_rule(scores, flagged):
+    # Given per-minute scores / When the episode minutes are derived at threshold 0.5 and gap 3
+    minutes = episode_minutes(np.asarray(scores), 0.5, gap=3)
+    # Then only the minutes of confirmed episodes are flagged
+    assert list(np.flatnonzero(minutes)) == flagged
+
+
+def test_opens_episode_needs_a_previous_anomalous_minute_unless_critical():
+    assert not opens_episode(0.7, 0.5, previous_anomalous=False)
+    assert opens_episode(0.7, 0.5, previous_anomalous=True)
+    assert opens_episode(0.95, 0.5, previous_anomalous=False)
+    assert not opens_episode(0.4, 0.5, previous_anomalous=True)
+
+
+def track(service_scorer: ServiceScorer, store, state: ServiceState, ts: int, score: float, report: ScoringReport):
+    """Feed one minute's score to the scorer's episode tracking (api's model explains the row)."""
+    model = ModelRegistry(store).model("acme", "api", 1)
+    row = np.full(len(model.features), np.nan)
+    row[0] = 1.0
+    touched: dict[str, Anomaly] = {}
+    events: list[AnomalyEvent] = []
+    service_scorer._track(
+        "acme", "api", (("service", "api"),), model, state, ts, score, row, ~np.isnan(row), 0.5, False,
+        touched, events, report,
+    )  # fmt: skip
+    return touched, events
+
+
+def test_a_single_minute_is_kept_pending_and_two_open_an_episode_from_the_first(store, parts, clock):
+    # Given a scorer and an empty state
+    service_scorer, state, report = scorer(store, parts, clock), ServiceState(), ScoringReport()
+    # When one anomalous minute is seen
+    touched, events = track(service_scorer, store, state, NOW, 0.7, report)
+    # Then nothing is stored or sent; the minute waits, and survives the state's round trip
+    assert (touched, events, state.episode) == ({}, [], None)
+    state = ServiceState.decode(state.encode())
+    assert state.pending is not None
+    assert state.pending.start_ms == NOW
+    # When the next minute is anomalous too
+    touched, events = track(service_scorer, store, state, NOW + MINUTE_MS, 0.8, report)
+    # Then one episode opens, starting at the first minute, peaking at the second, announced once
+    assert [e.detail_type for e in events] == [DETECTED]
+    anomaly = events[0].anomaly
+    assert anomaly.id == episode_id("acme", "service/api", NOW)
+    assert (anomaly.start_ms, anomaly.peak_ms, anomaly.samples, anomaly.score) == (NOW, NOW + MINUTE_MS, 2, 0.8)
+    assert state.pending is None
+    assert report.anomalies_opened == 1
+
+
+def test_a_pending_minute_followed_by_a_normal_one_is_dropped(store, parts, clock):
+    # Given a pending anomalous minute
+    service_scorer, state, report = scorer(store, parts, clock), ServiceState(), ScoringReport()
+    track(service_scorer, store, state, NOW, 0.7, report)
+    # When a normal minute follows, then another anomalous one
+    track(service_scorer, store, state, NOW + MINUTE_MS, 0.1, report)
+    _, events = track(service_scorer, store, state, NOW + 2 * MINUTE_MS, 0.7, report)
+    # Then no episode opened; only the latest minute is pending
+    assert (events, state.episode, report.anomalies_opened) == ([], None, 0)
+    assert state.pending is not None
+    assert state.pending.start_ms == NOW + 2 * MINUTE_MS
