@@ -30,6 +30,7 @@ import yaml
 from novacron.alert.durations import parse_duration_ms
 from novacron.alert.inhibit import InhibitRule
 from novacron.alert.matchers import AlertMatcher, MatcherError, new_matcher, parse_matchers
+from novacron.alert.timeintervals import Period, TimeIntervalError, active, parse_period
 
 # Prometheus's legacy label names, which Alertmanager 0.25 requires in match/group_by/equal.
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -240,10 +241,15 @@ class GlobalConfig:
 
 @dataclass(frozen=True)
 class TimeInterval:
-    """A named ``time_intervals`` entry, kept as written (routes may reference it by name)."""
+    """A named ``time_intervals`` entry (routes reference it by name): its periods as written and parsed."""
 
     name: str
     intervals: tuple[Mapping[str, Any], ...] = ()
+    periods: tuple[Period, ...] = ()
+
+    def active_at(self, at: float) -> bool:
+        """Whether any of its periods contains the instant ``at`` (epoch seconds)."""
+        return active(self.periods, at)
 
 
 @dataclass(frozen=True)
@@ -502,8 +508,13 @@ def _time_intervals(top: Mapping[str, yaml.Node]) -> dict[str, TimeInterval]:
                 raise _fail(item, f"missing name in {section.removesuffix('s')}")
             if name in out:
                 raise _fail(f["name"], f"time interval {name!r} is not unique")
-            specs = tuple(_plain(n) for n in _sequence(f["time_intervals"])) if "time_intervals" in f else ()
-            out[name] = TimeInterval(name, specs)
+            nodes = _sequence(f["time_intervals"]) if "time_intervals" in f else []
+            specs = tuple(_plain(n) for n in nodes)
+            try:
+                periods = tuple(parse_period(spec) for spec in specs)
+            except TimeIntervalError as exc:
+                raise _fail(f["time_intervals"], f"time interval {name!r}: {exc}") from None
+            out[name] = TimeInterval(name, specs, periods)
     return out
 
 

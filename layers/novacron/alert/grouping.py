@@ -20,7 +20,10 @@ This is Alertmanager's dispatcher, aggregation groups and notification pipeline 
 - An alert without ``ends_at`` is resolved ``resolve_timeout`` after it was last received, like one sent
   to Alertmanager's API without ``endsAt``; re-sending an alert refreshes it (merged as Alertmanager does).
 
-Time intervals (``mute_time_intervals``/``active_time_intervals``) are not applied.
+- Time intervals (:mod:`novacron.alert.timeintervals`): at a flush when one of the route's
+  ``mute_time_intervals`` is active, or none of its ``active_time_intervals`` is, nothing is sent nor
+  logged, as in Alertmanager's time-mute stages; resolved alerts still leave the group, so the next
+  unmuted flush notifies about what is still firing (and, like a first notification, only if something is).
 """
 
 from __future__ import annotations
@@ -226,6 +229,14 @@ class Dispatcher:
         reasons = [f"inhibited by {fingerprint(src)}"] if (src := self._inhibitor(alert, now)) is not None else []
         return reasons + silenced_by(self.silences, alert.labels, now)
 
+    def route_muted(self, route: Route, now: float) -> bool:
+        """Whether the route's time intervals mute its notifications at ``now``."""
+        intervals = self.config.time_intervals
+        if any(intervals[name].active_at(now) for name in route.opts.mute_time_intervals):
+            return True
+        active = route.opts.active_time_intervals
+        return bool(active) and not any(intervals[name].active_at(now) for name in active)
+
     # --- state ---
 
     def to_dict(self) -> dict[str, Any]:
@@ -349,7 +360,7 @@ class Dispatcher:
         alerts = [a if a.resolved_at(tick) else replace(a, ends_at=None) for a in group.alerts.values()]
         alerts.sort(key=functools.cmp_to_key(_alert_order))
         unmuted = [a for a in alerts if not self.muted_by(a, tick)]
-        if unmuted:
+        if unmuted and not self.route_muted(route, tick):
             receiver = self.config.receivers[route.opts.receiver]
             for integration in receiver.integrations:
                 self._notify(group, route, integration.name, integration.send_resolved, unmuted, tick)

@@ -269,3 +269,82 @@ def test_group_key_quoting_is_gos():
     # Then they are quoted as Go's %q does
     assert go_quote('a"b\n\x01é') == '"a\\"b\\n\\x01é"'
     assert labelset_string({"b": "2", "a": "1"}) == '{a="1", b="2"}'
+
+
+MUTED_CONFIG = """\
+route:
+  receiver: team
+  group_by: [alertname]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 4h
+  routes:
+    - matchers: [team="db"]
+      receiver: team
+      mute_time_intervals: [nights]
+    - matchers: [team="web"]
+      receiver: team
+      active_time_intervals: [nights]
+receivers:
+  - name: team
+    webhook_configs: [{url: "http://127.0.0.1/hook"}]
+time_intervals:
+  - name: nights
+    time_intervals: [{times: [{start_time: "00:00", end_time: "06:00"}]}]
+"""
+NIGHT = 1_709_604_000.0  # 2024-03-05 02:00 UTC
+
+
+def test_a_muted_route_sends_nothing_until_its_mute_ends():
+    # Given a route muted at night, and an alert on it at 02:00 (firing until noon)
+    dispatcher = Dispatcher(parse_config(MUTED_CONFIG))
+    dispatcher.receive([alert("DbDown", starts_at=NIGHT, ends_at=NIGHT + 10 * 3600, team="db")], now=NIGHT)
+
+    # When the group's flushes fall due through the night, and past 06:00
+    night = dispatcher.flush(now=NIGHT + 4 * 3600 - 60)
+    morning = dispatcher.flush(now=NIGHT + 4 * 3600 + 300)
+
+    # Then nothing was sent at night, and the first flush after 06:00 notifies the firing alert
+    assert night == []
+    assert len(morning) == 1
+    assert morning[0].at == NIGHT + 30 + 48 * 300  # group_wait, then the 48th group_interval: 06:00:30
+    assert [a.labels["alertname"] for a in morning[0].firing] == ["DbDown"]
+
+
+def test_an_alert_resolved_while_muted_is_never_sent():
+    # Given a muted route whose alert fires and resolves in the night
+    dispatcher = Dispatcher(parse_config(MUTED_CONFIG))
+    dispatcher.receive([alert("DbDown", starts_at=NIGHT, team="db")], now=NIGHT)
+    dispatcher.receive([alert("DbDown", starts_at=NIGHT, ends_at=NIGHT + 600, team="db")], now=NIGHT + 600)
+
+    # Then nothing is ever sent, and the group is gone
+    assert dispatcher.flush(now=NIGHT + 6 * 3600) == []
+    assert dispatcher.next_due() is None
+
+
+def test_an_active_interval_route_sends_only_inside_it():
+    # Given a route active only at night, and an alert on it at 05:50 (firing all day)
+    dispatcher = Dispatcher(parse_config(MUTED_CONFIG))
+    start = NIGHT + 3 * 3600 + 50 * 60
+    dispatcher.receive([alert("WebSlow", starts_at=start, ends_at=start + 86_400, team="web")], now=start)
+
+    # When its flushes fall due at 05:50:30, then every 5 minutes through the day (runs every hour)
+    sent = [n for hour in range(13) for n in dispatcher.flush(now=start + 60 + hour * 3600)]
+
+    # Then only the night-time flush notifies (the repeats fall due by day, when the route is muted)
+    assert [n.at - start for n in sent] == [30.0]
+
+
+def test_the_route_muted_check_reads_the_route_s_intervals():
+    # Given the muted config's routes
+    dispatcher = Dispatcher(parse_config(MUTED_CONFIG))
+    root, db, web = dispatcher.root, *dispatcher.root.routes
+    noon = NIGHT + 10 * 3600
+
+    # Then the db route is muted at night only, the web route by day only, the root never
+    assert dispatcher.route_muted(db, NIGHT)
+    assert not dispatcher.route_muted(db, noon)
+    assert dispatcher.route_muted(web, noon)
+    assert not dispatcher.route_muted(web, NIGHT)
+    assert not dispatcher.route_muted(root, NIGHT)
+    assert not dispatcher.route_muted(root, noon)
