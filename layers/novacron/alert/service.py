@@ -50,6 +50,7 @@ from novacron.alert.incidents import (
     Source,
     incident_events,
 )
+from novacron.alert.incidents import incident_id as opening_id
 from novacron.alert.incidents_api import INCIDENT_TTL_DAYS
 from novacron.alert.notifications import (
     NotifiedLog,
@@ -332,6 +333,7 @@ class AlertingService:
         active = self.incidents.active_incidents(
             tenant, now_ms - s.incident_lookback_s * 1000, now_ms - correlation.settings.reopen_window_s * 1000
         )
+        active += self._resolved_owners(tenant, active, signals)
         known = {i.id: i for i in active}
         if not signals:
             return known
@@ -366,6 +368,21 @@ class AlertingService:
         report.incidents_opened, report.incidents_resolved = len(saved.opened), len(saved.resolved)
         report.incidents_reopened = len(saved.reopened)
         return known
+
+    def _resolved_owners(
+        self, tenant: str, loaded: Sequence[Incident], signals: Sequence[AlertSignal]
+    ) -> list[Incident]:
+        """The incidents, older than those loaded, that firing alerts held by none of them opened: resolved by
+        hand while the alert fires on (the correlator leaves them resolved; without them, it would open the
+        same incident again, on the same id, every run)."""
+        held = {fp for incident in loaded for fp in incident.alerts}
+        found = []
+        for signal in signals:
+            if signal.firing and signal.fingerprint not in held:
+                stored = self.incidents.incident(tenant, opening_id(tenant, signal.fingerprint, signal.starts_at_ms))
+                if stored is not None:
+                    found.append(stored)
+        return found
 
     def _correlation_config(self, tenant: str) -> CorrelationConfig:
         """The tenant's correlation document over the function's defaults (just those without one)."""

@@ -183,6 +183,20 @@ def test_the_incident_auto_resolves_when_every_alert_resolves_and_reopens_when_o
     assert [e.kind for e in incident.timeline][-2:] == ["alert_refired", "reopened"]
 
 
+def test_an_incident_resolved_by_hand_keeps_its_still_firing_alert_however_long_ago(correlator: Correlator) -> None:
+    # Given an incident resolved by hand at minute 2 while its alert fires on
+    (incident,) = run(correlator, [], alert("Errors", "payment", 0), now_min=1)
+    incident.resolve("key-ops", T0 + 2 * MIN)
+
+    # When the alert is still firing two hours later (far past the 30-minute reopen window)
+    result = correlator.apply([incident], [alert("Errors", "payment", 0)], T0 + 120 * MIN)
+
+    # Then nothing changes: no incident opened again, and the resolved one stays resolved
+    assert not result.changed
+    assert not result.opened
+    assert incident.status is IncidentStatus.RESOLVED
+
+
 def test_a_resolved_alert_nobody_holds_changes_nothing(correlator: Correlator) -> None:
     # Given no incidents
     # When only the end of an unknown alert arrives

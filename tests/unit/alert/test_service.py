@@ -395,6 +395,26 @@ def test_an_incident_resolved_by_hand_stops_paging_while_its_alert_still_fires(h
     assert [r.notification.action for r in harness.publisher.requests] == [Action.OPENED, Action.RESOLVED]
 
 
+def test_an_incident_resolved_by_hand_long_ago_is_not_opened_again_while_its_alert_fires(harness: Harness) -> None:
+    # Given an incident resolved by a user while its anomaly goes on
+    harness.anomalies.episodes.append(episode("payment", T0 - 2 * MIN))
+    harness.run(T0)
+    (incident,) = harness.stored()
+    incident.resolve("key-ops", T0 + 30 * S)
+    harness.incidents.save(incident, 0)
+
+    # When the function runs every minute for two hours: long past the reopen window (30 minutes), after
+    # which the resolved incident is no longer among those a run loads
+    conflicts = 0
+    for at in range(T0 + MIN, T0 + 120 * MIN + 1, MIN):
+        harness.now[0] = at
+        conflicts += sum(r.incident_conflicts for r in harness.service.run(["acme"], at).tenants)
+
+    # Then no run tried to open the same incident again (each such try was a conflict), and it stays resolved
+    assert conflicts == 0
+    assert [i.status for i in harness.stored()] == [IncidentStatus.RESOLVED]
+
+
 def test_an_inhibited_alert_joins_no_incident(harness: Harness) -> None:
     # Given a warning rule beside the critical one, and an inhibit rule: a target down mutes its warnings
     degraded = RULES + (
