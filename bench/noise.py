@@ -33,11 +33,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from novacron.alert.amconfig import parse_config
-from novacron.alert.evaluate import Alert as RuleAlert
-from novacron.alert.evaluate import GroupState, RuleEvaluator
+from novacron.alert.evaluate import RuleEvaluator
 from novacron.alert.grouping import Dispatcher, Notification
 from novacron.alert.incidents import AlertSignal, Correlator, Incident, Source
 from novacron.alert.notifications import dispatch_alert
+from novacron.alert.rule_state import Alert as RuleAlert
+from novacron.alert.rule_state import GroupState
 from novacron.alert.rules import RuleFile, parse_rule_file
 from novacron.alert.topology import Topology
 from novacron.promql import Engine

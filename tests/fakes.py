@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from novacron.alert.evaluate import GroupState
 from novacron.alert.incidents import Incident, IncidentConflict
+from novacron.alert.rule_state import GroupState
 from novacron.alert.silences import Silence
 from novacron.alert.state import StoredText
 from novacron.auth import KeyRecord

@@ -603,9 +603,9 @@ WIRING = Wiring(
                 "NOVACRON_NOTIFY_FAILURES_QUEUE": NOTIFY_DLQ,
                 "NOVACRON_EMAIL_TOPIC": EMAIL_TOPIC,
             },
-            # The Alertmanager configuration is read through the alerting store, whose rule-group states
-            # come with the rule evaluator and so the PromQL parser.
-            layers=("core", "science"),
+            # No PromQL parser: the alerting store's rule-group states are kept apart from the evaluator
+            # (novacron.alert.rule_state), and novacron.promql imports its engine on first use.
+            layers=("core",),
         ),
     ),
     consumers=(

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from novacron.alert.evaluate import GroupState, OutputSample, RuleEvaluator
+from novacron.alert.evaluate import OutputSample, RuleEvaluator
+from novacron.alert.rule_state import GroupState
 from novacron.alert.rules import AlertingRule, RuleFileError, parse_rule_file
 from novacron.promql import Engine
 from novacron.query.memory_reader import InMemorySeriesReader

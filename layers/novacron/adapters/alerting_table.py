@@ -27,7 +27,7 @@ from pynamodb.exceptions import DeleteError, PutError
 from pynamodb.models import Model
 
 from novacron.adapters.dynamodb import bind_model
-from novacron.alert.evaluate import GroupState
+from novacron.alert.rule_state import GroupState
 from novacron.alert.silences import Silence
 from novacron.alert.state import StoredText
 

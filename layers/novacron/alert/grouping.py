@@ -34,10 +34,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from novacron.alert.amconfig import AlertmanagerConfig
-from novacron.alert.evaluate import fingerprint
 from novacron.alert.inhibit import InhibitRule, inhibited
 from novacron.alert.matchers import LABEL_NAME
 from novacron.alert.routing import Route, build_routes
+from novacron.alert.rule_state import fingerprint
 from novacron.alert.silences import Silence, silenced_by
 
 NFLOG_RETENTION_S = 120 * 3600.0

@@ -23,7 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from novacron.alert.evaluate import GroupState, OutputSample, RuleEvaluator
+from novacron.alert.evaluate import OutputSample, RuleEvaluator
+from novacron.alert.rule_state import GroupState
 from novacron.alert.rules import RecordingRule, RuleFileError, RuleGroup, parse_rule_file
 from novacron.alert.state import StoredText
 from novacron.promql import Engine, QueryResult

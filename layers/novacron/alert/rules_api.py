@@ -27,7 +27,8 @@ from typing import Any
 
 import yaml
 
-from novacron.alert.evaluate import GroupState, alerts_json, rules_json
+from novacron.alert.evaluate import alerts_json, rules_json
+from novacron.alert.rule_state import GroupState
 from novacron.alert.rules import RuleFile, RuleFileError, parse_rule_file
 from novacron.alert.state import AlertingStore, StoredText
 from novacron.alert.uploads import api_error, write_versioned, yaml_text

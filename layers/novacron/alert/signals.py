@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
-from novacron.alert.evaluate import Alert, GroupState, fingerprint
 from novacron.alert.incidents import FALSE_POSITIVE, SERVICE_LABELS, AlertSignal, Incident, Source
+from novacron.alert.rule_state import Alert, GroupState, fingerprint
 from novacron.detect.events import Anomaly, Status
 from novacron.series import METRIC_NAME
 

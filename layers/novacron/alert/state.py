@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from novacron.alert.evaluate import GroupState
+from novacron.alert.rule_state import GroupState
 from novacron.alert.silences import Silence
 from novacron.notify.model import IncidentNotification
 

@@ -6,8 +6,8 @@ import boto3
 import pytest
 
 from novacron.adapters.alerting_table import DynamoAlertingStore
-from novacron.alert.evaluate import Alert, GroupState, RuleState
 from novacron.alert.matchers import new_matcher
+from novacron.alert.rule_state import Alert, GroupState, RuleState
 from novacron.alert.silences import Silence
 from novacron.local.resources import physical_name
 from novacron.wiring import ALERTING_TABLE

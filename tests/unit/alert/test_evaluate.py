@@ -13,13 +13,12 @@ import pytest
 from novacron.alert.evaluate import (
     RESOLVED_RETENTION_MS,
     GroupEvaluation,
-    GroupState,
     OutputSample,
     RuleEvaluator,
     alerts_json,
-    fingerprint,
     rules_json,
 )
+from novacron.alert.rule_state import GroupState, fingerprint
 from novacron.alert.rules import RuleFile, RuleGroup, parse_rule_file
 from novacron.promql import Engine
 from novacron.query.memory_reader import InMemorySeriesReader

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from novacron.alert.evaluate import GroupState, RuleEvaluator
+from novacron.alert.evaluate import RuleEvaluator
+from novacron.alert.rule_state import GroupState
 from novacron.alert.rules import parse_rule_file
 from novacron.alert.rules_api import (
     RuleLimits,

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from novacron.alert.amconfig import DEFAULT_CONFIG_TEXT
-from novacron.alert.evaluate import GroupState
 from novacron.alert.incidents import INCIDENT_OPENED, INCIDENT_RESOLVED, Incident, IncidentEvent, IncidentStatus
 from novacron.alert.matchers import new_matcher
 from novacron.alert.rule_runs import RuleSampleWriter
+from novacron.alert.rule_state import GroupState
 from novacron.alert.service import AlertingService, AlertSettings
 from novacron.alert.silences import Silence
 from novacron.alert.state import NotificationRequest

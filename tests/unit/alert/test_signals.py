@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from novacron.alert.evaluate import Alert, GroupState, RuleState
 from novacron.alert.incidents import FALSE_POSITIVE, AlertSignal, Correlator, Source
+from novacron.alert.rule_state import Alert, GroupState, RuleState
 from novacron.alert.signals import anomaly_signal, false_positive_rates, rule_signals
 from novacron.alert.topology import Topology
 from novacron.detect.events import Anomaly, Driver, Severity, Status
