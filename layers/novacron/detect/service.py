@@ -21,8 +21,9 @@ the baseline), and at once when its anomaly episode opens or closes or it leaves
 - Samples at or before the last one scored for the series are skipped: a retried or replayed record
   never teaches the detector a sample twice.
 - Consecutive anomalous samples of a series, with up to ``episode_gap`` normal samples between them,
-  form one episode: ``AnomalyDetected`` when it opens, ``AnomalyResolved`` when it closes. The open
-  episode lives in the series' state, so a cold start continues it rather than opening another.
+  form one episode (novacron.detect.episodes): ``AnomalyDetected`` when it opens, at its first anomalous
+  sample, ``AnomalyResolved`` when it closes. The open episode lives in the series' state, so a cold
+  start continues it rather than opening another.
 
 Side effects happen in this order: anomaly records, events, then detector states. A failure raises
 (the batch is retried) and drops the batch's series from the in-memory cache, so the retry starts from
@@ -37,23 +38,16 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from novacron.detect.events import (
-    DETECTED,
-    RESOLVED,
-    Anomaly,
-    AnomalyEvent,
-    Severity,
-    Status,
-    episode_id,
-    severity_of,
-)
-from novacron.detect.policy import DetectionPolicy, Seasonality, SeriesSettings, Settings
+from novacron.detect.episodes import DetectionPolicies, Episode, EpisodeTracker, tenant_policy
+from novacron.detect.events import Anomaly, AnomalyEvent, Severity, Status, episode_id, severity_of
+from novacron.detect.policy import DetectionPolicy, Seasonality, SeriesSettings
 from novacron.detect.stream import STATE_VERSION, SeriesDetector, Verdict
 from novacron.ingest.validate import SeriesValidator
 from novacron.protocols.wire import WireFormatError, decode_series
@@ -106,14 +100,6 @@ class EventSink(Protocol):
         ...
 
 
-class DetectionPolicies(Protocol):
-    """Tenants' detection policies (the settings table, cached)."""
-
-    def detection(self, tenant: str) -> DetectionPolicy:
-        """The tenant's policy (the defaults, version 0, when none is stored)."""
-        ...
-
-
 @dataclass(frozen=True)
 class DetectorSettings:
     """How the service scores and what it keeps."""
@@ -133,15 +119,6 @@ class DetectorSettings:
 
 
 @dataclass
-class Episode:
-    """An open anomaly episode of a series."""
-
-    anomaly: Anomaly
-    last_anomalous_ms: int
-    quiet: int = 0  # normal samples since the last anomalous one
-
-
-@dataclass
 class SeriesState:
     """Everything kept per series between samples."""
 
@@ -157,13 +134,7 @@ class SeriesState:
 
     def encode(self) -> StoredState:
         """The stored form."""
-        episode = None
-        if self.episode is not None:
-            episode = {
-                "anomaly": self.episode.anomaly.to_json(),
-                "last_anomalous_ms": self.episode.last_anomalous_ms,
-                "quiet": self.episode.quiet,
-            }
+        episode = None if self.episode is None else self.episode.to_json()
         meta = {"last_ms": self.last_ms, "last_raw": self.last_raw, "episode": episode}
         return StoredState(self.detector.to_bytes(), json.dumps(meta, separators=(",", ":")))
 
@@ -171,10 +142,7 @@ class SeriesState:
     def decode(cls, stored: StoredState) -> SeriesState:
         """The inverse of :meth:`encode`; ValueError when the state is unreadable."""
         meta = json.loads(stored.meta)
-        episode = None
-        if meta.get("episode") is not None:
-            raw = meta["episode"]
-            episode = Episode(Anomaly.from_json(raw["anomaly"]), int(raw["last_anomalous_ms"]), int(raw["quiet"]))
+        episode = Episode.from_json(meta["episode"]) if meta.get("episode") is not None else None
         return cls(SeriesDetector.from_bytes(stored.detector), meta.get("last_ms"), meta.get("last_raw"), episode)
 
 
@@ -265,14 +233,15 @@ class DetectionService:
         now = self._clock()
         self._load([key for key in watched if key not in self._cache], now)
         try:
-            episodes = self._score(watched, gathered, policies, report)
+            tracker = self._score(watched, gathered, policies, report)
             for key in watched:
                 self._cache.move_to_end(key)
             # The least recently used beyond the bound leave the cache once their state is stored.
             evicted = list(itertools.islice(self._cache, max(0, len(self._cache) - self.settings.max_cached_series)))
             due = {key: self._cache[key] for key in [*watched, *evicted] if self._due(self._cache[key], now)}
             due.update({key: self._cache[key] for key in evicted if self._cache[key].dirty})
-            self._persist(due, episodes, report.events, now)
+            self._persist(due, tracker, now)
+            report.events.extend(tracker.events)
         except BaseException:
             # The cached detectors learnt samples whose results were not stored: start over from the table
             # (which may miss the samples of the last checkpoint interval: a little history, no episode).
@@ -320,10 +289,7 @@ class DetectionService:
 
     def _policy(self, tenant: str) -> DetectionPolicy:
         """The tenant's detection policy; until one is stored, this function's configured sensitivity."""
-        policy = self.policies.detection(tenant) if self.policies is not None else None
-        if policy is None or policy.version == 0:
-            return DetectionPolicy(defaults=Settings(sensitivity=self.settings.sensitivity))
-        return policy
+        return tenant_policy(self.policies, tenant, self.settings.sensitivity)
 
     def _admit(
         self, gathered: dict[SeriesKey, _Series], policies: dict[str, DetectionPolicy], report: BatchReport
@@ -371,9 +337,10 @@ class DetectionService:
         gathered: dict[SeriesKey, _Series],
         policies: dict[str, DetectionPolicy],
         report: BatchReport,
-    ) -> dict[str, Anomaly]:
-        """Run each watched series' samples through its detector (marking the states changed); the episodes touched."""
-        episodes: dict[str, Anomaly] = {}
+    ) -> EpisodeTracker:
+        """Run each watched series' samples through its detector (marking the states changed); what the
+        episodes did."""
+        tracker = EpisodeTracker(self.settings.episode_gap, report)
         for key, settings in watched.items():
             series, state = gathered[key], self._cache[key]
             policy = policies[key[0]]
@@ -405,10 +372,8 @@ class DetectionService:
                 verdict = state.detector.observe(ts, *scored)
                 report.samples_scored += 1
                 quiet = bool(policy.maintenance) and policy.suppressed(series.labels, ts)
-                self._track(
-                    key, series.labels, metric, "rate" if counter else "value", state, verdict, quiet, episodes, report
-                )
-        return episodes
+                self._track(tracker, key, series.labels, metric, "rate" if counter else "value", state, verdict, quiet)
+        return tracker
 
     @staticmethod
     def _rate(state: SeriesState, ts: int, value: float) -> tuple[float, float] | None:
@@ -429,6 +394,7 @@ class DetectionService:
 
     def _track(
         self,
+        tracker: EpisodeTracker,
         key: SeriesKey,
         labels: Labels,
         metric: str,
@@ -436,48 +402,20 @@ class DetectionService:
         state: SeriesState,
         verdict: Verdict,
         suppressed: bool,
-        episodes: dict[str, Anomaly],
-        report: BatchReport,
     ) -> None:
-        """Open, extend or close the series' episode after one verdict.
-
-        An episode opened in a maintenance window (``suppressed``) is stored but sends no event; if it is
-        still anomalous after the window, it is news then: ``AnomalyDetected`` goes out at that sample.
-        """
+        """Open (at its first anomalous sample), extend or close the series' episode after one verdict;
+        ``suppressed``: the sample is in a maintenance window. An episode that opens, closes or is
+        announced late is written at once (``episode_turned``), so that a cold start does not repeat it."""
         episode = state.episode
-        if verdict.anomaly:
-            if episode is None:
-                anomaly = self._opened(key, labels, metric, scored_as, verdict, suppressed)
-                state.episode = Episode(anomaly, verdict.timestamp_ms)
+        if verdict.anomaly and episode is None:
+            anomaly = self._opened(key, labels, metric, scored_as, verdict, suppressed)
+            state.episode, state.episode_turned = tracker.open(anomaly, verdict.timestamp_ms), True
+        elif verdict.anomaly and episode is not None:
+            explain = partial(_explanation, verdict, scored_as)
+            if tracker.extend(episode, verdict.timestamp_ms, verdict.score, suppressed, explain):
                 state.episode_turned = True
-                if suppressed:
-                    report.anomalies_suppressed += 1
-                else:
-                    report.events.append(AnomalyEvent(DETECTED, anomaly))
-                report.anomalies_opened += 1
-            else:
-                anomaly = episode.anomaly
-                if verdict.score > anomaly.score:
-                    anomaly = replace(anomaly, **_explanation(verdict, scored_as))
-                episode.anomaly = replace(anomaly, samples=anomaly.samples + 1)
-                episode.last_anomalous_ms = verdict.timestamp_ms
-                episode.quiet = 0
-                if anomaly.suppressed and not suppressed:
-                    episode.anomaly = replace(episode.anomaly, suppressed=False)
-                    state.episode_turned = True
-                    report.events.append(AnomalyEvent(DETECTED, episode.anomaly))
-            assert state.episode is not None
-            episodes[state.episode.anomaly.id] = state.episode.anomaly
-        elif episode is not None:
-            episode.quiet += 1
-            if episode.quiet > self.settings.episode_gap:
-                resolved = replace(episode.anomaly, status=Status.RESOLVED, end_ms=episode.last_anomalous_ms)
-                state.episode = None
-                state.episode_turned = True
-                episodes[resolved.id] = resolved
-                if not resolved.suppressed:  # its opening was never announced
-                    report.events.append(AnomalyEvent(RESOLVED, resolved))
-                report.anomalies_resolved += 1
+        elif episode is not None and tracker.normal(episode):
+            state.episode, state.episode_turned = None, True
 
     @staticmethod
     def _opened(
@@ -499,13 +437,12 @@ class DetectionService:
             **_explanation(verdict, scored_as),
         )
 
-    def _persist(
-        self, due: dict[SeriesKey, SeriesState], episodes: dict[str, Anomaly], events: list[AnomalyEvent], now: float
-    ) -> None:
-        if episodes:
-            self.anomalies.put_anomalies(list(episodes.values()), int(now) + self.settings.anomaly_ttl_days * DAY_S)
-        if events:
-            self.events.put_events(events)
+    def _persist(self, due: dict[SeriesKey, SeriesState], tracker: EpisodeTracker, now: float) -> None:
+        if tracker.touched:
+            expires_at = int(now) + self.settings.anomaly_ttl_days * DAY_S
+            self.anomalies.put_anomalies(list(tracker.touched.values()), expires_at)
+        if tracker.events:
+            self.events.put_events(tracker.events)
         if due:
             stored = {key: state.encode() for key, state in due.items()}
             self.states.put_states(stored, int(now) + self.settings.state_ttl_days * DAY_S)

@@ -8,8 +8,9 @@ step 60 s through the query engine, one row per minute. The current model scores
 - A minute is anomalous when its calibrated score reaches ``1 - sensitivity`` (the tenant's detection
   policy: its settings for the label set ``{service="<name>"}``; a service that policy does not watch
   is not scored). Consecutive anomalous minutes, with up to ``episode_gap`` normal minutes between them,
-  form one episode, as for single series (novacron.detect.service): ``AnomalyDetected`` when it opens,
-  ``AnomalyResolved`` when it closes; ids are ``episode_id(tenant, "service/<name>", start)``, so a
+  form one episode, kept as for single series (novacron.detect.episodes): ``AnomalyDetected`` when it
+  opens (at its second anomalous minute in a row, or a critical one: :func:`opens_episode`; it starts at
+  the first), ``AnomalyResolved`` when it closes; ids are ``episode_id(tenant, "service/<name>", start)``, so a
   retried run sends the same ids. A maintenance window covering ``{service="<name>"}`` suppresses it
   (stored, marked ``suppressed``, no event).
 - The episode is an :class:`~novacron.detect.events.Anomaly` with ``metric``
@@ -42,20 +43,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from novacron.detect.events import (
-    CRITICAL_SCORE,
-    DETECTED,
-    RESOLVED,
-    Anomaly,
-    AnomalyEvent,
-    Status,
-    episode_id,
-    severity_of,
-)
+from novacron.detect.episodes import DetectionPolicies, Episode, EpisodeTracker, tenant_policy, with_sample
+from novacron.detect.events import CRITICAL_SCORE, Anomaly, AnomalyEvent, Status, episode_id, severity_of
 from novacron.detect.features import feature_matrix
-from novacron.detect.policy import DetectionPolicy, Settings
+from novacron.detect.policy import DetectionPolicy
 from novacron.detect.registry import ModelRegistry, RegistryConflict, RegistryState
-from novacron.detect.service import AnomalyStore, DetectionPolicies, Episode, EventSink, StateStore, StoredState
+from novacron.detect.service import AnomalyStore, EventSink, StateStore, StoredState
 from novacron.detect.service_model import ServiceModel
 from novacron.detect.trainer import MINUTE_MS, service_snapshot
 from novacron.promql import Engine
@@ -120,13 +113,7 @@ class ServiceState:
 
     def encode(self) -> StoredState:
         """The stored form."""
-        episode = None
-        if self.episode is not None:
-            episode = {
-                "anomaly": self.episode.anomaly.to_json(),
-                "last_anomalous_ms": self.episode.last_anomalous_ms,
-                "quiet": self.episode.quiet,
-            }
+        episode = None if self.episode is None else self.episode.to_json()
         shadow = None if self.shadow is None else self.shadow.__dict__
         pending = None if self.pending is None else self.pending.to_json()
         meta = {"last_ms": self.last_ms, "episode": episode, "shadow": shadow, "pending": pending}
@@ -138,10 +125,7 @@ class ServiceState:
         if stored.detector != STATE_FORMAT:
             raise ValueError(f"not a service scorer state: {stored.detector[:32]!r}")
         meta = json.loads(stored.meta)
-        episode = None
-        if meta.get("episode") is not None:
-            raw = meta["episode"]
-            episode = Episode(Anomaly.from_json(raw["anomaly"]), int(raw["last_anomalous_ms"]), int(raw["quiet"]))
+        episode = Episode.from_json(meta["episode"]) if meta.get("episode") is not None else None
         shadow = ShadowRecord(**meta["shadow"]) if meta.get("shadow") is not None else None
         pending = Anomaly.from_json(meta["pending"]) if meta.get("pending") is not None else None
         return cls(meta.get("last_ms"), episode, shadow, pending)
@@ -236,7 +220,7 @@ class ServiceScorer:
         """Score every service of ``tenant`` that has a current model; one failing service does not stop
         the others (it is logged and counted, and retried from its state next run)."""
         report = ScoringReport()
-        policy = self._policy(tenant)
+        policy = tenant_policy(self.policies, tenant, self.settings.sensitivity)
         end_ms = (self.clock_ms() - self.settings.delay_s * 1000) // MINUTE_MS * MINUTE_MS
         for service in self.registry.services(tenant):
             try:
@@ -245,12 +229,6 @@ class ServiceScorer:
                 log.exception("%s/%s: service scoring failed", tenant, service)
                 report.failures += 1
         return report
-
-    def _policy(self, tenant: str) -> DetectionPolicy:
-        policy = self.policies.detection(tenant) if self.policies is not None else None
-        if policy is None or policy.version == 0:
-            return DetectionPolicy(defaults=Settings(sensitivity=self.settings.sensitivity))
-        return policy
 
     def score_service(
         self,
@@ -296,14 +274,13 @@ class ServiceScorer:
                 state.shadow = ShadowRecord(shadow.version)
         elif shadow is None:
             state.shadow = None
-        touched: dict[str, Anomaly] = {}
-        events: list[AnomalyEvent] = []
+        tracker = EpisodeTracker(self.settings.episode_gap, report)
         for i in np.flatnonzero(rows).tolist():
             ts, score = int(times[i]), float(scores[i])
             anomalous = score >= threshold
             self._track(
-                tenant, service, labels, current, state, ts, score, current_x[i], present[i], threshold,
-                policy.suppressed(labels, ts), touched, events, report,
+                tracker, tenant, service, labels, current, state, ts, score, current_x[i], present[i], threshold,
+                policy.suppressed(labels, ts),
             )  # fmt: skip
             if shadow_scores is not None and state.shadow is not None:
                 shadow_anomalous = bool(shadow_scores[i] >= threshold)
@@ -316,11 +293,12 @@ class ServiceScorer:
         report.services_scored += 1
         state.last_ms = end_ms
         now_s = self.clock_ms() // 1000
-        if touched:
-            self.anomalies.put_anomalies(list(touched.values()), now_s + self.settings.anomaly_ttl_days * DAY_S)
-        if events:
-            self.events.put_events(events)
-            report.events.extend(events)
+        if tracker.touched:
+            expires_at = now_s + self.settings.anomaly_ttl_days * DAY_S
+            self.anomalies.put_anomalies(list(tracker.touched.values()), expires_at)
+        if tracker.events:
+            self.events.put_events(tracker.events)
+            report.events.extend(tracker.events)
         self._copy_shadow_record(registry, state)
         self.states.put_states({key: state.encode()}, now_s + self.settings.state_ttl_days * DAY_S)
 
@@ -341,6 +319,7 @@ class ServiceScorer:
 
     def _track(
         self,
+        tracker: EpisodeTracker,
         tenant: str,
         service: str,
         labels: Labels,
@@ -352,81 +331,55 @@ class ServiceScorer:
         present: npt.NDArray[np.bool_],
         threshold: float,
         suppressed: bool,
-        touched: dict[str, Anomaly],
-        events: list[AnomalyEvent],
-        report: ScoringReport,
     ) -> None:
-        """Open, extend or close the service's episode after one minute's score (opening: opens_episode)."""
-        episode = state.episode
+        """Open, extend or close the service's episode after one minute's score (opening: opens_episode;
+        a single anomalous minute waits in ``state.pending`` for the next)."""
         anomalous = score >= threshold
-        if anomalous:
-
-            def explained() -> dict[str, Any]:  # the peak's explanation (explain() runs only for a new peak)
-                return {
-                    "peak_ms": ts,
-                    "value": round(score, 6),
-                    "score": round(score, 6),
-                    "confidence": round(float(present.mean()), 3),
-                    "severity": severity_of(score),
-                    "detector_version": f"isolation-forest-v{model.version}",
-                    "drivers": model.explain(row, ts),
-                }
-
-            if episode is None:
-                pending = state.pending
-                previous = pending is not None and pending.start_ms == ts - MINUTE_MS
-                state.pending = None
-                if previous and pending is not None:  # the episode started at the pending minute
-                    anomaly = pending if score <= pending.score else replace(pending, **explained())
-                    anomaly = replace(anomaly, samples=anomaly.samples + 1, suppressed=suppressed)
-                else:
-                    sid = service_series_id(service)
-                    anomaly = Anomaly(
-                        id=episode_id(tenant, sid, ts),
-                        tenant=tenant,
-                        series_id=sid,
-                        labels=labels,
-                        metric=SERVICE_METRIC,
-                        status=Status.OPEN,
-                        start_ms=ts,
-                        end_ms=None,
-                        expected=None,
-                        lower=None,
-                        upper=None,
-                        methods=METHODS,
-                        warming_up=False,
-                        scored_as=SCORED_AS,
-                        suppressed=suppressed,
-                        **explained(),
-                    )
-                if not opens_episode(score, threshold, previous):
-                    state.pending = anomaly  # one minute: an episode only if the next one is anomalous too
-                    return
-                state.episode = Episode(anomaly, ts)
-                report.anomalies_opened += 1
-                if suppressed:
-                    report.anomalies_suppressed += 1
-                else:
-                    events.append(AnomalyEvent(DETECTED, anomaly))
-            else:
-                anomaly = episode.anomaly
-                if score > anomaly.score:
-                    anomaly = replace(anomaly, **explained())
-                episode.anomaly = replace(anomaly, samples=anomaly.samples + 1)
-                episode.last_anomalous_ms, episode.quiet = ts, 0
-                if anomaly.suppressed and not suppressed:  # news once the maintenance window is over
-                    episode.anomaly = replace(episode.anomaly, suppressed=False)
-                    events.append(AnomalyEvent(DETECTED, episode.anomaly))
-            assert state.episode is not None
-            touched[state.episode.anomaly.id] = state.episode.anomaly
-            return
-        state.pending = None
-        if episode is not None:
-            episode.quiet += 1
-            if episode.quiet > self.settings.episode_gap:
-                resolved = replace(episode.anomaly, status=Status.RESOLVED, end_ms=episode.last_anomalous_ms)
+        if not anomalous:
+            state.pending = None
+            if state.episode is not None and tracker.normal(state.episode):
                 state.episode = None
-                touched[resolved.id] = resolved
-                if not resolved.suppressed:
-                    events.append(AnomalyEvent(RESOLVED, resolved))
-                report.anomalies_resolved += 1
+            return
+
+        def explained() -> dict[str, Any]:  # the peak's explanation (explain() runs only for a new peak)
+            return {
+                "peak_ms": ts,
+                "value": round(score, 6),
+                "score": round(score, 6),
+                "confidence": round(float(present.mean()), 3),
+                "severity": severity_of(score),
+                "detector_version": f"isolation-forest-v{model.version}",
+                "drivers": model.explain(row, ts),
+            }
+
+        if state.episode is not None:
+            tracker.extend(state.episode, ts, score, suppressed, explained)
+            return
+        pending, state.pending = state.pending, None
+        previous = pending is not None and pending.start_ms == ts - MINUTE_MS
+        if pending is not None and previous:  # the episode started at the pending minute
+            anomaly = replace(with_sample(pending, score, explained), suppressed=suppressed)
+        else:
+            sid = service_series_id(service)
+            anomaly = Anomaly(
+                id=episode_id(tenant, sid, ts),
+                tenant=tenant,
+                series_id=sid,
+                labels=labels,
+                metric=SERVICE_METRIC,
+                status=Status.OPEN,
+                start_ms=ts,
+                end_ms=None,
+                expected=None,
+                lower=None,
+                upper=None,
+                methods=METHODS,
+                warming_up=False,
+                scored_as=SCORED_AS,
+                suppressed=suppressed,
+                **explained(),
+            )
+        if opens_episode(score, threshold, previous):
+            state.episode = tracker.open(anomaly, ts)
+        else:
+            state.pending = anomaly  # one minute: an episode only if the next one is anomalous too

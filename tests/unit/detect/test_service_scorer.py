@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from novacron.detect.episodes import Episode, EpisodeTracker
 from novacron.detect.events import DETECTED, RESOLVED, Anomaly, AnomalyEvent, Severity, Status, episode_id
 from novacron.detect.policy import DetectionPolicy
 from novacron.detect.registry import ModelRegistry
-from novacron.detect.service import Episode, SeriesKey, StoredState
+from novacron.detect.service import SeriesKey, StoredState
 from novacron.detect.service_scorer import (
     SCORED_AS,
     SERVICE_METRIC,
@@ -281,13 +282,11 @@ def track(service_scorer: ServiceScorer, store, state: ServiceState, ts: int, sc
     model = ModelRegistry(store).model("acme", "api", 1)
     row = np.full(len(model.features), np.nan)
     row[0] = 1.0
-    touched: dict[str, Anomaly] = {}
-    events: list[AnomalyEvent] = []
+    tracker = EpisodeTracker(service_scorer.settings.episode_gap, report)
     service_scorer._track(
-        "acme", "api", (("service", "api"),), model, state, ts, score, row, ~np.isnan(row), 0.5, False,
-        touched, events, report,
-    )  # fmt: skip
-    return touched, events
+        tracker, "acme", "api", (("service", "api"),), model, state, ts, score, row, ~np.isnan(row), 0.5, False
+    )
+    return tracker.touched, tracker.events
 
 
 def test_a_single_minute_is_kept_pending_and_two_open_an_episode_from_the_first(store, parts, clock):
