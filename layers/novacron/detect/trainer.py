@@ -33,9 +33,9 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from novacron.detect.episodes import DetectionPolicies, tenant_policy
 from novacron.detect.events import Anomaly, Feedback
 from novacron.detect.features import ServiceFeature, feature_matrix, service_features
-from novacron.detect.policy import DetectionPolicy
 from novacron.detect.registry import LogEntry, ModelRegistry, ModelSummary, RegistryConflict, RegistryState
 from novacron.detect.service_model import ServiceModel, TrainingError, compare_models, labels_from_feedback, train_model
 from novacron.promql import Engine
@@ -81,14 +81,6 @@ class FeedbackSource(Protocol):
 
     def latest_feedback(self, tenant: str, anomaly_ids: Collection[str]) -> dict[str, Feedback]:
         """The latest verdict on each of ``anomaly_ids`` that has one."""
-        ...
-
-
-class DetectionPolicies(Protocol):
-    """Tenants' detection policies (the settings table)."""
-
-    def detection(self, tenant: str) -> DetectionPolicy:
-        """The tenant's policy (the defaults, version 0, when none is stored)."""
         ...
 
 
@@ -395,9 +387,7 @@ class Trainer:
         return comparison.promote, comparison.reason, figures
 
     def _sensitivity(self, tenant: str, service: str) -> float:
-        policy = self.policies.detection(tenant) if self.policies is not None else None
-        if policy is None or policy.version == 0:
-            return self.settings.sensitivity
+        policy = tenant_policy(self.policies, tenant, self.settings.sensitivity)
         resolved = policy.settings_for(((self.settings.label, service),))
         return resolved.sensitivity if resolved is not None else self.settings.sensitivity
 
