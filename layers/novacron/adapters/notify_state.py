@@ -13,8 +13,10 @@ Every ``pk`` starts with the tenant (the notify keys all do: ``<tenant>/…``); 
 
 A delivery is claimed with a conditional put: it succeeds if there is no claim yet, or if the claim has
 no outcome and its lease ran out (the invocation that held it died). The outcome is recorded with an
-update, after which the claim never succeeds again. Told receivers are added to a string set (``ADD``),
-so concurrent invocations never lose each other's receivers. Rate-limit buckets are read and written
+update, after which the claim never succeeds again, unless a redrive of its dead letter *releases* it:
+a delete conditional on the outcome being ``dead_lettered``, so a delivered key is never released.
+Told receivers are added to a string set (``ADD``), so concurrent invocations never lose each other's
+receivers. Rate-limit buckets are read and written
 without a condition: two instances sending to one receiver at the same instant may both take the last
 token, which the receiver's own 429 and the retries then absorb.
 """
@@ -28,11 +30,11 @@ import time
 from collections.abc import Callable
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import DeleteError, PutError
 from pynamodb.models import Model
 
 from novacron.adapters.dynamodb import bind_model
-from novacron.notify.dispatch import DeliveryOutcome
+from novacron.notify.dispatch import DeliveryOutcome, OutcomeStatus
 from novacron.notify.inbox import InboxEntry
 from novacron.notify.ratelimit import BucketState
 from novacron.notify.slack import MessageRef
@@ -138,6 +140,26 @@ class DynamoDeliveryLog:
                 m.expires_at.set(self._expiry()),
             ]
         )
+
+    def release(self, key: str) -> bool:
+        """Make ``key`` claimable again if its recorded outcome is dead-lettered (for a redrive).
+
+        True: the key is claimable now (its claim was removed, or there was none: never made, or
+        expired). False: it was delivered, or is claimed with no outcome yet (a delivery under way).
+        """
+        m = self._model
+        dead_lettered = m.outcome == str(OutcomeStatus.DEAD_LETTERED)
+        try:
+            m(scoped_pk("delivery", key), "claim").delete(condition=dead_lettered | m.pk.does_not_exist())
+        except DeleteError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def table_exists(self) -> bool:
+        """Whether the table exists (the redrive CLI checks its argument before changing anything)."""
+        return bool(self._model.exists())
 
     def outcome(self, key: str) -> str | None:
         """The recorded outcome status of ``key`` (None: unclaimed, or claimed and not finished)."""

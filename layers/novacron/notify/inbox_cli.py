@@ -1,7 +1,8 @@
 """``novacron notifications list [--incident ID]``: the tenant's local inbox, through a running NovaCron.
 
 Reads ``GET /api/v1/notifications`` (any key of the tenant); newest first, one line per notification
-(``--full`` adds each one's text, ``--json`` prints the entries).
+(``--full`` adds each one's text, ``--json`` prints the entries). ``novacron notifications redrive``
+(novacron.notify.redrive_cli) redrives the notifier's dead letters.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 from typing import Any
 
 from novacron.cli import _api
+from novacron.notify import redrive_cli
 from novacron.notify.inbox_api import inbox_lines
 from novacron.policy_cli import _target
 
@@ -21,8 +23,8 @@ def register(commands: Any) -> None:
     """Add the ``notifications`` command."""
     notifications = commands.add_parser(
         "notifications",
-        help="read the local inbox: the notifications sent where no real endpoint is configured",
-        description="A tenant's local notification inbox through a running NovaCron.",
+        help="read the local inbox; redrive the notifier's dead letters",
+        description="A tenant's local notification inbox through a running NovaCron; redriving dead letters.",
     )
     actions = notifications.add_subparsers(title="actions", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="the tenant's inbox, newest first")
@@ -32,6 +34,7 @@ def register(commands: Any) -> None:
     listing.add_argument("--full", action="store_true", help="print each notification's whole text")
     listing.add_argument("--json", action="store_true", help="print the entries as JSON")
     listing.set_defaults(run=_list)
+    redrive_cli.register(actions)
 
 
 def _list(args: argparse.Namespace) -> int:

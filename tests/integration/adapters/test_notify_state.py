@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from novacron.adapters.dead_letters import SqsDeadLetters
+from novacron.adapters.dead_letters import DeadLetterQueueError, SqsDeadLetters
 from novacron.adapters.email_topic import SnsEmailPublisher
 from novacron.adapters.notify_state import (
     DynamoDeliveryLog,
@@ -146,3 +146,63 @@ def test_publishing_to_a_missing_topic_is_a_final_failure(moto_wiring: None) -> 
         SnsEmailPublisher().publish(topic_arn("no-such-topic"), "s", "m", {"tenant": "acme"})
     assert not failed.value.retryable
     assert failed.value.reason.startswith("SNS NotFound")
+
+
+def test_release_frees_a_dead_lettered_key_and_never_a_delivered_one(table: str) -> None:
+    log = DynamoDeliveryLog(table, clock=lambda: NOW)
+    delivered, failed, running = KEY, KEY.replace("/1/", "/2/"), KEY.replace("/1/", "/3/")
+    # Given a delivered key, a dead-lettered key and a key claimed by a delivery under way
+    for key in (delivered, failed, running):
+        assert log.claim(key, NOW, lease_s=100)
+    log.record(delivered, DeliveryOutcome(delivered, "oncall/pagerduty[0]", OutcomeStatus.DELIVERED, "HTTP 202", 1))
+    log.record(failed, DeliveryOutcome(failed, "oncall/pagerduty[0]", OutcomeStatus.DEAD_LETTERED, "HTTP 503", 5))
+    # When each is released
+    released = {key: log.release(key) for key in (delivered, failed, running)}
+    # Then only the dead-lettered one is, and it can be claimed again
+    assert released == {delivered: False, failed: True, running: False}
+    assert log.claim(failed, NOW + 1, lease_s=100)
+    # And the delivered one keeps its outcome and is never claimed again; the running one keeps its lease
+    assert log.outcome(delivered) == "delivered"
+    assert not log.claim(delivered, NOW + 1_000, lease_s=100)
+    assert not log.claim(running, NOW + 50, lease_s=100)
+    # And a key with no claim at all (never made, or expired) is claimable: releasing it says so
+    assert log.release(KEY.replace("/1/", "/9/"))
+    assert log.table_exists()
+    assert not DynamoDeliveryLog("no-such-table").table_exists()
+
+
+@pytest.fixture
+def dlq(moto_wiring: None) -> SqsDeadLetters:
+    return SqsDeadLetters(physical_name(NOTIFY_DLQ), visibility_timeout_s=300, wait_s=0)
+
+
+def dead_letter(sequence: int) -> DeadLetter:
+    key = f"acme/inc-1/{sequence}/oncall/pagerduty[0]"
+    return DeadLetter(key, "acme", "oncall/pagerduty[0]", "inc-1", "opened", sequence, "HTTP 503", 5, True, NOW, {})
+
+
+def test_the_redrive_reads_letters_in_batches_of_ten_hidden_until_deleted_or_shown(dlq: SqsDeadLetters) -> None:
+    # Given 12 letters on the queue
+    for sequence in range(12):
+        dlq.put(dead_letter(sequence))
+    # When they are received, Then at most ten come at a time, with their bodies, and are then hidden
+    first, second = dlq.receive(10), dlq.receive(10)
+    assert (len(first), len(second)) == (10, 2)
+    assert {json.loads(m.body)["sequence"] for m in first + second} == set(range(12))
+    assert dlq.receive(10) == []
+    # When two are deleted and the rest shown again at once
+    dlq.delete([m.receipt for m in first[:2]])
+    dlq.make_visible([m.receipt for m in first[2:] + second])
+    # Then the other ten come back now, not after the visibility timeout, and the deleted two never do
+    again = dlq.receive(10) + dlq.receive(10)
+    assert {m.message_id for m in again} == {m.message_id for m in first[2:] + second}
+
+
+def test_deleting_with_a_stale_receipt_names_the_failure(dlq: SqsDeadLetters) -> None:
+    # Given a received letter that was deleted already
+    dlq.put(dead_letter(1))
+    (message,) = dlq.receive(10)
+    dlq.delete([message.receipt])
+    # When it is made visible with its stale receipt, Then the adapter says what failed rather than passing silently
+    with pytest.raises(DeadLetterQueueError, match="could not make visible 1 messages"):
+        dlq.make_visible([message.receipt])
