@@ -1,13 +1,17 @@
 """Per-service multivariate models (Isolation Forest) on the simulated shop: quality and speed.
 
-The simulator (novacron.simulate) scrapes the whole estate every 60 s for ``--train-days`` days without
-injected faults (its random restarts happen as usual), then ``--test-days`` days with one fault every
-``--every`` minutes, cycling through FAULTS over the services named there. Samples go into an
+For each of ``--seeds`` (default 0 1 2: three estates, about a minute each), the simulator
+(novacron.simulate) scrapes the whole estate every 60 s for ``--train-days`` days (3: Monday-Wednesday)
+without injected faults (its random restarts happen as usual), then one test day (Thursday: a later
+day would run into the weekend, which the training days do not show) with one fault every ``--every``
+minutes, cycling through FAULTS over the services named there. Samples go into an
 in-memory reader; each service's features (novacron.detect.features.service_features, from the metric
 and label names its series carry) are evaluated as PromQL range queries at a 60 s step through
 novacron.promql.Engine -- the same expressions the scorer runs. One model per service is trained on
-the training days and scores every test minute, at the default sensitivity (anomaly: score >= 0.5).
-A minute is *flagged* when the scorer would hold an episode open there, by the scorer's own rule
+the training days and scores every test minute. The figures are summed over the seeds (and printed
+per seed overall), at the default sensitivity (anomaly: score >= 0.5) and, re-thresholding the same
+scores, over the sensitivities 0.1-0.9 (the precision/recall curve). A minute is *flagged* when the
+scorer would hold an episode open there, by the scorer's own rule
 (novacron.detect.service_scorer.episode_minutes: an episode opens on the second anomalous minute in a
 row, or on a critical one, so that a single non-critical minute raises nothing).
 
@@ -29,13 +33,15 @@ minutes while caches refill, after a random restart, an instance coming back fro
 ``leak``'s OOM kill -- is real and visible, but not an anomaly an SRE wants paged for, so it is not
 given a recovery tail here: the models count memory below usual as usual (novacron.detect.features.
 high_only), and a flag in a restart's aftermath counts as false. With the time-of-day profile (the
-peak is usual at peak time) and the two-minute opening rule, the false alarms left are mostly the whole
-estate's traffic a few percent above its usual level for a few minutes (the entry service's noise,
-felt by every service downstream): the rarest normal rows, at the rate the calibration allows
-(see novacron.detect.service_model).
+peak is usual at peak time), the two-minute opening rule and a minute alarming only when rarer than
+one training minute in 10,000 (novacron.detect.service_model), the false alarms left are events of the
+simulation rather than noise: a cache's memory well below usual for a quarter of an hour, an error
+burst on a service whose error ratio was always 0.
 
-Training time, model size and scoring time are measured
-on the real models; scoring one row is timed as the scorer runs it (one call per row).
+Two checks of the calibration: how many training minutes (in sample) reach tail levels 2, 3 and the
+default's (documented: 10^-L), and how the critical score splits faults from normal minutes (a
+critical minute opens an episode on its own). Training time, model size and scoring time are measured
+on the first seed's models; scoring one row is timed as the scorer runs it (one call per row).
 """
 
 from __future__ import annotations
@@ -49,8 +55,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from novacron.detect.events import CRITICAL_SCORE
 from novacron.detect.features import ServiceFeature, feature_matrix, service_features
-from novacron.detect.service_model import ServiceModel, train_model
+from novacron.detect.service_model import MIDPOINT_LEVEL, ServiceModel, train_model
 from novacron.detect.service_scorer import ScorerSettings, episode_minutes
 from novacron.promql import Engine
 from novacron.query.memory_reader import InMemorySeriesReader
@@ -62,7 +69,10 @@ STEP_S = 60
 WARM_S = 15 * 60  # the first minutes: counters have no rate yet
 TAIL_MINUTES = 6
 ALARM_GAP = 2
+# One test day per seed: the simulator's weekend starts after Friday, and the models learn Monday-Wednesday.
+TEST_DAYS = 1
 SENSITIVITY = 0.5
+CURVE = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # Kind, spec (without the timing): cycled over the test days.
 FAULTS: tuple[tuple[str, str], ...] = (
     ("latency on a database", "latency:postgres:+40ms"),
@@ -88,13 +98,31 @@ class Injected:
 
 @dataclass
 class ServiceRun:
-    """A service's model and its verdicts on the test minutes."""
+    """A service's model and its scores of the test minutes."""
 
     model: ServiceModel
-    flags: Flags
     scores: Floats
     train_seconds: float
     model_bytes: int
+    train_levels: Floats  # the training rows' tail levels (in sample), to check the calibration
+
+    def flags(self, sensitivity: float) -> Flags:
+        """The test minutes the scorer would hold an episode open at, at ``sensitivity``."""
+        return episode_minutes(self.scores, 1 - sensitivity, ScorerSettings().episode_gap)
+
+
+@dataclass
+class SeedRun:
+    """One simulated estate (one seed): its faults, test minutes and service models."""
+
+    seed: int
+    estate: Estate
+    injected: list[Injected]
+    test_times: npt.NDArray[np.int64]
+    test_rows: dict[str, Floats]
+    runs: dict[str, ServiceRun]
+    simulate_seconds: float
+    query_seconds: float
 
 
 @dataclass
@@ -172,21 +200,21 @@ def fault_mask(times_ms: npt.NDArray[np.int64], faults: Sequence[Fault]) -> Flag
 
 def tally(
     report: KindReport,
-    run: ServiceRun,
+    flags: Flags,
     times_ms: npt.NDArray[np.int64],
     affecting: Sequence[Fault],
     own: Sequence[Injected],
 ) -> None:
-    """Add one service model's alarms, normal minutes and detections to ``report``."""
+    """Add one service model's alarms, normal minutes and detections (``flags``: its flagged minutes)."""
     disturbed = fault_mask(times_ms, affecting)
-    for first, last in alarms(run.flags):
+    for first, last in alarms(flags):
         report.alarms += 1
         report.true_alarms += bool(disturbed[first : last + 1].any())
     report.normal_minutes += int((~disturbed).sum())
-    report.flagged_normal += int((run.flags & ~disturbed).sum())
+    report.flagged_normal += int((flags & ~disturbed).sum())
     for item in own:
         window = fault_mask(times_ms, [item.fault])
-        hits = np.flatnonzero(run.flags & window)
+        hits = np.flatnonzero(flags & window)
         report.faults += 1
         if hits.size:
             report.detected += 1
@@ -201,7 +229,7 @@ def train_and_score(
     matrix: Floats,
     split_ms: int,
 ) -> ServiceRun:
-    """Train on the rows before ``split_ms``; flag the rows from it on."""
+    """Train on the rows before ``split_ms``; score the rows from it on."""
     train = times_ms < split_ms
     started = time.perf_counter()
     model = train_model(
@@ -209,8 +237,8 @@ def train_and_score(
     )
     seconds = time.perf_counter() - started
     scores = model.score(matrix[~train], times_ms[~train])
-    flags = episode_minutes(scores, 1 - SENSITIVITY, ScorerSettings().episode_gap)
-    return ServiceRun(model, flags, scores, seconds, len(model.to_bytes()))
+    levels = model.levels(matrix[train], times_ms[train])
+    return ServiceRun(model, scores, seconds, len(model.to_bytes()), levels)
 
 
 def row_latency_ms(run: ServiceRun, times_ms: npt.NDArray[np.int64], rows: Floats, count: int = 200) -> float:
@@ -234,39 +262,16 @@ def full_size_timing() -> str:
     return f"at the limit (10,080 rows x 12 features): training {seconds:.2f}s, {len(model.to_bytes()) / 1024:.0f} KiB"
 
 
-def describe(name: str, r: KindReport) -> str:
-    """One table line."""
-    recall = f"{r.detected}/{r.faults} = {r.detected / r.faults:.2f}" if r.faults else "-"
-    precision = f"{r.true_alarms}/{r.alarms} = {r.true_alarms / r.alarms:.2f}" if r.alarms else "- (no alarms)"
-    fpr = r.flagged_normal / r.normal_minutes if r.normal_minutes else 0.0
-    delay = f"{np.median(r.delays):.0f}" if r.delays else "-"
-    return f"{name:<24} {recall:>14} {precision:>16} {fpr:>10.4f} {delay:>10}"
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Run the evaluation and print the report."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-days", type=float, default=3.0)
-    parser.add_argument("--test-days", type=float, default=1.0)
-    parser.add_argument("--every", type=int, default=120, help="minutes between injected faults")
-    parser.add_argument("--duration", type=int, default=20, help="minutes each fault lasts")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-
-    estate = Estate(seed=args.seed)
-    split_s = START_S + int(args.train_days * 86400)
-    end_s = split_s + int(args.test_days * 86400)
-    injected = schedule(split_s, args.test_days, args.every, args.duration)
+def run_seed(seed: int, train_days: float, every_min: int, duration_min: int) -> SeedRun:
+    """Simulate one estate (``seed``) for the training days and one test day, train and score its models."""
+    estate = Estate(seed=seed)
+    split_s = START_S + int(train_days * 86400)
+    end_s = split_s + TEST_DAYS * 86400
+    injected = schedule(split_s, TEST_DAYS, every_min, duration_min)
     started = time.perf_counter()
     reader, metrics = simulate(estate, [i.fault for i in injected], end_s)
     simulated = time.perf_counter() - started
     engine = Engine(reader)
-    print(
-        f"simulated {len(metrics)} services, {(end_s - START_S) // STEP_S} scrapes in {simulated:.1f}s; "
-        f"train {args.train_days:g} d, test {args.test_days:g} d with {len(injected)} faults of "
-        f"{args.duration} min, sensitivity {SENSITIVITY}"
-    )
-
     runs: dict[str, ServiceRun] = {}
     query_seconds = 0.0
     test_times: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
@@ -279,44 +284,144 @@ def main(argv: Sequence[str] | None = None) -> None:
         runs[service] = train_and_score("bench", service, features, times_ms, matrix, split_s * 1000)
         test_times = times_ms[times_ms >= split_s * 1000]
         test_rows[service] = matrix[times_ms >= split_s * 1000]
+    return SeedRun(seed, estate, injected, test_times, test_rows, runs, simulated, query_seconds)
 
+
+def reports(seeds: Sequence[SeedRun], sensitivity: float) -> tuple[dict[str, KindReport], KindReport]:
+    """Per fault kind and over all service models, the figures at ``sensitivity``, summed over the seeds."""
     by_kind: dict[str, KindReport] = defaultdict(KindReport)
     overall = KindReport()
-    for service, run in runs.items():
-        affecting = [i.fault for i in injected if service in affected_by(estate, i.fault)]
-        own = [i for i in injected if i.fault.service == service]
-        tally(overall, run, test_times, affecting, own)
-        for kind in sorted({i.kind for i in own}):
-            tally(by_kind[kind], run, test_times, affecting, [i for i in own if i.kind == kind])
+    for seed in seeds:
+        for service, run in seed.runs.items():
+            flags = run.flags(sensitivity)
+            affecting = [i.fault for i in seed.injected if service in affected_by(seed.estate, i.fault)]
+            own = [i for i in seed.injected if i.fault.service == service]
+            tally(overall, flags, seed.test_times, affecting, own)
+            for kind in sorted({i.kind for i in own}):
+                tally(by_kind[kind], flags, seed.test_times, affecting, [i for i in own if i.kind == kind])
+    return by_kind, overall
 
+
+def describe(name: str, r: KindReport) -> str:
+    """One table line."""
+    recall = f"{r.detected}/{r.faults} = {r.detected / r.faults:.2f}" if r.faults else "-"
+    precision = f"{r.true_alarms}/{r.alarms} = {r.true_alarms / r.alarms:.2f}" if r.alarms else "- (no alarms)"
+    fpr = r.flagged_normal / r.normal_minutes if r.normal_minutes else 0.0
+    delay = f"{np.median(r.delays):.0f}" if r.delays else "-"
+    return f"{name:<24} {recall:>14} {precision:>16} {fpr:>10.4f} {delay:>10}"
+
+
+def print_table(seeds: Sequence[SeedRun]) -> None:
+    """The figures at the default sensitivity: per fault kind and overall summed over the seeds, then per seed."""
+    by_kind, overall = reports(seeds, SENSITIVITY)
     print(f"\n{'fault kind':<24} {'recall':>14} {'precision':>16} {'FPR':>10} {'delay min':>10}")
     for kind, _ in FAULTS:
         if kind in by_kind:
             print(describe(kind, by_kind[kind]))
     print(describe("all services", overall))
+    if len(seeds) > 1:
+        for seed in seeds:
+            print(describe(f"  seed {seed.seed}", reports([seed], SENSITIVITY)[1]))
+    print("targets: precision >= 0.95, FPR <= 1 %, recall >= 0.90, median delay <= 2 minutes")
+    print_critical(seeds)
+    print_calibration(seeds)
 
+
+def print_critical(seeds: Sequence[SeedRun]) -> None:
+    """How the critical score (one minute opens an episode) splits faults from normal minutes."""
+    faults = critical_faults = normal = critical_normal = 0
+    for seed in seeds:
+        for service, run in seed.runs.items():
+            critical = run.scores >= CRITICAL_SCORE
+            affecting = [i.fault for i in seed.injected if service in affected_by(seed.estate, i.fault)]
+            disturbed = fault_mask(seed.test_times, affecting)
+            normal += int((~disturbed).sum())
+            critical_normal += int((critical & ~disturbed).sum())
+            for item in seed.injected:
+                if item.fault.service == service:
+                    faults += 1
+                    critical_faults += bool((critical & fault_mask(seed.test_times, [item.fault])).any())
+    print(
+        f"critical (score >= {CRITICAL_SCORE}): reached in {critical_faults} of {faults} faults, "
+        f"on {critical_normal} of {normal} normal minutes"
+    )
+
+
+def print_calibration(seeds: Sequence[SeedRun]) -> None:
+    """The share of training minutes (in sample) at tail level L or above, against the documented 10^-L."""
+    levels = np.concatenate([run.train_levels for seed in seeds for run in seed.runs.values()])
+    shares = ", ".join(
+        f"L >= {level:g}: {int((levels >= level).sum())} ({(levels >= level).mean():.2e}, documented {10**-level:.0e})"
+        for level in (2.0, 3.0, MIDPOINT_LEVEL)
+    )
+    print(f"training minutes (in sample, {levels.size} in all) {shares}; L >= {MIDPOINT_LEVEL:g} scores 0.5")
+
+
+def print_curve(seeds: Sequence[SeedRun]) -> None:
+    """Precision, recall, false-alarm rate and median delay over all service models, per sensitivity."""
+    print(f"\nprecision/recall curve (all services, summed over the seeds)\n{'sensitivity':<24} "
+          f"{'recall':>14} {'precision':>16} {'FPR':>10} {'delay min':>10}")  # fmt: skip
+    for sensitivity in CURVE:
+        print(describe(f"{sensitivity:.1f}", reports(seeds, sensitivity)[1]))
+
+
+def print_costs(seed: SeedRun) -> None:
+    """Training time, model size and scoring time of one seed's models, and at the design limit."""
+    runs = seed.runs
     sizes = [r.model_bytes for r in runs.values()]
     train_s = [r.train_seconds for r in runs.values()]
-    biggest = max(runs.values(), key=lambda r: len(r.model.features))
-    widest = next(s for s, r in runs.items() if r is biggest)
+    widest = max(runs, key=lambda s: len(runs[s].model.features))
+    biggest = runs[widest]
     print(
-        f"\nfeatures per service {min(len(r.model.features) for r in runs.values())}-{len(biggest.model.features)}; "
-        f"training rows per model {biggest.model.points}; feature queries {query_seconds:.1f}s in all"
+        f"\nseed {seed.seed}: features per service {min(len(r.model.features) for r in runs.values())}-"
+        f"{len(biggest.model.features)}; training rows per model {biggest.model.points}; "
+        f"feature queries {seed.query_seconds:.1f}s in all"
     )
     print(f"training: median {np.median(train_s):.2f}s, max {max(train_s):.2f}s per model")
     print(f"model size: median {np.median(sizes) / 1024:.0f} KiB, max {max(sizes) / 1024:.0f} KiB")
-    latency = row_latency_ms(biggest, test_times, test_rows[widest])
+    latency = row_latency_ms(biggest, seed.test_times, seed.test_rows[widest])
     print(f"scoring one row ({widest}, {len(biggest.model.features)} features): {latency:.2f} ms")
     print(full_size_timing())
-    print("\nexample explanations (the strongest alarm of each faulted service):")
-    for service in sorted({i.fault.service for i in injected}):
-        run = runs[service]
+
+
+def print_explanations(seed: SeedRun) -> None:
+    """The drivers of the strongest alarm of each faulted service of one seed."""
+    print(f"\nexample explanations (seed {seed.seed}, the strongest alarm of each faulted service):")
+    for service in sorted({i.fault.service for i in seed.injected}):
+        run = seed.runs[service]
         peak = int(np.argmax(run.scores))
         drivers = ", ".join(
             f"{d.feature} {d.value:.4g} (usual {d.expected:.4g}, {d.contribution:.0%})"
-            for d in run.model.explain(test_rows[service][peak], int(test_times[peak]), top=3)
+            for d in run.model.explain(seed.test_rows[service][peak], int(seed.test_times[peak]), top=3)
         )
         print(f"  {service:<16} score {run.scores[peak]:.3f}: {drivers}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the evaluation and print the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-days", type=float, default=3.0)
+    parser.add_argument("--every", type=int, default=120, help="minutes between injected faults")
+    parser.add_argument("--duration", type=int, default=20, help="minutes each fault lasts")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="simulator seeds: one estate and model set each"
+    )
+    args = parser.parse_args(argv)
+
+    seeds = []
+    for seed in args.seeds:
+        run = run_seed(seed, args.train_days, args.every, args.duration)
+        print(
+            f"seed {seed}: simulated {len(run.runs)} services, {(args.train_days + TEST_DAYS) * 1440:.0f} scrapes "
+            f"in {run.simulate_seconds:.1f}s; train {args.train_days:g} d, test {TEST_DAYS} d with "
+            f"{len(run.injected)} faults of {args.duration} min"
+        )
+        seeds.append(run)
+    print(f"\nsensitivity {SENSITIVITY} (the default), {len(seeds)} seed(s): {', '.join(str(s) for s in args.seeds)}")
+    print_table(seeds)
+    print_curve(seeds)
+    print_costs(seeds[0])
+    print_explanations(seeds[0])
 
 
 if __name__ == "__main__":

@@ -10,16 +10,19 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from novacron.detect.events import Feedback, FeedbackVerdict
+from novacron.detect import service_model
+from novacron.detect.events import CRITICAL_SCORE, Feedback, FeedbackVerdict
 from novacron.detect.features import ServiceFeature
 from novacron.detect.forest import pack_arrays
 from novacron.detect.service_model import (
     MAGIC,
+    MIDPOINT_LEVEL,
     PROFILE_SLOTS,
     ServiceModel,
     TrainingError,
     compare_models,
     labels_from_feedback,
+    score_of_level,
     train_model,
 )
 
@@ -58,10 +61,10 @@ def train(rows_x: np.ndarray, **options: object) -> ServiceModel:
     )  # type: ignore[arg-type]
 
 
-def with_storm(rows: int = 2000, storm: slice = slice(1000, 1100)) -> np.ndarray:
-    """Normal rows with a CPU storm (three times the CPU) in ``storm``."""
+def with_storm(rows: int = 2000, storm: slice = slice(1000, 1100), factor: float = 3.0) -> np.ndarray:
+    """Normal rows with a CPU storm (``factor`` times the CPU, by default three) in ``storm``."""
     rows_x = service_rows(rows)
-    rows_x[storm, 3] *= 3
+    rows_x[storm, 3] *= factor
     return rows_x
 
 
@@ -84,9 +87,63 @@ def test_normal_rows_rarely_alarm_and_a_clear_outlier_is_critical(model: Service
 
 
 def test_training_rows_alarm_at_a_small_documented_rate(model: ServiceModel) -> None:
-    # Given the training rows / When scored / Then about 0.1-0.5 % of them reach 0.5
+    # Given the training rows / When scored / Then at most one in 2,000 reaches 0.5 (documented: 1 in 10,000)
     share = (model.score(service_rows(2880), times(2880)) >= 0.5).mean()
-    assert 0.0005 <= share <= 0.006
+    assert share <= 0.0005
+
+
+TEN_DAYS = 14_400
+
+
+@pytest.fixture(scope="module")
+def ten_days() -> tuple[ServiceModel, np.ndarray]:
+    """A model trained on ten days of normal rows, and those rows: enough to measure rates of 1 in 1,000."""
+    rows_x = service_rows(TEN_DAYS, seed=8)
+    return train(rows_x), rows_x
+
+
+@pytest.mark.parametrize(("midpoint", "tolerance"), [(2.0, 0.02), (2.5, 0.25), (3.0, 0.4)])
+def test_the_share_of_training_rows_scoring_half_is_ten_to_minus_the_midpoint(
+    ten_days: tuple[ServiceModel, np.ndarray], monkeypatch: pytest.MonkeyPatch, midpoint: float, tolerance: float
+) -> None:
+    # Given a model of ten days, with the tail level scored 0.5 set to ``midpoint`` (rates that ten days measure)
+    model, rows_x = ten_days
+    monkeypatch.setattr(service_model, "MIDPOINT_LEVEL", midpoint)
+    # When its training rows are scored, forest and guard together
+    share = (model.score(rows_x, times(TEN_DAYS)) >= 0.5).mean()
+    # Then the share reaching 0.5 is the documented 10 ** -midpoint
+    assert share == pytest.approx(10**-midpoint, rel=tolerance)
+
+
+def test_the_larger_of_two_levels_alone_would_alarm_more_often_than_documented(
+    ten_days: tuple[ServiceModel, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the ten-day model without its combined calibration (forest and guard each calibrated alone)
+    model, rows_x = ten_days
+    uncombined = replace(model, combined_calibration=np.zeros(0))
+    monkeypatch.setattr(service_model, "MIDPOINT_LEVEL", 2.0)
+    # When both score the training rows
+    shares = [(m.score(rows_x, times(TEN_DAYS)) >= 0.5).mean() for m in (model, uncombined)]
+    # Then the larger of the two levels reaches 1 % on clearly more rows; the combined score on 1 %
+    assert shares[1] > 1.25 * shares[0]
+    assert shares[0] == pytest.approx(0.01, rel=0.02)
+
+
+def test_the_default_alarms_on_about_one_training_row_in_10000(ten_days: tuple[ServiceModel, np.ndarray]) -> None:
+    # Given the ten-day model at the default midpoint / When its training rows are scored
+    model, rows_x = ten_days
+    alarmed = int((model.score(rows_x, times(TEN_DAYS)) >= 0.5).sum())
+    # Then about 1.4 of the 14,400 rows reach 0.5 (the exponential tail bounds light-tailed noise from above)
+    assert MIDPOINT_LEVEL == 4.0
+    assert alarmed <= 4
+
+
+def test_scores_follow_the_documented_levels() -> None:
+    # Given the tail levels around the midpoint / When scored
+    low, mid, high, critical = score_of_level(np.array([3.0, 4.0, 5.0, 5.34]))
+    # Then 0.1 one level below, 0.5 at the midpoint, 0.9 one above, critical 1.34 levels above
+    assert (low, mid, high) == pytest.approx((0.1, 0.5, 0.9))
+    assert critical == pytest.approx(CRITICAL_SCORE, abs=0.001)
 
 
 def test_an_error_ratio_never_seen_in_training_alarms(model: ServiceModel) -> None:
@@ -216,7 +273,9 @@ def labelled_day(storm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def test_compare_promotes_a_better_candidate_and_rejects_a_worse_one() -> None:
     # Given a model that learnt a storm as normal and one trained with the storm labelled
-    history = with_storm(2000, slice(1000, 1400))  # long enough to be learnt as normal
+    # (eight times the CPU: replayed at another time of day, whose slot neither model learnt, a smaller storm
+    # is not rare enough to alarm at the default level, one training row in 10,000)
+    history = with_storm(2000, slice(1000, 1400), factor=8.0)  # long enough to be learnt as normal
     labels = np.full(len(history), -1, dtype=np.int8)
     labels[1000:1400] = 1
     blind, aware = train(history), train(history, labels=labels)
@@ -392,8 +451,10 @@ def test_a_version_1_model_is_still_read_and_standardises_with_the_global_center
     old = ServiceModel.from_bytes(version_1_bytes(model))
     # When it standardises a row at two times of day
     z = old.standardise(np.vstack([PEAK_ROW, PEAK_ROW]), [PEAK_MS, NIGHT_MS])
-    # Then it has no profile, and the time of day makes no difference (the global center and scale)
+    # Then it has no profile nor combined calibration, and the time of day makes no difference (the global
+    # center and scale)
     assert old.profile_center.size == 0
+    assert old.combined_calibration.size == 0
     np.testing.assert_array_equal(z[0], z[1])
     np.testing.assert_allclose(z[0], (PEAK_ROW - model.center) / model.scale)
     assert old.score(PEAK_ROW, [PEAK_MS]).shape == (1,)
