@@ -165,9 +165,9 @@ class ScoringReport:
 def opens_episode(score: float, threshold: float, previous_anomalous: bool) -> bool:
     """Whether a minute opens an episode (when none is open): it is anomalous (``score >= threshold``) and
     either critical (:data:`~novacron.detect.events.CRITICAL_SCORE`) or the second anomalous minute in a
-    row. A single non-critical minute is left out: at the calibrated rate normal minutes reach the
-    threshold (a few in a thousand, see novacron.detect.service_model) most of them are alone, while a
-    fault holds for minutes."""
+    row. A single non-critical minute is left out: the normal minutes that reach the threshold (about
+    one in 10,000 at the default sensitivity, see novacron.detect.service_model) are mostly alone, while
+    a fault holds for minutes."""
     return score >= threshold and (score >= CRITICAL_SCORE or previous_anomalous)
 
 
