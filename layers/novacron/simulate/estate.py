@@ -570,6 +570,8 @@ class _Series:
     counts: list[Labels] = field(default_factory=list)
     rpc: list[tuple[str, Labels, Labels]] = field(default_factory=list)  # target, requests, errors
     extra: list[Labels] = field(default_factory=list)  # datastore series
+    # Per request and RPC counter, a fixed offset in [0, 1) added before the floor (see _emit).
+    phases: dict[Labels, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -667,6 +669,8 @@ class EstateSimulator:
                         make_labels("rpc_client_errors_total", base, target=dep),
                     )
                 )
+            counters = [*(labels for codes in s.requests for labels in codes), *(x for _, *pair in s.rpc for x in pair)]
+            s.phases = {labels: stable_unit(est.seed, "phase", inst.key, labels) for labels in counters}
         elif spec.kind is Kind.REDIS:
             s.extra = [
                 make_labels("redis_commands_processed_total", base),
@@ -792,8 +796,13 @@ class EstateSimulator:
             (series.cpu, round(state.cpu_s, 2)),
             (series.memory, float(round(memory))),
         ]
+        # A counter shows whole events: the floor of its expected count. Each counter's floor falls at its own
+        # phase: with one phase for all, the many slow counters of a service (pods x routes x codes, one 5xx
+        # each every half hour at night) stepped in the same scrape, and errors came in bursts of ten
+        # between quiet scrapes, which no real service does.
+        phases = series.phases
         for r in range(len(series.requests)):
-            out.extend((labels, float(math.floor(c[labels]))) for labels in series.requests[r])
+            out.extend((labels, float(math.floor(c[labels] + phases[labels]))) for labels in series.requests[r])
             count = float(math.floor(c[series.counts[r]]))
             # floors of ordered accumulators stay ordered, so buckets are cumulative; +Inf is _count
             out.extend((labels, float(math.floor(c[labels]))) for labels in series.buckets[r][:-1])
@@ -801,8 +810,8 @@ class EstateSimulator:
             out.append((series.sums[r], round(c[series.sums[r]], 6)))
             out.append((series.counts[r], count))
         for _, requests, errors in series.rpc:
-            out.append((requests, float(math.floor(c[requests]))))
-            out.append((errors, float(math.floor(c[errors]))))
+            out.append((requests, float(math.floor(c[requests] + phases[requests]))))
+            out.append((errors, float(math.floor(c[errors] + phases[errors]))))
         if spec.kind is Kind.REDIS:
             clients = 8 + 40 * load.traffic + 2 * smooth_noise(est.seed, f"cl/{inst.key}", t)
             out += [
