@@ -84,8 +84,10 @@ lower :meth:`ServiceModel.confidence` (the share of features present); a row wit
 Promotion (:func:`compare_models`): with at least :data:`MIN_LABELLED` labelled rows, one of them an
 anomaly, the candidate is promoted when its F1 is at least the current model's and it raises no more
 alarms on confirmed-normal rows; with labelled rows that are all normal, when it raises no more alarms
-on them and its alarm rate on unlabelled rows is within :data:`ALARM_RATE_TOLERANCE` of the current
-model's; without labels, on that alarm-rate rule alone (unlabelled rows are presumed mostly normal).
+on them and no more alarms on the unlabelled rows than the current model plus an allowance (a share
+:data:`EXTRA_ALARM_SHARE` of those rows, five times the default calibrated rate, and at least
+:data:`EXTRA_ALARMS_MIN`: one or two alarms more on a six-hour trial of 360 minutes say nothing); without
+labels, on that alarm rule alone (unlabelled rows are presumed mostly normal).
 The two models may have different features: each picks its own columns by feature name
 (:meth:`ServiceModel.columns_from`), a feature it has and the matrix lacks is missing (NaN).
 """
@@ -132,7 +134,9 @@ PROFILE_SLOT_MS = 30 * 60 * 1000
 PROFILE_SLOTS = DAY_MS // PROFILE_SLOT_MS
 MIN_SLOT_ROWS = 20  # a slot's own center and scale need this many values of the feature ...
 MIN_SLOT_DAYS = 2  # ... from this many days: one day's values are that day, not a habit
-ALARM_RATE_TOLERANCE = 0.002  # two alarmed minutes in a thousand
+# How many more alarms than the current model's a candidate may raise on unlabelled rows (module docstring).
+EXTRA_ALARM_SHARE = 0.0005
+EXTRA_ALARMS_MIN = 2
 
 
 class TrainingError(ValueError):
@@ -585,6 +589,8 @@ def evaluate(flags: npt.NDArray[np.bool_], labels: npt.NDArray[np.int8]) -> dict
         "anomalous": float(int(positive.sum())),
         "false_alarms": float(int((flags & negative).sum())),
         "alarm_rate": round(float(flags[unlabelled].mean()) if unlabelled.any() else 0.0, 6),
+        "unlabelled": float(int(unlabelled.sum())),
+        "unlabelled_alarms": float(int((flags & unlabelled).sum())),
     }
 
 
@@ -613,8 +619,13 @@ def compare_models(
     new = evaluate(candidate.score(matrix, times_ms) >= threshold, row_labels)
     labelled = int(new["labelled"])
     fewer_false = new["false_alarms"] <= now["false_alarms"]
-    rate_ok = new["alarm_rate"] <= now["alarm_rate"] + ALARM_RATE_TOLERANCE
-    rates = f"alarm rate on unlabelled rows {new['alarm_rate']:.4f} vs {now['alarm_rate']:.4f}"
+    allowance = max(EXTRA_ALARMS_MIN, math.ceil(EXTRA_ALARM_SHARE * new["unlabelled"]))
+    rate_ok = new["unlabelled_alarms"] <= now["unlabelled_alarms"] + allowance
+    rates = (
+        f"alarm rate on unlabelled rows {new['alarm_rate']:.4f} vs {now['alarm_rate']:.4f} "
+        f"({new['unlabelled_alarms']:.0f} vs {now['unlabelled_alarms']:.0f} of {new['unlabelled']:.0f} rows, "
+        f"at most {allowance} more allowed)"
+    )
     if labelled >= MIN_LABELLED and new["anomalous"] > 0:
         promote = new["f1"] >= now["f1"] and fewer_false
         reason = (
@@ -625,10 +636,10 @@ def compare_models(
         promote = fewer_false and rate_ok
         reason = (
             f"{labelled} labelled rows, all confirmed normal: false alarms {new['false_alarms']:.0f} vs "
-            f"{now['false_alarms']:.0f}; {rates} (tolerance {ALARM_RATE_TOLERANCE})"
+            f"{now['false_alarms']:.0f}; {rates}"
         )
     else:
         promote = rate_ok
-        reason = f"{labelled} labelled rows (fewer than {MIN_LABELLED}): {rates} (tolerance {ALARM_RATE_TOLERANCE})"
+        reason = f"{labelled} labelled rows (fewer than {MIN_LABELLED}): {rates}"
     verdict = "promoted" if promote else "kept the current model"
     return Comparison(promote, f"{verdict}: {reason}", now, new)

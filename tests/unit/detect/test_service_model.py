@@ -309,6 +309,46 @@ def test_compare_without_labels_judges_the_alarm_rate(model: ServiceModel) -> No
     assert "alarm rate" in rejected.reason
 
 
+def test_compare_rejects_a_candidate_that_alarms_on_a_rare_regime_the_current_model_knows() -> None:
+    # Given a current model that has seen a slow path now and then (2 % of minutes at 0.08 s), and a
+    # candidate trained on a stretch without it
+    rng = np.random.default_rng(11)
+    known = service_rows(2880, seed=7)
+    known[rng.choice(2880, 58, replace=False), 2] = 0.08
+    current, candidate = train(known), train(service_rows(2880, seed=8))
+    # ...and a week of unlabelled minutes with the slow path on 12 of them (0.12 %: within the old
+    # tolerance of 0.2 %, far above the default rate of 0.01 %)
+    trial = service_rows(10_000, seed=9)
+    trial[rng.choice(10_000, 12, replace=False), 2] = 0.08
+
+    # When the candidate is compared with the current model
+    result = compare_models(current, candidate, trial, times(10_000), np.full(10_000, -1, dtype=np.int8))
+
+    # Then it is kept out: at least 12 alarms more than the current model's, where 5 (0.05 %) are allowed
+    assert result.candidate["unlabelled_alarms"] >= result.current["unlabelled_alarms"] + 12
+    assert not result.promote
+    assert "at most 5 more allowed" in result.reason
+
+
+@pytest.mark.parametrize(("storms", "promoted"), [(2, True), (3, False)])
+def test_on_a_short_trial_two_more_alarms_are_allowed_and_three_are_not(
+    model: ServiceModel, storms: int, promoted: bool
+) -> None:
+    # Given a current model that knows CPU storms, the usual model as the candidate, and a six-hour trial
+    # (360 minutes) with a few storm minutes: the candidate alarms on them, the current model does not
+    current = train(with_storm(2880, storm=slice(0, 2880, 20)))
+    trial = service_rows(360, seed=12)
+    trial[[60 * (k + 1) for k in range(storms)], 3] *= 3.0
+
+    # When the candidate is compared with the current model
+    result = compare_models(current, model, trial, times(360), np.full(360, -1, dtype=np.int8))
+
+    # Then two more alarms than the current model's are allowed (the minimum), three are not
+    assert result.candidate["unlabelled_alarms"] - result.current["unlabelled_alarms"] == storms
+    assert "at most 2 more allowed" in result.reason
+    assert result.promote is promoted
+
+
 def test_compare_handles_different_feature_sets(model: ServiceModel) -> None:
     # Given a candidate without the error ratio feature
     fewer = (FEATURES[0], FEATURES[2], FEATURES[3])
