@@ -9,7 +9,8 @@ Rules, per metric name:
 
 * ``*_bucket``, ``*_created``, ``*_info``, ``*_start_time_seconds``/``*_timestamp_seconds`` and metrics
   with a ``quantile`` label are never features (histogram buckets carry no more than their sum and
-  count; timestamps jump on every restart).
+  count; timestamps jump on every restart); nor are ``ALERTS``/``ALERTS_FOR_STATE``, which the alert
+  function writes back with the alert's labels, ``service`` included.
 * ``X_sum`` + ``X_count`` -> ``latency mean (X)``: ``sum(rate(X_sum[5m])) / sum(rate(X_count[5m]))``
   (kind ``latency``; the ``X_count`` rate itself duplicates the request rate and is not a feature).
 * ``process_cpu_seconds_total`` -> ``cpu``: cores busy, ``sum(rate(...[5m]))`` (kind ``resource``).
@@ -70,6 +71,9 @@ SERVER_ERRORS = "5.."
 # Exporter counters that do not follow the ``_total`` convention.
 KNOWN_COUNTER_PREFIXES = ("pg_stat_database_xact_", "pg_stat_database_tup_", "pg_stat_database_blks_")
 NEVER_SUFFIXES = ("_bucket", "_created", "_info", "_start_time_seconds", "_timestamp_seconds")
+# The alert function's own output: alert state, not the service's behaviour (and a feature of it would feed
+# alerts back into anomalies, which are alerts again).
+NEVER_NAMES = frozenset({"ALERTS", "ALERTS_FOR_STATE"})
 ERROR_WORDS = ("error", "fail", "rollback")
 WELL_KNOWN_NAMES = ("request rate", "error ratio", "cpu", "memory", "instances up")
 # Features for which only values above usual can be a fault sign (module docstring).
@@ -144,7 +148,7 @@ def _candidates(service: str, metrics: Mapping[str, frozenset[str]], label: str)
     names = set(metrics)
     for name in sorted(names):
         labels = metrics[name]
-        if name.endswith(NEVER_SUFFIXES) or "quantile" in labels:
+        if name.endswith(NEVER_SUFFIXES) or name in NEVER_NAMES or "quantile" in labels:
             continue
         if name.endswith("_sum") and name[: -len("_sum")] + "_count" in names:
             base = name[: -len("_sum")]

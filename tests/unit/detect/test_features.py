@@ -62,6 +62,19 @@ def test_every_expression_parses_and_never_uses_buckets(service: str) -> None:
     assert len({f.name for f in features}) == len(features)
 
 
+def test_the_alert_functions_output_is_never_a_feature() -> None:
+    # Given a service's metrics plus the ALERTS series the alert function writes back with its labels
+    metrics = simulated_metrics("email") | {
+        "ALERTS": frozenset({"service", "alertname", "alertstate"}),
+        "ALERTS_FOR_STATE": frozenset({"service", "alertname"}),
+    }
+    # When its features are derived
+    names = [f.name for f in service_features("email", metrics)]
+    # Then neither is one: alert state is not the service's behaviour
+    assert names == [f.name for f in service_features("email", simulated_metrics("email"))]
+    assert not {"ALERTS", "ALERTS_FOR_STATE"} & set(names)
+
+
 def test_label_values_are_escaped_and_the_label_is_configurable() -> None:
     # Given a service whose name holds a quote and a backslash, selected by job
     name = 'we"ird\\svc'
