@@ -17,9 +17,12 @@ from novacron.adapters.settings_table import SettingsTable
 from novacron.config import ServiceDetectConfig
 from novacron.detect.registry import ModelRegistry
 from novacron.detect.service_scorer import ScorerSettings, ScoringReport, ServiceScorer
+from novacron.scheduled import out_of_time
 from novacron.storage.reader import HotTierReader
 from novacron.telemetry import add_metrics
 
+# A service takes a few seconds to score: one begun with less left might not be stored in time.
+RESERVE_MS = 10_000
 config = ServiceDetectConfig.from_env()
 logger = Logger(service="novacron-service-detect")
 tracer = Tracer()
@@ -43,10 +46,10 @@ scorer = ServiceScorer(
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    report = ScoringReport()
+    report, stop = ScoringReport(), out_of_time(context, RESERVE_MS)
     for tenant in registry.tenants():  # only tenants with models have anything to score
         reader = HotTierReader(tenant, blocks, index, retention=settings.retention(tenant))
-        report.add(scorer.score_tenant(tenant, reader))
+        report.add(scorer.score_tenant(tenant, reader, stop))
     add_metrics(metrics, report.counts())
     for anomaly_event in report.events:
         logger.info(

@@ -142,6 +142,7 @@ class ScoringReport:
     anomalies_resolved: int = 0
     anomalies_suppressed: int = 0
     failures: int = 0
+    deferred: int = 0  # services left for the next run (out of time)
     events: list[AnomalyEvent] = field(default_factory=list)
 
     def add(self, other: ScoringReport) -> None:
@@ -159,6 +160,7 @@ class ScoringReport:
             "ServiceAnomaliesResolved": self.anomalies_resolved,
             "ServiceAnomaliesSuppressed": self.anomalies_suppressed,
             "ServiceScoringFailures": self.failures,
+            "ServicesDeferred": self.deferred,
         }
 
 
@@ -216,13 +218,20 @@ class ServiceScorer:
         self.policies = policies
         self.clock_ms = clock_ms
 
-    def score_tenant(self, tenant: str, reader: SeriesReader) -> ScoringReport:
-        """Score every service of ``tenant`` that has a current model; one failing service does not stop
-        the others (it is logged and counted, and retried from its state next run)."""
+    def score_tenant(
+        self, tenant: str, reader: SeriesReader, out_of_time: Callable[[], bool] = lambda: False
+    ) -> ScoringReport:
+        """Score every service of ``tenant`` that has a current model, until ``out_of_time`` (the others
+        go on from their state next run); one failing service does not stop the others (it is logged and
+        counted, and retried from its state next run)."""
         report = ScoringReport()
         policy = tenant_policy(self.policies, tenant, self.settings.sensitivity)
         end_ms = (self.clock_ms() - self.settings.delay_s * 1000) // MINUTE_MS * MINUTE_MS
         for service in self.registry.services(tenant):
+            if out_of_time():
+                log.info("%s: out of time; the remaining services wait for the next run", tenant)
+                report.deferred += 1
+                continue
             try:
                 self.score_service(tenant, service, reader, policy, end_ms, report)
             except Exception:

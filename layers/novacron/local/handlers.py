@@ -92,6 +92,10 @@ class LocalContext:
         """Milliseconds until the declared timeout, counted from the start of the invocation."""
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
+    def expire(self) -> None:
+        """Run the time out now: handlers that watch their remaining time wind down as at a timeout."""
+        self._deadline = time.monotonic()
+
 
 def make_context(fn: Function, prefix: str = DEFAULT_PREFIX) -> LocalContext:
     """A fresh context for one invocation of ``fn``."""
@@ -120,6 +124,7 @@ class LocalFunction:
         self.prefix = prefix
         self.arn = function_arn(fn.name, prefix)
         self._lock = lock or threading.Lock()
+        self._current: LocalContext | None = None  # the invocation in flight, if any
 
     @classmethod
     def load(
@@ -131,4 +136,14 @@ class LocalFunction:
     def invoke(self, event: Any) -> Any:
         """Call the handler with ``event`` and a new context; exceptions propagate."""
         with self._lock:
-            return self.handler(event, make_context(self.fn, self.prefix))
+            self._current = make_context(self.fn, self.prefix)
+            try:
+                return self.handler(event, self._current)
+            finally:
+                self._current = None
+
+    def expire_current(self) -> None:
+        """Run the time out of the invocation in flight, if any (see :meth:`LocalContext.expire`)."""
+        current = self._current
+        if current is not None:
+            current.expire()

@@ -181,6 +181,8 @@ class LocalRuntime:
         if not self._started:
             return
         self._started = False
+        for timer in self.timers:  # all of them first: their runs in flight wind down together
+            timer.request_stop()
         for timer in self.timers:
             timer.stop()
         self.timers.clear()

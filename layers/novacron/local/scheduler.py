@@ -72,11 +72,19 @@ class ScheduleTimer:
         self._thread.start()
         log.info("schedule %s: %s every %ss", self.schedule.name, self.schedule.function, self.schedule.every_s)
 
+    def request_stop(self) -> None:
+        """No further runs; the run in flight, if any, finds its time run out (as at a Lambda timeout), so
+        that a job that watches its remaining time (novacron.scheduled) winds down at its next check."""
+        self._stop.set()
+        self.function.expire_current()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop after the current run, if any, and join the thread."""
-        self._stop.set()
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("schedule %s: its run did not end within %.0f s of the stop", self.schedule.name, timeout)
             self._thread = None
 
     def _run(self) -> None:

@@ -160,6 +160,25 @@ def test_a_minute_is_scored_once_even_when_runs_repeat(store, parts, clock, read
     assert (anomalies.items, events.events) == before
 
 
+def test_a_run_out_of_time_leaves_the_remaining_services_for_the_next_run(store, parts, clock, reader):
+    # Given two services with models, and a run whose time runs out after the first service
+    service_scorer = scorer(store, parts, clock)
+    clock.now_ms += 10 * MINUTE_MS
+    checks = iter([False, True])
+
+    # When it runs
+    report = service_scorer.score_tenant("acme", reader, out_of_time=lambda: next(checks))
+
+    # Then one service is scored and the other deferred
+    assert (report.services_scored, report.deferred) == (1, 1)
+    assert report.counts()["ServicesDeferred"] == 1
+    # ...and the next run, at the same minute with time to spare, scores the deferred one (the other has
+    # no new minute)
+    again = service_scorer.score_tenant("acme", reader)
+    assert (again.services_scored, again.deferred) == (1, 0)
+    assert again.minutes_scored == report.minutes_scored
+
+
 def test_a_failed_run_is_retried_from_the_stored_state_with_the_same_episode_id(store, clock, reader):
     # Given a bus that fails on the minute the episode opens
     states, anomalies = MemoryStates(), MemoryAnomalies()
