@@ -220,7 +220,8 @@ def anomaly_lines(anomalies: list[dict[str, Any]]) -> list[str]:
     strongest = services + [a for a in ranked if a not in services][: ANOMALIES_SHOWN - len(services)]
     for a in strongest:
         labels = a["labels"]
-        where = labels.get("service") or labels.get("job") or labels.get("instance", "")
+        # the pod where the series has one: two pods' episodes of one metric are two lines that differ there
+        where = labels.get("pod") or labels.get("service") or labels.get("job") or labels.get("instance", "")
         detail = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k not in _SUMMARY_LABELS)
         what = f"{a['metric']}{{{detail[:60]}}}{' rate' if a['scored_as'] == 'rate' else ''}"
         band = (
