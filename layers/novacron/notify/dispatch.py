@@ -24,6 +24,18 @@ from novacron.notify.model import IncidentNotification
 from novacron.notify.ratelimit import RateLimit
 
 
+def notifier_name(receiver: str, integration: str) -> str:
+    """A notifier's name, ``<receiver>/<integration>`` (``oncall/pagerduty[0]``): delivery keys and dead
+    letters carry it."""
+    return f"{receiver}/{integration}"
+
+
+def split_notifier_name(name: str) -> tuple[str, str]:
+    """The inverse of :func:`notifier_name`: (receiver, integration); ``(name, "")`` for a bare receiver."""
+    receiver, slash, integration = name.rpartition("/")
+    return (receiver, integration) if slash else (name, "")
+
+
 class Notifier(Protocol):
     """One configured receiver of one tenant."""
 

@@ -41,7 +41,7 @@ from novacron.alert.amconfig import (
     parse_config,
 )
 from novacron.notify.delivery import Channel, DeliveryFailed
-from novacron.notify.dispatch import Notifier
+from novacron.notify.dispatch import Notifier, notifier_name
 from novacron.notify.email import EmailNotifier, EmailReceiver, Publisher
 from novacron.notify.inbox import InboxNotifier, InboxReceiver, InboxStore
 from novacron.notify.model import Action, IncidentNotification
@@ -127,7 +127,7 @@ def notifiers_for(
     wanted = list(integrations) or list(by_name)
     out: list[Notifier] = []
     for name in wanted:
-        key = f"{receiver}/{name}"
+        key = notifier_name(receiver, name)
         integration = by_name.get(name)
         if integration is None:
             out.append(UnusableNotifier(key, f"receiver {receiver!r} has no integration {name}"))

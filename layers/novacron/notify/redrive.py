@@ -28,7 +28,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from novacron.alert.state import NotificationRequest
-from novacron.notify.dispatch import OutcomeStatus
+from novacron.notify.dispatch import OutcomeStatus, split_notifier_name
 from novacron.notify.model import IncidentNotification
 
 RECEIVE_BATCH = 10  # SQS's ReceiveMessage maximum
@@ -118,8 +118,8 @@ def _delivery(data: Mapping[str, Any]) -> Letter:
     if not (isinstance(key, str) and isinstance(receiver, str) and isinstance(tenant, str)):
         return Letter("unreadable delivery", keep_reason="key, receiver and tenant: expected strings")
     # A letter's receiver is the notifier's name, ``<receiver>/<integration>``.
-    name, _, integration = receiver.rpartition("/")
-    tenants, receivers = frozenset({tenant}), (frozenset({receiver, name or receiver}),)
+    name, integration = split_notifier_name(receiver)
+    tenants, receivers = frozenset({tenant}), (frozenset({receiver, name}),)
 
     def kept(reason: str) -> Letter:
         return Letter(key, keep_reason=reason, tenants=tenants, receivers=receivers)
@@ -133,7 +133,7 @@ def _delivery(data: Mapping[str, Any]) -> Letter:
     # The key is recomputed from the notification, so only the letter's own tenant's key is ever released.
     if notification.tenant != tenant or notification.delivery_key(receiver) != key:
         return kept("its key, tenant and receiver do not match its notification")
-    request = NotificationRequest(notification, name or receiver, (integration,) if name else ())
+    request = NotificationRequest(notification, name, (integration,) if integration else ())
     return Letter(key, (request,), release_key=key, tenants=tenants, receivers=receivers)
 
 
